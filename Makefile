@@ -1,0 +1,72 @@
+# Everything a developer or CI needs, installed by the project's own files.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: prefer a matching interpreter (pyenv's when the shim hides it).
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -1) python3.12 python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+endif
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+PORT ?= 3000
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help install run invoke test lint typecheck unit integration infra e2e bench build clean
+
+help:
+	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT)"
+	@echo "make test   - install everything and run the whole test suite"
+	@echo "make invoke FUNCTION=CreateChallengeFunction EVENT=events/create_challenge.json"
+	@echo "make bench  - cold-start, AWS-call, size and memory benchmark"
+
+$(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	npm install --silent --no-audit --no-fund
+	touch $@
+
+$(SAM_VENV)/.installed:
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+
+run: $(VENV)/.installed
+	PORT=$(PORT) $(PY) -m tests.local
+
+invoke: $(VENV)/.installed
+	$(PY) -m tests.local.invoke $(FUNCTION) $(EVENT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+build: $(SAM_VENV)/.installed
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+test: install lint typecheck
+	PATH="$(dir $(PYTHON)):$(CURDIR)/$(SAM_VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" $(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+bench: $(VENV)/.installed build
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam node_modules .local

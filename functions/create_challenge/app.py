@@ -1,0 +1,97 @@
+"""POST /v1/challenges: start an SMS challenge."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
+from otp_core.http import json_response, make_resolver, parse_body, principal
+from otp_core.models import CreateChallengeRequest
+from otp_core.observability import logger, metrics, tracer
+from otp_core.phone import check_phone_number
+from otp_core.service import ChallengeService
+
+app = make_resolver()
+# Replays within an hour return the first answer; the key is scoped to the API key that sent it.
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[principal, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=3600,
+    raise_on_no_idempotency_key=True,
+)
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def service() -> ChallengeService:
+    return ChallengeService(
+        runtime.settings(),
+        runtime.repository(),
+        runtime.clock(),
+        codes=runtime.code_book(),
+        sender=runtime.sms_sender(),
+        phone_check=check_phone_number,
+    )
+
+
+def create(request: dict[str, Any]) -> dict[str, Any]:
+    return service().create(CreateChallengeRequest.model_validate(request["body"])).to_json()
+
+
+@cache
+def create_once() -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+
+    store = DynamoDBPersistenceLayer(
+        table_name=runtime.settings().table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="IDEMPOTENCY#create_challenge",
+        expiry_attr="ttl",
+        boto3_client=runtime.client("dynamodb"),
+    )
+    return idempotent_function(data_keyword_argument="request", persistence_store=store, config=idempotency)(create)
+
+
+@app.post("/v1/challenges")
+def create_challenge() -> Response[str]:
+    body = parse_body(app, CreateChallengeRequest).model_dump(mode="json", by_alias=False)
+    key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    if key is None:
+        return json_response(201, create({"body": body}))
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidRequestError("Idempotency-Key must be 1-255 visible ASCII characters")
+    return json_response(201, _replayable(body, key))
+
+
+def _replayable(body: dict[str, Any], key: str) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
+
+    try:
+        result: dict[str, Any] = create_once()(request={"principal": principal(app), "key": key, "body": body})
+    except IdempotencyValidationError as exc:
+        raise InvalidRequestError("this Idempotency-Key was used with a different request body") from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise ConflictError("a request with this Idempotency-Key is still in progress") from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise DependencyError("the challenge store is unavailable; retry later") from exc
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return app.resolve(event, context)

@@ -1,0 +1,27 @@
+"""GET /v1/health: liveness of the API and its functions (no dependency calls, so it is free to poll)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import __version__
+from otp_core.http import json_response, make_resolver
+from otp_core.observability import logger, metrics, tracer
+
+app = make_resolver()
+
+
+@app.get("/v1/health")
+def health() -> Response[str]:
+    return json_response(200, {"status": "ok", "version": __version__})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

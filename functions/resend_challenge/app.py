@@ -1,0 +1,42 @@
+"""POST /v1/challenges/{challengeId}/resend: send the same code again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.errors import InvalidRequestError
+from otp_core.http import json_response, make_resolver
+from otp_core.observability import logger, metrics, tracer
+from otp_core.service import ChallengeService
+
+app = make_resolver()
+
+
+def service() -> ChallengeService:
+    return ChallengeService(
+        runtime.settings(),
+        runtime.repository(),
+        runtime.clock(),
+        codes=runtime.code_book(),
+        sender=runtime.sms_sender(),
+    )
+
+
+@app.post("/v1/challenges/<challengeId>/resend")
+def resend_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+    body = app.current_event.decoded_body
+    if body and body.strip() not in ("", "{}"):
+        raise InvalidRequestError("resend takes no request body")
+    return json_response(200, service().resend(challengeId))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,40 @@
+"""POST /v1/challenges/{challengeId}/verify: check a code and issue a verification token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.http import json_response, make_resolver, parse_body
+from otp_core.models import VerifyChallengeRequest
+from otp_core.observability import logger, metrics, tracer
+from otp_core.service import ChallengeService
+
+app = make_resolver()
+
+
+def service() -> ChallengeService:
+    return ChallengeService(
+        runtime.settings(),
+        runtime.repository(),
+        runtime.clock(),
+        codes=runtime.code_book(),
+        tokens=runtime.token_issuer(),
+    )
+
+
+@app.post("/v1/challenges/<challengeId>/verify")
+def verify_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+    request = parse_body(app, VerifyChallengeRequest)
+    return json_response(200, service().verify(challengeId, request.code))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,70 @@
+"""One-time codes: generation, keyed hashing and the masked copy that lets resend send the same code.
+
+The table never holds a code in clear. It holds two values derived with a server-side key that lives in
+Secrets Manager:
+
+- ``code_hash`` = HMAC-SHA256(key, "hash" | challenge id | code): what a submitted code is compared with;
+- ``code_mask`` = (code + pad) mod 10^n with pad = HMAC-SHA256(key, "pad" | challenge id) mod 10^n: a one-time
+  pad over the digit space, so resend can recover and send the same code while a copy of the table alone
+  reveals nothing about it.
+
+The HMAC key also derives the opaque keys of the per-number and per-IP counters, so they carry no numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+class CodeBook:
+    """Keyed operations on codes and identifiers.
+
+    Parameters
+    ----------
+    key:
+        The secret HMAC key (at least 32 bytes of entropy).
+    length:
+        Number of digits of a code (4-10).
+    """
+
+    def __init__(self, key: bytes, length: int) -> None:
+        if len(key) < 32:
+            raise ValueError("the code key must be at least 32 bytes")
+        if not 4 <= length <= 10:
+            raise ValueError("code length must be 4-10 digits")
+        self._key = key
+        self.length = length
+        self._modulus = 10**length
+
+    def new_code(self) -> str:
+        """Draw a uniformly random code of ``length`` digits from the OS CSPRNG."""
+        return f"{secrets.randbelow(self._modulus):0{self.length}d}"
+
+    def _mac(self, *parts: str) -> bytes:
+        return hmac.new(self._key, "\x00".join(parts).encode(), hashlib.sha256).digest()
+
+    def code_hash(self, challenge_id: str, code: str) -> str:
+        """Keyed hash of a code, bound to its challenge so a hash cannot be replayed elsewhere."""
+        return self._mac("hash", challenge_id, code).hex()
+
+    def _pad(self, challenge_id: str) -> int:
+        pad: int = int.from_bytes(self._mac("pad", challenge_id), "big") % self._modulus
+        return pad
+
+    def mask(self, challenge_id: str, code: str) -> str:
+        """Encrypt a code for storage (one-time pad keyed by the challenge)."""
+        return f"{(int(code) + self._pad(challenge_id)) % self._modulus:0{self.length}d}"
+
+    def unmask(self, challenge_id: str, masked: str) -> str:
+        """Recover the code stored by :meth:`mask`."""
+        return f"{(int(masked) - self._pad(challenge_id)) % self._modulus:0{self.length}d}"
+
+    def matches(self, challenge_id: str, code: str, stored_hash: str) -> bool:
+        """Compare a submitted code with a stored hash in constant time."""
+        return hmac.compare_digest(self.code_hash(challenge_id, code), stored_hash)
+
+    def subject_key(self, kind: str, value: str) -> str:
+        """Opaque, keyed identifier of a phone number or IP address for counter items."""
+        return self._mac("subject", kind, value)[:16].hex()

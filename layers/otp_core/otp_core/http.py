@@ -1,0 +1,104 @@
+"""The HTTP edge shared by every function: one resolver factory, strict body parsing, problem responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from pydantic import BaseModel, ValidationError
+
+from otp_core.errors import FieldError, InvalidRequestError, NotFoundError, OtpError, Problem, to_problem
+from otp_core.models import ResponseModel
+from otp_core.observability import logger
+
+Model = TypeVar("Model", bound=BaseModel)
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def problem_response(problem: Problem) -> Response[str]:
+    return Response(
+        status_code=problem.status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(problem.body()),
+        headers={**_NO_STORE, **problem.headers},
+    )
+
+
+def json_response(
+    status: int, body: ResponseModel | dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[str]:
+    payload = body.to_json() if isinstance(body, ResponseModel) else body
+    return Response(status_code=status, content_type=JSON, body=json.dumps(payload), headers=headers or dict(_NO_STORE))
+
+
+def make_resolver() -> APIGatewayRestResolver:
+    """A REST API resolver whose every failure is an RFC 9457 problem response.
+
+    Errors of the hierarchy map to their status and code; anything else is a bug, logged with its traceback
+    and answered with a body that reveals nothing.
+    """
+    app = APIGatewayRestResolver(strip_prefixes=None)
+
+    @app.exception_handler(OtpError)  # type: ignore[untyped-decorator]
+    def _otp_error(error: OtpError) -> Response[str]:
+        if error.status >= 500:
+            logger.warning("request failed", code=error.code, cause=type(error.__cause__).__name__)
+        return problem_response(to_problem(error))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return problem_response(to_problem(NotFoundError("no such route")))
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _bug(error: Exception) -> Response[str]:
+        logger.exception("unhandled error", error_type=type(error).__name__)
+        return problem_response(Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred"))
+
+    return app
+
+
+def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
+    """Parse the request body strictly into ``model``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Not a JSON object, wrong types, missing or unknown fields; ``errors`` names each field.
+    """
+    raw = app.current_event.decoded_body
+    if not raw:
+        raise InvalidRequestError("the request body must be a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError("the request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [FieldError(_field_name(e["loc"]), _message(e)) for e in exc.errors(include_input=False)]
+        raise InvalidRequestError("the request body is invalid", errors=errors) from None
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "missing":
+        return "required"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def principal(app: APIGatewayRestResolver) -> str:
+    """The API key identity the authorizer attached to the request."""
+    authorizer = app.current_event.request_context.authorizer
+    value = authorizer.get("principalId") if authorizer else None
+    return str(value or "anonymous")

@@ -1,0 +1,97 @@
+"""Process-wide wiring: AWS clients, secrets and services, built once per cold start and on first use.
+
+Handlers call these factories inside their routes, so a function builds only what it uses and tests can
+reset the caches with :func:`reset` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from otp_core.codes import CodeBook
+from otp_core.errors import DependencyError
+from otp_core.ports import SystemClock
+from otp_core.settings import Settings, get_settings
+
+# Fail fast inside API Gateway's 29 s limit and the functions' timeout; the SDK retries throttling itself.
+_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def secret(secret_id: str) -> str:
+    """Read a plain-string secret through the Powertools parameters cache (refreshed every 5 minutes)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        value = _secrets_provider(SecretsProvider).get(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    except GetParameterError as exc:
+        raise DependencyError("a secret the service needs is unavailable; retry later") from exc
+    return str(value)
+
+
+@cache
+def _secrets_provider(provider_class: Any) -> Any:
+    return provider_class(boto3_client=client("secretsmanager"))
+
+
+@cache
+def code_book() -> CodeBook:
+    return CodeBook(secret(settings().code_secret_id).encode(), settings().code_length)
+
+
+@cache
+def clock() -> SystemClock:
+    return SystemClock()
+
+
+@cache
+def repository() -> Any:
+    from otp_core.adapters.dynamodb import DynamoChallengeRepository
+
+    return DynamoChallengeRepository(client("dynamodb"), settings())
+
+
+@cache
+def sms_sender() -> Any:
+    from otp_core.adapters.sns import SnsSmsSender
+
+    providers = settings().sms_providers
+    if providers != ("sns",):
+        raise DependencyError("only the sns SMS provider is available in this version")
+    return SnsSmsSender(client("sns"))
+
+
+@cache
+def token_issuer() -> Any:
+    from otp_core.adapters.kms import KmsSigner
+    from otp_core.tokens import TokenIssuer
+
+    config = settings()
+    return TokenIssuer(
+        KmsSigner(client("kms"), config.signing_key_id),
+        issuer=config.token_issuer,
+        audience=config.token_audience,
+        ttl_seconds=config.token_ttl_seconds,
+        clock=clock(),
+    )
+
+
+def reset() -> None:
+    """Forget every cached client, secret and service (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    for factory in (client, _secrets_provider, code_book, clock, repository, sms_sender, token_issuer):
+        factory.cache_clear()

@@ -1,0 +1,346 @@
+"""The challenge service: create, verify, resend, claim and read SMS challenges.
+
+Pure logic over the ports; no boto3 here. Every state change is delegated to one conditional write of the
+repository, so concurrent requests cannot exceed a limit or use a code twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+import uuid
+from collections.abc import Callable
+
+from otp_core.codes import CodeBook
+from otp_core.errors import (
+    ConflictError,
+    DeliveryFailedError,
+    FieldError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+)
+from otp_core.messages import check_template, default_template, render
+from otp_core.models import (
+    ChallengeSent,
+    ChallengeView,
+    ClaimResult,
+    CreateChallengeRequest,
+    VerifyResult,
+)
+from otp_core.observability import logger, mask_phone, metrics
+from otp_core.ports import (
+    Challenge,
+    ChallengeRepository,
+    ChallengeState,
+    Clock,
+    OutgoingSms,
+    SendQuota,
+    SmsSender,
+    VerifyOutcome,
+)
+from otp_core.settings import Settings
+from otp_core.timefmt import rfc3339
+from otp_core.tokens import VERIFICATION_TOKEN_TYPE, TokenIssuer
+
+_CHALLENGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
+
+
+def is_challenge_id(value: str) -> bool:
+    """True for IDs this service could have issued; anything else is treated like an unknown ID."""
+    return bool(_CHALLENGE_ID.fullmatch(value))
+
+
+class ChallengeService:
+    """Use cases of the Challenges section of the contract.
+
+    Parameters
+    ----------
+    settings:
+        The policy.
+    repository:
+        Where challenges and counters live.
+    clock:
+        Source of the current time.
+    codes:
+        Keyed code operations (its key comes from Secrets Manager); needed by create, verify and resend.
+    sender:
+        The SMS port; needed by create and resend only.
+    tokens:
+        Token issuer; needed by verify only.
+    phone_check:
+        Validates a number against the policy and returns its region; needed by create only.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: ChallengeRepository,
+        clock: Clock,
+        *,
+        codes: CodeBook | None = None,
+        sender: SmsSender | None = None,
+        tokens: TokenIssuer | None = None,
+        phone_check: Callable[[str, Settings], str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._repository = repository
+        self._code_book = codes
+        self._clock = clock
+        self._sender = sender
+        self._tokens = tokens
+        self._phone_check = phone_check
+
+    @property
+    def _codes(self) -> CodeBook:
+        if self._code_book is None:
+            raise RuntimeError("this use case needs the code book")
+        return self._code_book
+
+    # -- create -------------------------------------------------------------------------------------------
+
+    def create(self, request: CreateChallengeRequest) -> ChallengeSent:
+        """Start a challenge and send its code.
+
+        Raises
+        ------
+        InvalidRequestError, InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError,
+        InvalidMessageTemplateError
+            Bad input; nothing was written or sent.
+        RateLimitedError
+            A send cap or a lockout; nothing was written or sent.
+        DeliveryFailedError
+            The SMS could not be sent; the challenge and the send were rolled back.
+        """
+        settings = self._settings
+        if request.phone_number is None:
+            raise InvalidRequestError(
+                "phoneNumber is required",
+                errors=[FieldError("phoneNumber", "required when the user has no enrolled SMS number")],
+            )
+        phone = request.phone_number
+        if self._phone_check is None:
+            raise RuntimeError("create needs a phone_check")
+        self._phone_check(phone, settings)
+        if request.message is not None:
+            check_template(
+                request.message,
+                app=settings.app_name,
+                code_length=self._codes.length,
+                minutes=_minutes(settings.code_ttl_seconds),
+            )
+
+        now = self._clock.now()
+        challenge_id = str(uuid.uuid4())
+        code = self._codes.new_code()
+        challenge = Challenge(
+            challenge_id=challenge_id,
+            phone_number=phone,
+            action=request.action,
+            user_id=request.user_id,
+            scope=request.scope,
+            code_hash=self._codes.code_hash(challenge_id, code),
+            code_mask=self._codes.mask(challenge_id, code),
+            number_key=self._codes.subject_key("phone", phone),
+            ip_key=self._codes.subject_key("ip", request.ip_address) if request.ip_address else None,
+            message=request.message,
+            sender_id=request.sender_id,
+            locale=request.locale,
+            created_at=now,
+            expires_at=now + settings.code_ttl_seconds,
+            max_attempts=settings.max_attempts,
+            next_resend_at=now + settings.resend_cooldown_seconds,
+        )
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now)
+        try:
+            self._repository.create(challenge, quota)
+        except RateLimitedError:
+            metrics.add_metric(name="SendRateLimited", unit="Count", value=1)
+            raise
+        self._deliver(challenge, code, quota, rollback=True)
+        metrics.add_metric(name="ChallengeCreated", unit="Count", value=1)
+        logger.info("challenge created", challenge_id=challenge_id, phone_mask=mask_phone(phone))
+        return self._sent(challenge)
+
+    # -- verify -------------------------------------------------------------------------------------------
+
+    def verify(self, challenge_id: str, code: str) -> VerifyResult:
+        """Check a code: one conditional write decides, whatever concurrent requests do.
+
+        Raises
+        ------
+        InvalidRequestError
+            The code does not have the policy's length.
+        RateLimitedError
+            The challenge's number is locked out.
+        """
+        if len(code) != self._codes.length:
+            raise InvalidRequestError(
+                f"code must be {self._codes.length} digits",
+                errors=[FieldError("code", f"must be exactly {self._codes.length} digits")],
+            )
+        challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
+        now = self._clock.now()
+        if challenge is None:
+            return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+        state = challenge.state_at(now)
+        if state is ChallengeState.FAILED:
+            return self._not_verified("MAX_ATTEMPTS_EXCEEDED", 0)
+        if state is not ChallengeState.PENDING:
+            return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+
+        candidate = self._codes.code_hash(challenge_id, code)
+        if hmac.compare_digest(candidate, challenge.code_hash):
+            outcome = self._repository.mark_verified(challenge, candidate, now)
+        else:
+            outcome = self._repository.record_failure(challenge, candidate, now)
+
+        if outcome is VerifyOutcome.VERIFIED:
+            metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
+            logger.info("challenge verified", challenge_id=challenge_id)
+            return VerifyResult(
+                is_verified=True,
+                token=self._verification_token(challenge),
+                attempts_remaining=0,
+                user_id=challenge.user_id,
+                phone_number=challenge.phone_number,
+                action=challenge.action,
+            )
+        metrics.add_metric(name="VerificationFailed", unit="Count", value=1)
+        logger.info("verification failed", challenge_id=challenge_id, outcome=outcome.value)
+        if outcome is VerifyOutcome.WRONG:
+            return self._not_verified("CODE_INVALID_OR_EXPIRED", max(0, challenge.attempts_remaining - 1))
+        if outcome is VerifyOutcome.EXHAUSTED:
+            return self._not_verified("MAX_ATTEMPTS_EXCEEDED", 0)
+        return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+
+    def _verification_token(self, challenge: Challenge) -> str:
+        if self._tokens is None:
+            raise RuntimeError("verify needs a token issuer")
+        return self._tokens.issue(
+            {
+                "sub": challenge.user_id,
+                "act": challenge.action,
+                "chl": challenge.challenge_id,
+                "state": CHALLENGE_SUCCEEDED,
+                "amr": ["sms"],
+                "phone_number": challenge.phone_number,
+                "phone_number_verified": True,
+            },
+            token_type=VERIFICATION_TOKEN_TYPE,
+        )
+
+    @staticmethod
+    def _not_verified(reason: str, remaining: int) -> VerifyResult:
+        return VerifyResult.model_validate(
+            {"is_verified": False, "failure_reason": reason, "attempts_remaining": remaining}
+        )
+
+    # -- resend -------------------------------------------------------------------------------------------
+
+    def resend(self, challenge_id: str) -> ChallengeSent:
+        """Send the same code again; expiry and attempts stay as they are.
+
+        Raises
+        ------
+        ConflictError
+            Unknown, verified, exhausted or expired challenge.
+        RateLimitedError
+            Inside the cooldown, over a send cap, or locked out.
+        DeliveryFailedError
+            The SMS could not be sent; the send was not charged.
+        """
+        challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
+        now = self._clock.now()
+        if challenge is None or challenge.state_at(now) is not ChallengeState.PENDING:
+            raise ConflictError("this challenge can no longer be resent; start a new one")
+        if now < challenge.next_resend_at:
+            raise RateLimitedError("a resend is not available yet", retry_after=challenge.next_resend_at - now)
+        cooldown = self._settings.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now)
+        updated = self._repository.record_resend(challenge, quota, now + cooldown)
+        self._deliver(updated, self._codes.unmask(challenge_id, challenge.code_mask), quota, rollback=False)
+        metrics.add_metric(name="ChallengeResent", unit="Count", value=1)
+        logger.info("challenge resent", challenge_id=challenge_id, resends=updated.resends)
+        return self._sent(updated)
+
+    # -- claim and read -----------------------------------------------------------------------------------
+
+    def claim(self, challenge_id: str, user_id: str) -> ClaimResult:
+        """Attribute a verified challenge to a user.
+
+        Raises
+        ------
+        ConflictError
+            Unknown, not verified, claimed by another user, or past the claim window.
+        """
+        if not is_challenge_id(challenge_id):
+            raise ConflictError("this challenge is not verified or is already claimed")
+        challenge = self._repository.claim(challenge_id, user_id, self._clock.now())
+        logger.info("challenge claimed", challenge_id=challenge_id)
+        return ClaimResult(
+            challenge_id=challenge.challenge_id,
+            user_id=user_id,
+            phone_number=challenge.phone_number,
+            action=challenge.action,
+        )
+
+    def get(self, challenge_id: str) -> ChallengeView:
+        """Read a challenge's public state.
+
+        Raises
+        ------
+        NotFoundError
+            Unknown or malformed ID.
+        """
+        challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
+        if challenge is None:
+            raise NotFoundError("no challenge with this ID")
+        now = self._clock.now()
+        state = challenge.state_at(now)
+        return ChallengeView(
+            challenge_id=challenge.challenge_id,
+            state=state.value,
+            action=challenge.action,
+            user_id=challenge.claimed_by or challenge.user_id,
+            phone_mask=mask_phone(challenge.phone_number),
+            created_at=rfc3339(challenge.created_at),
+            expires_at=rfc3339(challenge.expires_at),
+            attempts_remaining=challenge.attempts_remaining if state is ChallengeState.PENDING else 0,
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _deliver(self, challenge: Challenge, code: str, quota: SendQuota, *, rollback: bool) -> None:
+        if self._sender is None:
+            raise RuntimeError("sending needs an SMS sender")
+        template = challenge.message or default_template(challenge.locale)
+        minutes = _minutes(challenge.expires_at - quota.now)
+        body = render(template, app=self._settings.app_name, otp=code, minutes=minutes)
+        sms = OutgoingSms(
+            to=challenge.phone_number, body=body, sender_id=challenge.sender_id, challenge_id=challenge.challenge_id
+        )
+        try:
+            sent = self._sender.send(sms)
+        except DeliveryFailedError:
+            self._repository.refund_send(challenge, quota, delete=rollback)
+            metrics.add_metric(name="SmsFailed", unit="Count", value=1)
+            logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)
+            raise
+        metrics.add_metric(name="SmsSent", unit="Count", value=1)
+        logger.info("sms sent", challenge_id=challenge.challenge_id, provider=sent.provider)
+
+    def _sent(self, challenge: Challenge) -> ChallengeSent:
+        return ChallengeSent(
+            challenge_id=challenge.challenge_id,
+            phone_mask=mask_phone(challenge.phone_number),
+            expires_at=rfc3339(challenge.expires_at),
+            resend_available_at=rfc3339(challenge.next_resend_at),
+            attempts_remaining=challenge.attempts_remaining,
+        )
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))

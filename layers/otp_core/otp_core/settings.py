@@ -1,0 +1,106 @@
+"""Typed configuration, read once per cold start.
+
+Every field maps to one environment variable of the same name in upper case. The SAM template passes the
+stack parameters to the functions under these names, and the local stack reads the same names from its
+own environment, so a policy setting means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NUMBER_TYPES = frozenset(
+    {
+        "FIXED_LINE",
+        "MOBILE",
+        "FIXED_LINE_OR_MOBILE",
+        "TOLL_FREE",
+        "PREMIUM_RATE",
+        "SHARED_COST",
+        "VOIP",
+        "PERSONAL_NUMBER",
+        "PAGER",
+        "UAN",
+        "VOICEMAIL",
+        "UNKNOWN",
+    }
+)
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseModel):
+    """Service configuration.
+
+    Attributes mirror the stack parameters; see the README's parameter table for their meaning.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    table_name: str = "sms-otp-local"
+    app_name: str = "SMS OTP"
+    code_secret_id: str = "sms-otp/code-key"
+    api_key_secret_id: str = "sms-otp/api-key"
+    signing_key_id: str = "alias/sms-otp-signing"
+    retired_signing_key_ids: tuple[str, ...] = ()
+    token_issuer: str = "urn:sms-otp:local"
+    token_audience: str = "sms-otp"
+    token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    code_length: Annotated[int, Field(ge=4, le=10)] = 6
+    code_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    resend_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    max_sends_per_10_minutes: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_sends_per_day: Annotated[int, Field(ge=1, le=10000)] = 10
+    max_sends_per_ip_per_hour: Annotated[int, Field(ge=1, le=100000)] = 20
+    lockout_threshold: Annotated[int, Field(ge=1, le=1000)] = 10
+    lockout_window_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    lockout_seconds: Annotated[int, Field(ge=60, le=86400)] = 900
+    allowed_countries: tuple[str, ...] = ("*",)
+    blocked_countries: tuple[str, ...] = ()
+    allowed_number_types: tuple[str, ...] = ("MOBILE", "FIXED_LINE_OR_MOBILE")
+    sms_providers: tuple[str, ...] = ("sns",)
+
+    _split = field_validator(
+        "retired_signing_key_ids",
+        "allowed_countries",
+        "blocked_countries",
+        "allowed_number_types",
+        "sms_providers",
+        mode="before",
+    )(_csv)
+
+    @field_validator("allowed_countries", "blocked_countries")
+    @classmethod
+    def _upper_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(region.upper() for region in value)
+
+    @field_validator("allowed_number_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - NUMBER_TYPES)
+        if unknown:
+            raise ValueError(f"unknown number types: {', '.join(unknown)}")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from environment variables named like the fields, in upper case."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read from the environment on first use."""
+    return Settings.from_env()

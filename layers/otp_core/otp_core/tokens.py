@@ -1,0 +1,57 @@
+"""Issuing ES256 JWTs with a signer whose private key never leaves its key store (KMS)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+
+from otp_core.ports import Clock, Signer
+
+VERIFICATION_TOKEN_TYPE = "sms-otp-verification+jwt"
+CLIENT_TOKEN_TYPE = "sms-otp-client+jwt"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class TokenIssuer:
+    """Builds and signs tokens with the registered claims the contract fixes.
+
+    Parameters
+    ----------
+    signer:
+        Produces raw ES256 signatures; its ``key_id`` becomes the ``kid`` header.
+    issuer, audience:
+        The ``iss`` and ``aud`` claims.
+    ttl_seconds:
+        Lifetime of a token (``exp`` - ``iat``).
+    """
+
+    def __init__(self, signer: Signer, *, issuer: str, audience: str, ttl_seconds: int, clock: Clock) -> None:
+        self._signer = signer
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def issue(self, claims: Mapping[str, object], *, token_type: str) -> str:
+        """Sign ``claims`` plus iss, aud, iat, nbf, exp and jti; claims whose value is None are left out."""
+        now = self._clock.now()
+        header = {"alg": "ES256", "typ": token_type, "kid": self._signer.key_id}
+        payload: dict[str, object] = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._ttl,
+            "jti": str(uuid.uuid4()),
+        }
+        payload.update({name: value for name, value in claims.items() if value is not None})
+        signing_input = ".".join(
+            b64url(json.dumps(part, separators=(",", ":"), sort_keys=True).encode()) for part in (header, payload)
+        )
+        signature = self._signer.sign(signing_input.encode("ascii"))
+        return f"{signing_input}.{b64url(signature)}"
