@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -54,7 +55,10 @@ def make_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _bug(error: Exception) -> Response[str]:
-        logger.exception("unhandled error", error_type=type(error).__name__)
+        # Exception messages can carry request values (numbers, codes): log where it failed, not what it said.
+        frames = traceback.extract_tb(error.__traceback__)
+        where = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames[-5:]]
+        logger.error("unhandled error", error_type=type(error).__name__, where=where)
         return problem_response(Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred"))
 
     return app

@@ -11,7 +11,17 @@ from pydantic.alias_generators import to_camel
 Action = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 UserId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 PhoneNumber = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=32)]
-SenderId = Annotated[str, StringConstraints(strict=True, pattern=r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")]
+
+
+def _has_letter(value: str) -> str:
+    if not any(char.isalpha() for char in value):
+        raise ValueError("senderId must contain at least one letter")
+    return value
+
+
+SenderId = Annotated[
+    str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9 ]{1,11}$"), AfterValidator(_has_letter)
+]
 Locale = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,4}$")]
 Message = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=640)]
 Code = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{4,10}$")]

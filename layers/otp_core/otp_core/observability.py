@@ -5,11 +5,15 @@ Codes, tokens, secrets and full phone numbers never reach any of them: log ``mas
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+# Powertools reads these variables too; the defaults keep `sam local invoke` and tests working without them.
+SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME", "sms-otp")
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "SmsOtp"), service=SERVICE)
+tracer = Tracer(service=SERVICE)
 
 
 def mask_phone(phone_number: str) -> str:

@@ -1,0 +1,75 @@
+"""Verifying tokens this service issued: ES256 only, against the published keys, every claim checked.
+
+Imported only where tokens are accepted (it loads pyjwt and cryptography).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+from jwt.algorithms import ECAlgorithm
+
+from otp_core.errors import UnauthorizedError
+
+_FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+_REQUIRED_CLAIMS = ["iss", "aud", "iat", "nbf", "exp", "jti"]
+
+
+class TokenVerifier:
+    """Checks algorithm, key, signature, ``typ``, ``iss``, ``aud``, ``exp`` and ``nbf`` of a token.
+
+    Parameters
+    ----------
+    jwks:
+        The key set (``{"keys": [...]}``) published at ``/.well-known/jwks.json``.
+    issuer, audience:
+        Expected ``iss`` and ``aud``.
+    leeway_seconds:
+        Clock skew tolerated on ``exp`` and ``nbf``.
+    """
+
+    def __init__(self, jwks: Mapping[str, Any], *, issuer: str, audience: str, leeway_seconds: int = 5) -> None:
+        self._keys = {
+            key["kid"]: ECAlgorithm.from_jwk(json.dumps(key))
+            for key in jwks.get("keys", [])
+            if key.get("kty") == "EC" and key.get("crv") == "P-256" and "kid" in key
+        }
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+
+    def verify(self, token: str, *, token_type: str) -> dict[str, Any]:
+        """Return the claims of a valid token of ``token_type``.
+
+        Raises
+        ------
+        UnauthorizedError
+            For any defect; the reason is deliberately not told to the caller.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError("the token is invalid or expired") from exc
+        if (
+            header.get("alg") != "ES256"
+            or header.get("typ") != token_type
+            or _FORBIDDEN_HEADERS.intersection(header)
+            or header.get("kid") not in self._keys
+        ):
+            raise UnauthorizedError("the token is invalid or expired")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=self._keys[header["kid"]],
+                algorithms=["ES256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": _REQUIRED_CLAIMS, "strict_aud": True},
+            )
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError("the token is invalid or expired") from exc
+        return claims

@@ -1,0 +1,472 @@
+"""Assertions on template.yaml: routes, permissions, logging, keys, parameters, outputs and events."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode_str
+
+from otp_core.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+
+# (method, path) -> function: the contract's Challenges section plus the public routes.
+ROUTES = {
+    ("POST", "/v1/challenges"): "CreateChallengeFunction",
+    ("POST", "/v1/challenges/{challengeId}/verify"): "VerifyChallengeFunction",
+    ("POST", "/v1/challenges/{challengeId}/resend"): "ResendChallengeFunction",
+    ("POST", "/v1/challenges/{challengeId}/claim"): "ClaimChallengeFunction",
+    ("GET", "/v1/challenges/{challengeId}"): "GetChallengeFunction",
+    ("GET", "/.well-known/jwks.json"): "JwksFunction",
+    ("GET", "/v1/health"): "HealthFunction",
+}
+PUBLIC_ROUTES = {("GET", "/.well-known/jwks.json"), ("GET", "/v1/health")}
+NON_SETTINGS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+EXPECTED_OUTPUTS = {
+    "ApiUrl",
+    "TableName",
+    "SigningKeyId",
+    "SigningKeyAlias",
+    "ApiKeySecretArn",
+    "CodeSecretArn",
+    "JwksUrl",
+    "TokenIssuer",
+    "TokenAudience",
+}
+SNS_TOPIC_WILDCARD = "arn:aws:sns:*:*:*"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    parsed, errors = decode_str(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    assert not errors, [str(error) for error in errors]
+    return dict(parsed)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"])
+
+
+@pytest.fixture(scope="module")
+def functions(resources: dict[str, Any]) -> dict[str, Any]:
+    return {name: res for name, res in resources.items() if res["Type"] == "AWS::Serverless::Function"}
+
+
+@pytest.fixture(scope="module")
+def api_events(functions: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """(METHOD, path) -> (function name, Api event properties) for every Api event."""
+    routes: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for name, function in functions.items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "Api":
+                props = event["Properties"]
+                key = (props["Method"].upper(), props["Path"])
+                assert key not in routes, f"route {key} declared twice"
+                routes[key] = (name, props)
+    return routes
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            statements.extend(_as_list(policy["Statement"]))
+    return statements
+
+
+def _all_statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Serverless::Function":
+            found.extend((name, statement) for statement in _statements(res))
+        elif res["Type"] == "AWS::IAM::Role":
+            for policy in res["Properties"].get("Policies", []):
+                found.extend((name, s) for s in _as_list(policy["PolicyDocument"]["Statement"]))
+        elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+            found.extend((name, s) for s in _as_list(res["Properties"]["PolicyDocument"]["Statement"]))
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return [action for action in _as_list(statement.get("Action", [])) if isinstance(action, str)]
+
+
+def _refers_to(value: Any, logical_id: str) -> bool:
+    """True when value is a Ref or GetAtt to logical_id (possibly inside a list or Fn::If)."""
+    if isinstance(value, list):
+        return any(_refers_to(item, logical_id) for item in value)
+    if isinstance(value, dict):
+        if value.get("Ref") == logical_id:
+            return True
+        get_att = value.get("Fn::GetAtt")
+        if isinstance(get_att, list) and get_att and get_att[0] == logical_id:
+            return True
+        if isinstance(get_att, str) and get_att.split(".")[0] == logical_id:
+            return True
+        return any(_refers_to(item, logical_id) for item in value.values())
+    return False
+
+
+# ---------------------------------------------------------------- functions and layer
+
+
+def test_every_function_has_its_own_code_uri_and_no_layers(functions: dict[str, Any]) -> None:
+    # Given the template's functions
+    code_uris = [function["Properties"].get("CodeUri") for function in functions.values()]
+
+    # Then each ships only its own folder, and none lists a layer of its own
+    assert len(functions) == 8
+    assert all(isinstance(uri, str) and uri.startswith("functions/") for uri in code_uris), code_uris
+    assert len(set(code_uris)) == len(code_uris)
+    for name, function in functions.items():
+        assert "Layers" not in function["Properties"], f"{name} lists a layer; declare it only in Globals"
+        assert (REPO_ROOT / function["Properties"]["CodeUri"]).is_dir(), f"{name}: missing CodeUri folder"
+
+
+def test_globals_declare_the_layer_once(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    # Given the global function settings
+    function_globals = template["Globals"]["Function"]
+
+    # Then the one layer is declared there and is built from the layer folder for arm64
+    assert function_globals["Layers"] == [{"Ref": "OtpCoreLayer"}]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    layer = resources["OtpCoreLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/otp_core/"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+
+
+# ---------------------------------------------------------------- routes and auth
+
+
+def test_every_contract_route_exists(api_events: dict[tuple[str, str], tuple[str, dict[str, Any]]]) -> None:
+    # Given the Api events of all functions
+    routes = {key: name for key, (name, _) in api_events.items()}
+
+    # Then they are exactly the contract's routes, each served by its function, on the one Api
+    assert routes == ROUTES
+    assert all(props["RestApiId"] == {"Ref": "Api"} for _, props in api_events.values())
+    assert not any("{proxy+}" in path for _, path in routes)
+
+
+def test_public_routes_skip_the_authorizer_and_all_others_use_it(
+    resources: dict[str, Any], api_events: dict[tuple[str, str], tuple[str, dict[str, Any]]]
+) -> None:
+    # Given the Api's default authorizer
+    auth = resources["Api"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "ApiKeyAuthorizer"
+    authorizer = auth["Authorizers"]["ApiKeyAuthorizer"]
+    assert authorizer["FunctionPayloadType"] == "TOKEN"
+    assert _refers_to(authorizer["FunctionArn"], "ApiKeyAuthorizerFunction")
+    assert authorizer["Identity"]["Header"] == "Authorization"
+
+    # Then only the public routes opt out of it
+    for key, (_, props) in api_events.items():
+        route_authorizer = props.get("Auth", {}).get("Authorizer")
+        if key in PUBLIC_ROUTES:
+            assert route_authorizer == "NONE", key
+        else:
+            assert route_authorizer in (None, "ApiKeyAuthorizer"), key
+
+
+def test_gateway_responses_are_problem_json(resources: dict[str, Any]) -> None:
+    # Given the Api's gateway responses
+    responses = resources["Api"]["Properties"]["GatewayResponses"]
+    expected = {
+        "UNAUTHORIZED": (401, "UNAUTHORIZED"),
+        "ACCESS_DENIED": (401, "UNAUTHORIZED"),
+        "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND"),
+        "THROTTLED": (429, "RATE_LIMITED"),
+        "BAD_REQUEST_BODY": (400, "INVALID_REQUEST"),
+        "DEFAULT_4XX": (400, "INVALID_REQUEST"),
+        "DEFAULT_5XX": (503, "SERVICE_UNAVAILABLE"),
+    }
+
+    # Then each has the contract's status, code and problem shape
+    for response_type, (status, code) in expected.items():
+        response = responses[response_type]
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert int(response["StatusCode"]) == status, response_type
+        assert body == {
+            "type": "about:blank",
+            "title": body["title"],
+            "status": status,
+            "detail": body["detail"],
+            "code": code,
+        }, response_type
+        assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/problem+json'"
+    assert responses["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+
+
+# ---------------------------------------------------------------- logging
+
+
+def test_every_function_logs_to_its_own_log_group_with_retention(
+    functions: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    log_groups_used = []
+    for name, function in functions.items():
+        # Given the function's logging configuration
+        log_group_ref = function["Properties"]["LoggingConfig"]["LogGroup"]
+        assert isinstance(log_group_ref, dict) and "Ref" in log_group_ref, name
+        log_group = resources[log_group_ref["Ref"]]
+
+        # Then it is an explicit log group with the retention parameter
+        assert log_group["Type"] == "AWS::Logs::LogGroup", name
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        log_groups_used.append(log_group_ref["Ref"])
+    assert len(set(log_groups_used)) == len(functions)
+
+
+def test_api_access_logs_go_to_an_explicit_log_group(resources: dict[str, Any]) -> None:
+    api = resources["Api"]["Properties"]
+    assert _refers_to(api["AccessLogSetting"]["DestinationArn"], "ApiAccessLogGroup")
+    assert resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert api["TracingEnabled"] is True
+    # Bodies carry phone numbers and codes: execution logs must never include them.
+    assert all(setting.get("DataTraceEnabled") is False for setting in api["MethodSettings"])
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_sns_publish_is_limited_to_phone_numbers(resources: dict[str, Any]) -> None:
+    # Given every IAM statement in the template
+    publishing = [
+        (name, s)
+        for name, s in _all_statements(resources)
+        if any(action in ("sns:Publish", "sns:*") for action in _actions(s))
+    ]
+
+    # Then only the sending functions may publish, and never to a topic
+    assert {name for name, _ in publishing} == {"CreateChallengeFunction", "ResendChallengeFunction"}
+    for name, statement in publishing:
+        assert "Resource" not in statement, f"{name}: sns:Publish must not have a Resource"
+        assert statement["NotResource"] == SNS_TOPIC_WILDCARD, name
+
+
+def test_no_statement_grants_wildcard_actions(resources: dict[str, Any]) -> None:
+    for name, statement in _all_statements(resources):
+        actions = _actions(statement)
+        assert "*" not in actions, name
+        assert "dynamodb:*" not in actions, name
+        assert not any(action.endswith(":*") for action in actions), (name, actions)
+        assert "NotAction" not in statement, name
+
+
+def test_table_access_is_scoped_to_the_table(functions: dict[str, Any]) -> None:
+    for name, function in functions.items():
+        assert not any(
+            isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
+            for policy in function["Properties"].get("Policies", [])
+        ), name
+        for statement in _statements(function):
+            if any(action.startswith("dynamodb:") for action in _actions(statement)):
+                assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}, name
+
+
+def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dict[str, Any]) -> None:
+    # Given which function reads which secret and uses which key
+    def holders(action: str, logical_id: str) -> set[str]:
+        return {
+            name
+            for name, function in functions.items()
+            for statement in _statements(function)
+            if action in _actions(statement) and _refers_to(statement.get("Resource"), logical_id)
+        }
+
+    # Then only the expected functions hold each permission
+    code_readers = {"CreateChallengeFunction", "VerifyChallengeFunction", "ResendChallengeFunction"}
+    assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
+    assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"}
+    assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction"}
+    assert holders("kms:GetPublicKey", "SigningKey") == {"JwksFunction"}
+    assert "Policies" not in functions["HealthFunction"]["Properties"]
+
+
+def test_jwks_reads_other_keys_only_when_retired_keys_are_configured(functions: dict[str, Any]) -> None:
+    # Given the JWKS function's key statement
+    (statement,) = [s for s in _statements(functions["JwksFunction"]) if "kms:GetPublicKey" in _actions(s)]
+
+    # Then the account-wide key ARN appears only in the branch of the retired-keys condition
+    condition, with_retired, without_retired = statement["Resource"]["Fn::If"]
+    assert condition == "HasRetiredSigningKeys"
+    assert any("key/*" in json.dumps(item) for item in with_retired)
+    assert "key/*" not in json.dumps(without_retired)
+
+
+# ---------------------------------------------------------------- data and keys
+
+
+def test_table_has_ttl_pitr_and_encryption(resources: dict[str, Any]) -> None:
+    table = resources["Table"]
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_signing_key_is_an_es256_kms_key(resources: dict[str, Any]) -> None:
+    key = resources["SigningKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["KeySpec"] == "ECC_NIST_P256"
+    assert key["Properties"]["KeyUsage"] == "SIGN_VERIFY"
+    assert key["DeletionPolicy"] == "Retain"
+    assert resources["SigningKeyAlias"]["Properties"]["TargetKeyId"] == {"Ref": "SigningKey"}
+
+
+def test_no_hard_coded_account_or_region(template: dict[str, Any]) -> None:
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert not re.search(r"\b\d{12}\b", text), "hard-coded account ID"
+    assert not re.search(r"\b(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d\b", text), "hard-coded region"
+
+
+# ---------------------------------------------------------------- parameters, settings, outputs
+
+
+def test_every_parameter_has_a_description_and_default(template: dict[str, Any]) -> None:
+    for name, parameter in template["Parameters"].items():
+        assert parameter.get("Description"), name
+        assert "Default" in parameter, name
+
+
+def test_parameters_are_grouped_in_the_console(template: dict[str, Any]) -> None:
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(template["Parameters"])
+
+
+def test_environment_variables_match_the_settings_model(template: dict[str, Any]) -> None:
+    # Given the global environment variables and the settings model
+    variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    settings_names = {field.upper() for field in Settings.model_fields}
+
+    # Then every variable is a setting (or Powertools') and every setting is passed
+    assert variables - NON_SETTINGS_VARIABLES <= settings_names, variables - NON_SETTINGS_VARIABLES - settings_names
+    assert settings_names <= variables, settings_names - variables
+    assert NON_SETTINGS_VARIABLES <= variables
+
+
+def test_parameter_defaults_are_valid_settings(template: dict[str, Any]) -> None:
+    # Given the global environment with each parameter's default substituted
+    parameters = template["Parameters"]
+    environment = {}
+    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        if isinstance(value, dict) and value.get("Ref") in parameters:
+            environment[name] = str(parameters[value["Ref"]]["Default"])
+
+    # When the settings are built from it
+    settings = Settings.from_env(environment)
+
+    # Then they equal the model's own defaults (the contract's policy table)
+    defaults = Settings()
+    for field in ("code_length", "code_ttl_seconds", "max_attempts", "resend_cooldown_seconds"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+    for field in ("max_sends_per_10_minutes", "max_sends_per_day", "max_sends_per_ip_per_hour"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+    for field in ("lockout_threshold", "lockout_window_seconds", "lockout_seconds", "token_ttl_seconds"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+    for field in ("allowed_countries", "blocked_countries", "allowed_number_types", "sms_providers"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+
+
+def test_numeric_parameter_bounds_match_the_settings_model(template: dict[str, Any]) -> None:
+    # Given each numeric setting's pydantic bounds
+    parameters = template["Parameters"]
+    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        if not (isinstance(value, dict) and value.get("Ref") in parameters):
+            continue
+        parameter = parameters[value["Ref"]]
+        if parameter["Type"] != "Number":
+            continue
+        field = Settings.model_fields[name.lower()]
+        bounds = {type(m).__name__: m for m in field.metadata}
+
+        # Then the parameter allows exactly the same range
+        assert int(parameter["MinValue"]) == bounds["Ge"].ge, name
+        assert int(parameter["MaxValue"]) == bounds["Le"].le, name
+
+
+def test_outputs_exist_with_descriptions(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert set(outputs) >= EXPECTED_OUTPUTS
+    for name in EXPECTED_OUTPUTS:
+        assert outputs[name].get("Description"), name
+    assert "aws secretsmanager get-secret-value" in outputs["ApiKeySecretArn"]["Description"]
+
+
+# ---------------------------------------------------------------- events
+
+
+def _event_files() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("*.json"))
+
+
+def test_there_is_an_event_per_function(functions: dict[str, Any]) -> None:
+    folders = {Path(function["Properties"]["CodeUri"]).name for function in functions.values()}
+    assert {path.stem for path in _event_files()} == folders
+
+
+@pytest.mark.parametrize("path", _event_files(), ids=lambda path: path.name)
+def test_event_matches_a_template_route(
+    path: Path,
+    functions: dict[str, Any],
+    api_events: dict[tuple[str, str], tuple[str, dict[str, Any]]],
+) -> None:
+    # Given an event file
+    event = json.loads(path.read_text(encoding="utf-8"))
+
+    if path.stem == "authorizer":
+        # Then the authorizer event is a TOKEN event the authorizer's validation expression accepts
+        assert event["type"] == "TOKEN"
+        assert re.match(r"^Bearer [-0-9A-Za-z._~+/]+=*$", event["authorizationToken"])
+        assert event["methodArn"].startswith("arn:aws:execute-api:")
+        return
+
+    # Then it is a REST (v1) proxy event for a route of the template
+    key = (event["httpMethod"], event["resource"])
+    assert key in api_events, key
+    assert event["requestContext"]["resourcePath"] == event["resource"]
+    assert event["requestContext"]["httpMethod"] == event["httpMethod"]
+    assert event["isBase64Encoded"] is False
+    assert event["requestContext"]["identity"]["sourceIp"]
+    assert event["requestContext"]["requestId"]
+    function_name = api_events[key][0]
+    assert Path(functions[function_name]["Properties"]["CodeUri"]).name == path.stem
+
+    # And its concrete path fits the route's template with its path parameters
+    expected_path = event["resource"]
+    for name, value in (event.get("pathParameters") or {}).items():
+        expected_path = expected_path.replace("{" + name + "}", value)
+    assert event["path"] == expected_path
+    assert "{" not in expected_path
+    for name, values in event["multiValueHeaders"].items():
+        assert event["headers"][name] == values[-1]
+    if key in PUBLIC_ROUTES:
+        assert "authorizer" not in event["requestContext"]
+    else:
+        assert event["headers"]["Authorization"].startswith("Bearer ")
+        assert event["requestContext"]["authorizer"]["principalId"]
+    if event["body"] is not None:
+        json.loads(event["body"])
+        assert event["headers"]["Content-Type"] == "application/json"
+
