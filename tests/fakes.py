@@ -1,0 +1,194 @@
+"""In-memory stand-ins for the core's ports, with the same atomicity as the real adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import defaultdict
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from otp_core.adapters.kms import der_to_raw_signature
+from otp_core.errors import ConflictError, DeliveryFailedError, RateLimitedError
+from otp_core.ports import (
+    Challenge,
+    ChallengeRepository,
+    ChallengeState,
+    Clock,
+    OutgoingSms,
+    PublicKeySource,
+    SendQuota,
+    SentSms,
+    Signer,
+    SmsSender,
+    VerifyOutcome,
+)
+from otp_core.settings import Settings
+
+
+class FakeClock(Clock):
+    def __init__(self, now: int | None = None) -> None:
+        # Starts at the real time so tokens it stamps pass pyjwt's own exp/nbf checks.
+        self.current = int(time.time()) if now is None else now
+
+    def now(self) -> int:
+        return self.current
+
+    def advance(self, seconds: int) -> None:
+        self.current += seconds
+
+
+class FakeSender(SmsSender):
+    def __init__(self) -> None:
+        self.sent: list[OutgoingSms] = []
+        self.fail = False
+
+    def send(self, sms: OutgoingSms) -> SentSms:
+        if self.fail:
+            raise DeliveryFailedError("provider down")
+        self.sent.append(sms)
+        return SentSms(provider="fake", message_id=str(len(self.sent)))
+
+    def last_code(self) -> str:
+        return self.sent[-1].body.split()[0]
+
+
+class FakeSigner(Signer, PublicKeySource):
+    """A real P-256 key in memory: tokens it signs verify like KMS-signed ones."""
+
+    def __init__(self, key_id: str = "test-key") -> None:
+        self.key_id = key_id
+        self.private_key = ec.generate_private_key(ec.SECP256R1())
+        self.calls = 0
+
+    def sign(self, message: bytes) -> bytes:
+        self.calls += 1
+        return der_to_raw_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())))
+
+    def public_key_der(self, key_id: str) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+class InMemoryRepository(ChallengeRepository):
+    """Every method runs under one lock, as each DynamoDB write is atomic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self.challenges: dict[str, Challenge] = {}
+        self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.failures: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def _lock_retry_after(self, number_key: str, now: int) -> int | None:
+        window, lockout = self._settings.lockout_window_seconds, self._settings.lockout_seconds
+        for bucket in (now // window, now // window - 1):
+            count, last = self.failures.get((number_key, bucket), (0, 0))
+            if count >= self._settings.lockout_threshold and last > now - lockout:
+                return last + lockout - now
+        return None
+
+    def _check_lock(self, number_key: str, now: int) -> None:
+        retry_after = self._lock_retry_after(number_key, now)
+        if retry_after is not None:
+            raise RateLimitedError("locked", retry_after=retry_after)
+
+    def _quota_keys(self, quota: SendQuota) -> list[tuple[tuple[str, str, int], int, int]]:
+        s, now = self._settings, quota.now
+        keys = [
+            (("SEND10", quota.number_key, now // 600), s.max_sends_per_10_minutes, 600 - now % 600),
+            (("SENDDAY", quota.number_key, now // 86400), s.max_sends_per_day, 86400 - now % 86400),
+        ]
+        if quota.ip_key:
+            keys.append((("IPHOUR", quota.ip_key, now // 3600), s.max_sends_per_ip_per_hour, 3600 - now % 3600))
+        return keys
+
+    def _charge(self, quota: SendQuota) -> None:
+        keys = self._quota_keys(quota)
+        for key, cap, retry_after in keys:
+            if self.counters[key] >= cap:
+                raise RateLimitedError("limited", retry_after=retry_after)
+        for key, _, _ in keys:
+            self.counters[key] += 1
+
+    def create(self, challenge: Challenge, quota: SendQuota) -> None:
+        with self._lock:
+            self._check_lock(quota.number_key, quota.now)
+            self._charge(quota)
+            self.challenges[challenge.challenge_id] = challenge
+
+    def get(self, challenge_id: str) -> Challenge | None:
+        with self._lock:
+            return self.challenges.get(challenge_id)
+
+    def record_resend(self, challenge: Challenge, quota: SendQuota, next_resend_at: int) -> Challenge:
+        with self._lock:
+            current = self.challenges.get(challenge.challenge_id)
+            if current is None or current.resends != challenge.resends or current.state_at(quota.now) != "PENDING":
+                raise ConflictError("changed")
+            self._check_lock(quota.number_key, quota.now)
+            self._charge(quota)
+            updated = dataclasses.replace(current, resends=current.resends + 1, next_resend_at=next_resend_at)
+            self.challenges[challenge.challenge_id] = updated
+            return updated
+
+    def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
+        with self._lock:
+            for key, _, _ in self._quota_keys(quota):
+                self.counters[key] -= 1
+            if delete:
+                self.challenges.pop(challenge.challenge_id, None)
+
+    def _pending(self, challenge_id: str, now: int) -> Challenge | VerifyOutcome:
+        current = self.challenges.get(challenge_id)
+        if current is None or current.state is not ChallengeState.PENDING or now >= current.expires_at:
+            return VerifyOutcome.INVALID
+        if current.attempts >= current.max_attempts:
+            return VerifyOutcome.EXHAUSTED
+        return current
+
+    def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
+        with self._lock:
+            self._check_lock(challenge.number_key, now)
+            current = self._pending(challenge.challenge_id, now)
+            if isinstance(current, VerifyOutcome):
+                return current
+            self.challenges[current.challenge_id] = dataclasses.replace(current, attempts=current.attempts + 1)
+            key = (challenge.number_key, now // self._settings.lockout_window_seconds)
+            count, _ = self.failures.get(key, (0, 0))
+            self.failures[key] = (count + 1, now)
+            return VerifyOutcome.WRONG
+
+    def mark_verified(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
+        with self._lock:
+            self._check_lock(challenge.number_key, now)
+            current = self._pending(challenge.challenge_id, now)
+            if isinstance(current, VerifyOutcome):
+                return current
+            if current.code_hash != code_hash:
+                return VerifyOutcome.INVALID
+            self.challenges[current.challenge_id] = dataclasses.replace(
+                current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
+            )
+            return VerifyOutcome.VERIFIED
+
+    def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
+        with self._lock:
+            current = self.challenges.get(challenge_id)
+            if current is None:
+                raise ConflictError("unknown")
+            claim_window_open = (current.verified_at or 0) + self._settings.token_ttl_seconds > now
+            if current.state is ChallengeState.CLAIMED and current.claimed_by == user_id:
+                return current
+            if (
+                current.state is not ChallengeState.VERIFIED
+                or not claim_window_open
+                or current.user_id not in (None, user_id)
+            ):
+                raise ConflictError("not claimable")
+            updated = dataclasses.replace(current, state=ChallengeState.CLAIMED, claimed_by=user_id)
+            self.challenges[challenge_id] = updated
+            return updated
