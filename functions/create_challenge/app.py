@@ -62,8 +62,8 @@ def create_once() -> Any:
 
 @app.post("/v1/challenges")
 def create_challenge() -> Response[str]:
-    body = parse_body(app, CreateChallengeRequest).model_dump(mode="json", by_alias=False)
-    key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    body = parse_body(app, CreateChallengeRequest).model_dump(mode="json", by_alias=True, exclude_none=True)
+    key = app.current_event.headers.get("Idempotency-Key")
     if key is None:
         return json_response(201, create({"body": body}))
     if not _IDEMPOTENCY_KEY.fullmatch(key):

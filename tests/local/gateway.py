@@ -27,6 +27,7 @@ from tests.local.outbox import OUTBOX, Outbox
 from tests.local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Authorizer, Function, Route, Template
 
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
 API_ID: Final = "local"
 PROBLEM_JSON: Final = "application/problem+json"
 
@@ -305,7 +306,7 @@ class FunctionRunner:
 # ------------------------------------------------------------------------------------ authorizers
 
 
-class AuthorizerDenied(Exception):
+class AuthorizationError(Exception):
     """The request does not get through the authorizer; ``response_type`` is the gateway response to send."""
 
     def __init__(self, response_type: str, message: str) -> None:
@@ -321,7 +322,9 @@ def policy_allows(policy: Mapping[str, Any], arn: str) -> bool:
         statements = [statements]
     allowed = False
     for statement in statements:
-        if not (_any_matches(statement.get("Action"), "execute-api:Invoke") and _any_matches(statement.get("Resource"), arn)):
+        if not (
+            _any_matches(statement.get("Action"), "execute-api:Invoke") and _any_matches(statement.get("Resource"), arn)
+        ):
             continue
         effect = str(statement.get("Effect", "")).lower()
         if effect == "deny":
@@ -359,18 +362,18 @@ class AuthorizerRunner:
         self._lock = threading.Lock()
 
     def authorize(self, name: str, request: HttpRequest) -> dict[str, Any]:
-        """The ``requestContext.authorizer`` for an allowed request; raises AuthorizerDenied otherwise."""
+        """The ``requestContext.authorizer`` for an allowed request; raises AuthorizationError otherwise."""
         authorizer = self._template.authorizers[name]
         token = request.header(authorizer.header)
         if not token:
-            raise AuthorizerDenied("UNAUTHORIZED", "Unauthorized")
+            raise AuthorizationError("UNAUTHORIZED", "Unauthorized")
         if authorizer.validation_expression and not re.fullmatch(authorizer.validation_expression, token):
-            raise AuthorizerDenied("UNAUTHORIZED", "Unauthorized")
+            raise AuthorizationError("UNAUTHORIZED", "Unauthorized")
         arn = method_arn(request, stage=self._stage, region=self._region)
         started = time.perf_counter()
         result = self._cached(authorizer, token) or self._call(authorizer, token, arn, request)
         if not policy_allows(result.policy, arn):
-            raise AuthorizerDenied("ACCESS_DENIED", "User is not authorized to access this resource")
+            raise AuthorizationError("ACCESS_DENIED", "User is not authorized to access this resource")
         latency = int((time.perf_counter() - started) * 1000)
         return {**result.context, "principalId": result.principal_id, "integrationLatency": latency}
 
@@ -383,16 +386,24 @@ class AuthorizerRunner:
         if authorizer.payload_type == "TOKEN":
             event: dict[str, Any] = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
         else:
-            event = {**build_event(request, RouteMatch(Route("", "", "", None), {}), stage=self._stage,
-                                   request_id=str(uuid.uuid4())), "type": "REQUEST", "methodArn": arn}
+            event = {
+                **build_event(
+                    request,
+                    RouteMatch(Route("", "", "", None), {}),
+                    stage=self._stage,
+                    request_id=str(uuid.uuid4()),
+                ),
+                "type": "REQUEST",
+                "methodArn": arn,
+            }
         function = self._template.functions[authorizer.function_id]
         try:
             response = self._runner.invoke(function, event)
         except Exception as exc:
             if str(exc) == "Unauthorized":  # the documented way for an authorizer to answer 401
-                raise AuthorizerDenied("UNAUTHORIZED", "Unauthorized") from exc
+                raise AuthorizationError("UNAUTHORIZED", "Unauthorized") from exc
             traceback.print_exc()
-            raise AuthorizerDenied("AUTHORIZER_FAILURE", "Authorizer failure") from exc
+            raise AuthorizationError("AUTHORIZER_FAILURE", "Authorizer failure") from exc
         result = _authorizer_result(response, authorizer.ttl_seconds)
         if authorizer.ttl_seconds > 0 and authorizer.payload_type == "TOKEN":
             with self._lock:
@@ -403,10 +414,10 @@ class AuthorizerRunner:
 def _authorizer_result(response: Any, ttl_seconds: int) -> _AuthorizerResult:
     if not isinstance(response, Mapping) or not isinstance(response.get("policyDocument"), Mapping):
         print("local gateway: the authorizer returned no policyDocument", file=sys.stderr)
-        raise AuthorizerDenied("AUTHORIZER_CONFIGURATION_ERROR", "Authorizer configuration error")
+        raise AuthorizationError("AUTHORIZER_CONFIGURATION_ERROR", "Authorizer configuration error")
     if not response.get("principalId"):
         print("local gateway: the authorizer returned no principalId", file=sys.stderr)
-        raise AuthorizerDenied("AUTHORIZER_CONFIGURATION_ERROR", "Authorizer configuration error")
+        raise AuthorizationError("AUTHORIZER_CONFIGURATION_ERROR", "Authorizer configuration error")
     # REST APIs hand the context to the function with every value as a string.
     context = {key: _context_value(value) for key, value in (response.get("context") or {}).items()}
     return _AuthorizerResult(
@@ -436,9 +447,7 @@ _RESPONSE_DEFAULTS: Final = {
 }
 
 
-def gateway_response(
-    responses: Mapping[str, Any], response_type: str, message: str, request_id: str
-) -> HttpResponse:
+def gateway_response(responses: Mapping[str, Any], response_type: str, message: str, request_id: str) -> HttpResponse:
     """Render one of API Gateway's own responses as the template's GatewayResponses configure it.
 
     As in API Gateway, a type the template does not configure takes DEFAULT_4XX or DEFAULT_5XX, including
@@ -480,9 +489,9 @@ def function_error() -> HttpResponse:
 
 
 def proxy_response(result: Any) -> HttpResponse:
-    """Turn a Lambda proxy result into an HTTP response; raises ValueError when it is malformed."""
+    """Turn a Lambda proxy result into an HTTP response; raises TypeError when it is malformed."""
     if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
-        raise ValueError("Malformed Lambda proxy response: statusCode must be an integer")
+        raise TypeError("Malformed Lambda proxy response: statusCode must be an integer")
     headers: list[tuple[str, str]] = []
     multi = result.get("multiValueHeaders") or {}
     for name, values in multi.items():
@@ -492,7 +501,7 @@ def proxy_response(result: Any) -> HttpResponse:
             headers.append((name, str(value)))
     body = result.get("body") or ""
     if not isinstance(body, str):
-        raise ValueError("Malformed Lambda proxy response: body must be a string")
+        raise TypeError("Malformed Lambda proxy response: body must be a string")
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     if payload and not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))  # API Gateway's default
@@ -559,7 +568,7 @@ class Gateway:
         if match.route.authorizer is not None:
             try:
                 authorizer_context = self.authorizers.authorize(match.route.authorizer, request)
-            except AuthorizerDenied as denied:
+            except AuthorizationError as denied:
                 return gateway_response(self._responses, denied.response_type, denied.message, request_id)
         event = build_event(request, match, stage=self.stage, request_id=request_id, authorizer=authorizer_context)
         function = self.template.functions[match.route.function_id]
@@ -603,7 +612,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif length > MAX_BODY_BYTES:
             response = gateway.too_large()
-            self.close_connection = True  # the unread body makes the connection unusable
+            self._discard(length)
         else:
             request = HttpRequest(
                 method=self.command,
@@ -615,7 +624,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = gateway.handle(request)
         self._write(response)
         elapsed = (time.perf_counter() - started) * 1000
-        print(f"{self.command} {self.path} {response.status} {elapsed:.0f}ms", file=sys.stderr, flush=True)
+        # The path without its query string: queries may carry values that do not belong in a log.
+        path = urlsplit(self.path).path
+        print(f"{self.command} {path} {response.status} {elapsed:.0f}ms", file=sys.stderr, flush=True)
+
+    def _discard(self, length: int) -> None:
+        # A client still sending its body would see a broken pipe instead of the 413; read it (within reason).
+        if length > MAX_DISCARD_BYTES:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response_only(response.status)
@@ -630,9 +652,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the default access log; ``_serve`` logs one line per request."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -100,7 +100,7 @@ def install_outbox_hook(outbox: Outbox = OUTBOX) -> None:
     with _install_lock:
         if id(outbox) in _installed:
             return
-        specs = [
+        specs: list[tuple[str, Callable[..., None]]] = [
             ("before-parameter-build.sns.Publish", outbox.before_publish),
             ("after-call.sns.Publish", outbox.after_publish),
         ]

@@ -127,8 +127,12 @@ def start_dynamodb_local(port: int | None = None, *, timeout: float = 60.0) -> S
         str(port),
     ]
     output = tempfile.NamedTemporaryFile(prefix="dynamodb-local-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments
-        _die_with_parent(command), cwd=jar.parent, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+    process = subprocess.Popen(
+        _die_with_parent(command),
+        cwd=jar.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     service = Service("DynamoDB Local", f"http://127.0.0.1:{port}", lambda: _terminate(process, output.name))
     try:
@@ -159,13 +163,14 @@ def _wait_for_dynamodb(endpoint: str, process: subprocess.Popen[bytes], log_path
             raise RuntimeError(f"DynamoDB Local exited with {process.returncode}:\n{_tail(log_path)}")
         try:
             client.list_tables(Limit=1)
-            return
         except (BotoCoreError, ClientError):
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"DynamoDB Local did not answer on {endpoint} within {timeout:.0f}s:\n{_tail(log_path)}"
                 ) from None
             time.sleep(0.2)
+        else:
+            return
 
 
 def _terminate(process: subprocess.Popen[bytes], log_path: str) -> None:
@@ -437,7 +442,12 @@ def _code(exc: ClientError) -> str:
 # ------------------------------------------------------------------------------------ environment
 
 # Variables that would send boto3 elsewhere than the local services, whatever the shell holds.
-_AWS_SHELL_VARIABLES: Final = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+_AWS_SHELL_VARIABLES: Final = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_DEFAULT_PROFILE",
+)
 
 
 @contextlib.contextmanager

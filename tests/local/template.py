@@ -25,7 +25,7 @@ API_TYPE: Final = "AWS::Serverless::Api"
 # --------------------------------------------------------------------------------------------- YAML
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
     """SafeLoader that turns CloudFormation short tags (``!Ref x``) into their long form (``{"Ref": x}``)."""
 
 
@@ -55,7 +55,7 @@ def load_document(text: str) -> dict[str, Any]:
     """Parse a CloudFormation/SAM template (YAML or JSON) with short-form intrinsic tags."""
     document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(document, dict):
-        raise ValueError("a template must be a mapping")
+        raise TypeError("a template must be a mapping")
     return document
 
 

@@ -255,9 +255,7 @@ def test_custom_message_and_locale(world):
     assert " es tu código de verificación de SMS OTP" in spanish.body
 
 
-@pytest.mark.parametrize(
-    "message", ["no placeholder", "{otp} {name}", "{otp} " + "x" * 160, "{otp} {", "{otp} }"]
-)
+@pytest.mark.parametrize("message", ["no placeholder", "{otp} {name}", "{otp} " + "x" * 160, "{otp} {", "{otp} }"])
 def test_invalid_custom_messages_are_rejected_before_anything_is_sent(world, message):
     with pytest.raises(InvalidMessageTemplateError):
         start(world, message=message)

@@ -103,7 +103,9 @@ def test_unknown_kid_and_foreign_key_are_rejected(verifier):
         verifier.verify(issue(FakeSigner("key-1")), token_type=VERIFICATION_TOKEN_TYPE)
 
 
-@pytest.mark.parametrize("extra", [{"jku": "https://evil/jwks"}, {"jwk": {"kty": "EC"}}, {"x5u": "x"}, {"crit": ["exp"]}])
+@pytest.mark.parametrize(
+    "extra", [{"jku": "https://evil/jwks"}, {"jwk": {"kty": "EC"}}, {"x5u": "x"}, {"crit": ["exp"]}]
+)
 def test_key_injection_and_crit_headers_are_rejected(signer, verifier, extra):
     header = {"alg": "ES256", "typ": VERIFICATION_TOKEN_TYPE, "kid": "key-1", **extra}
     signing_input = forge(header, valid_claims()).rsplit(".", 1)[0]
@@ -122,7 +124,9 @@ def test_tampered_payload_is_rejected(signer, verifier):
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["sub"] = "admin"
     with pytest.raises(UnauthorizedError):
-        verifier.verify(f"{header}.{b64url(json.dumps(claims).encode())}.{signature}", token_type=VERIFICATION_TOKEN_TYPE)
+        verifier.verify(
+            f"{header}.{b64url(json.dumps(claims).encode())}.{signature}", token_type=VERIFICATION_TOKEN_TYPE
+        )
 
 
 @pytest.mark.parametrize("garbage", ["", "a.b", "a.b.c", "....", "eyJhbGciOiJFUzI1NiJ9.e30."])

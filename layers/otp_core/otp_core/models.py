@@ -19,9 +19,7 @@ def _has_letter(value: str) -> str:
     return value
 
 
-SenderId = Annotated[
-    str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9 ]{1,11}$"), AfterValidator(_has_letter)
-]
+SenderId = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9 ]{1,11}$"), AfterValidator(_has_letter)]
 Locale = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,4}$")]
 Message = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=640)]
 Code = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{4,10}$")]

@@ -1,0 +1,75 @@
+"""``python -m tests.local.invoke FUNCTION EVENT.json``: ``sam local invoke -e`` without Docker.
+
+FUNCTION is a logical id (``CreateChallengeFunction``) or a CodeUri folder (``create_challenge``). The
+handler runs once, in this process, against freshly provisioned local services; its result is printed as
+JSON on stdout, and its logs (and any SMS it sends) go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.local.gateway import LambdaContext, import_handler
+from tests.local.outbox import OUTBOX, install_outbox_hook
+from tests.local.services import (
+    java_missing_warning,
+    patched_environ,
+    provision,
+    start_dynamodb_local,
+    start_moto_server,
+    warn,
+)
+from tests.local.stack import add_import_roots, local_api_key
+from tests.local.template import DEFAULT_TEMPLATE, Template
+
+
+def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFAULT_TEMPLATE) -> Any:
+    """Provision local services, run one function's handler with ``event`` and return its result."""
+    template = Template.load(template_path)
+    function = template.find_function(function_name)
+    with contextlib.ExitStack() as stack:
+        dynamodb = start_dynamodb_local()
+        if dynamodb is None:
+            warn(java_missing_warning())
+        else:
+            stack.enter_context(dynamodb)
+        moto = stack.enter_context(start_moto_server())
+        environment = provision(
+            template,
+            dynamodb_endpoint=dynamodb.endpoint if dynamodb else moto.endpoint,
+            aws_endpoint=moto.endpoint,
+            api_key=local_api_key(),
+        )
+        stack.enter_context(patched_environ(environment))
+        OUTBOX.echo = sys.stderr
+        install_outbox_hook(OUTBOX)
+        # Handler logs and metrics print to stdout; keep stdout for the result alone, as sam does.
+        with contextlib.redirect_stdout(sys.stderr):
+            handler = import_handler(function)
+            return handler(event, LambdaContext.for_function(function))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m tests.local.invoke", description=__doc__.split("\n")[0])
+    parser.add_argument("function", help="logical id (CreateChallengeFunction) or folder (create_challenge)")
+    parser.add_argument("event", type=Path, help="event JSON file, e.g. events/create_challenge.json")
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    args = parser.parse_args(argv)
+    add_import_roots()
+    event = json.loads(args.event.read_text(encoding="utf-8"))
+    try:
+        result = invoke(args.function, event, args.template)
+    except KeyError as exc:
+        parser.error(str(exc.args[0]))
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The whole local stack: DynamoDB Local and moto, resources from template.yaml, and the gateway in front.
+
+Two ways to run it:
+
+- ``run_local_stack()``: everything in this process (the handlers too), for a test session or ``make run``.
+  It sets ``os.environ`` for the handlers while it runs, and handler modules keep the boto3 clients they
+  created, so start it once per process.
+- ``spawn_local_stack()``: ``python -m tests.local`` in a child process, for test suites that must not
+  share their interpreter (and its environment and imported modules) with the handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from tests.local.gateway import Gateway, GatewayServer, serve
+from tests.local.outbox import OUTBOX, Outbox, install_outbox_hook
+from tests.local.services import (
+    java_missing_warning,
+    patched_environ,
+    provision,
+    start_dynamodb_local,
+    start_moto_server,
+    warn,
+)
+from tests.local.template import DEFAULT_TEMPLATE, REPO_ROOT, Resolver, Template
+
+DEFAULT_API_KEY: Final = "local-dev-key"
+DEFAULT_PORT: Final = 3000
+READY_LINE: Final = re.compile(r"^Local stack ready: (?P<url>http://\S+)$", re.MULTILINE)
+
+
+def add_import_roots() -> None:
+    """Put the repository root and layers/otp_core on sys.path, the import roots Lambda and pytest use.
+
+    Only the command-line runners call this; tests get the same roots from pytest's ``pythonpath``.
+    """
+    for root in (REPO_ROOT / "layers" / "otp_core", REPO_ROOT):
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+
+
+def local_api_key() -> str:
+    """The local stack's API key: ``OTP_LOCAL_API_KEY`` or ``local-dev-key``."""
+    return os.environ.get("OTP_LOCAL_API_KEY") or DEFAULT_API_KEY
+
+
+@dataclass
+class LocalStack:
+    """A running local stack.
+
+    Attributes
+    ----------
+    url:
+        Base URL of the API (``http://127.0.0.1:PORT``), no stage prefix.
+    api_key:
+        The server API key (``Authorization: Bearer <api_key>``).
+    environment:
+        The functions' environment variables (table name, key ids, policy settings, local endpoints).
+    """
+
+    url: str
+    api_key: str
+    environment: dict[str, str]
+    template: Template
+    outbox: Outbox
+    gateway: Gateway
+    dynamodb_endpoint: str
+    aws_endpoint: str
+    uses_dynamodb_local: bool
+
+    @property
+    def table_name(self) -> str:
+        """The DynamoDB table the functions use (their TABLE_NAME)."""
+        return self.environment.get("TABLE_NAME", "")
+
+
+@contextlib.contextmanager
+def run_local_stack(
+    port: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    template_path: Path | str = DEFAULT_TEMPLATE,
+    api_key: str | None = None,
+    dynamodb_local: bool = True,
+    region: str = "us-east-1",
+) -> Iterator[LocalStack]:
+    """Start the local stack in this process and stop all of it on exit.
+
+    Parameters
+    ----------
+    port:
+        Port of the gateway: None reads ``PORT`` (default 3000); 0 picks a free one (see ``LocalStack.url``).
+    api_key:
+        Default ``local_api_key()``.
+    dynamodb_local:
+        False keeps the table on moto even when Java is available (faster start, less faithful).
+    """
+    template = Template.load(template_path)
+    api_key = api_key or local_api_key()
+    port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
+    with contextlib.ExitStack() as stack:
+        dynamodb = start_dynamodb_local() if dynamodb_local else None
+        if dynamodb is None and dynamodb_local:
+            warn(java_missing_warning())
+        if dynamodb is not None:
+            stack.enter_context(dynamodb)
+        moto = stack.enter_context(start_moto_server())
+        dynamodb_endpoint = dynamodb.endpoint if dynamodb else moto.endpoint
+        environment = provision(
+            template,
+            dynamodb_endpoint=dynamodb_endpoint,
+            aws_endpoint=moto.endpoint,
+            api_key=api_key,
+            region=region,
+        )
+        stack.enter_context(patched_environ(environment))
+        _forget_cached_settings()
+        # Before any handler is imported: clients copy the hooks of their session when they are created.
+        install_outbox_hook(OUTBOX)
+        gateway = _gateway(template, region)
+        server, thread = serve(gateway, host, port)
+        stack.callback(_shutdown, server, thread)
+        yield LocalStack(
+            url=server.url,
+            api_key=api_key,
+            environment=environment,
+            template=template,
+            outbox=OUTBOX,
+            gateway=gateway,
+            dynamodb_endpoint=dynamodb_endpoint,
+            aws_endpoint=moto.endpoint,
+            uses_dynamodb_local=dynamodb is not None,
+        )
+
+
+def _gateway(template: Template, region: str) -> Gateway:
+    resolver = Resolver(template, environ=os.environ, region=region)
+    stage = resolver.resolve_str(template.api_properties.get("StageName", "api")) or "api"
+    return Gateway(template, stage=stage, region=region, outbox=OUTBOX, active=resolver.is_active)
+
+
+def _forget_cached_settings() -> None:
+    # Settings are read once per process; a test that ran earlier in this process may have read them.
+    settings = sys.modules.get("otp_core.settings")
+    cached = getattr(settings, "get_settings", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+
+
+def _shutdown(server: GatewayServer, thread: Any) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+# ----------------------------------------------------------------------------------- child process
+
+
+@dataclass
+class LocalStackProcess:
+    """``python -m tests.local`` running in a child process; ``log_path`` holds its console output."""
+
+    url: str
+    api_key: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        """Stop the child (SIGTERM, then SIGKILL after 15 s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        """The child's console output so far (requests, SMS, tracebacks)."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def spawn_local_stack(
+    port: int = 0, *, api_key: str | None = None, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> Iterator[LocalStackProcess]:
+    """Run the local stack as a child process and yield once it serves; stop it on exit.
+
+    ``env`` adds to this process's environment (policy settings such as ``MAX_ATTEMPTS``). The child's
+    output goes to a temporary log file, so a chatty child can never block on a full pipe.
+    """
+    api_key = api_key or local_api_key()
+    child_env = {**os.environ, **(env or {}), "PORT": str(port), "OTP_LOCAL_API_KEY": api_key}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), str(REPO_ROOT / "layers" / "otp_core"), os.environ.get("PYTHONPATH")])
+    )
+    child_env["PYTHONUNBUFFERED"] = "1"
+    with tempfile.NamedTemporaryFile(prefix="local-stack-", suffix=".log", delete=False) as log_file:
+        log_path = Path(log_file.name)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.local"],
+            cwd=REPO_ROOT,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    child = LocalStackProcess(url="", api_key=api_key, process=process, log_path=log_path)
+    try:
+        child.url = _wait_for_ready(child, timeout)
+        yield child
+    finally:
+        child.stop()
+
+
+def _wait_for_ready(child: LocalStackProcess, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = READY_LINE.search(child.log())
+        if found:
+            return found.group("url")
+        if child.process.poll() is not None:
+            raise RuntimeError(f"the local stack exited with {child.process.returncode}:\n{child.log()[-4000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"the local stack did not start within {timeout:.0f}s:\n{child.log()[-4000:]}")
