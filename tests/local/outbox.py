@@ -109,3 +109,15 @@ def install_outbox_hook(outbox: Outbox = OUTBOX) -> None:
             for event, hook in specs:
                 boto3.DEFAULT_SESSION.events.register(event, hook)
         _installed.add(id(outbox))
+
+
+def uninstall_outbox_hook(outbox: Outbox) -> None:
+    """Undo ``install_outbox_hook`` for sessions created from now on (clients that exist keep their hooks)."""
+    with _install_lock:
+        handlers.BUILTIN_HANDLERS[:] = [
+            spec for spec in handlers.BUILTIN_HANDLERS if getattr(spec[1], "__self__", None) is not outbox
+        ]
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.unregister("before-parameter-build.sns.Publish", outbox.before_publish)
+            boto3.DEFAULT_SESSION.events.unregister("after-call.sns.Publish", outbox.after_publish)
+        _installed.discard(id(outbox))

@@ -125,8 +125,10 @@ def run_local_stack(
             api_key=api_key,
             region=region,
         )
+        # Registered before the environment is patched, so it also runs after the environment is restored.
+        stack.callback(_forget_runtime_caches)
         stack.enter_context(patched_environ(environment))
-        _forget_cached_settings()
+        _forget_runtime_caches()
         # Before any handler is imported: clients copy the hooks of their session when they are created.
         install_outbox_hook(OUTBOX)
         gateway = _gateway(template, region)
@@ -151,12 +153,15 @@ def _gateway(template: Template, region: str) -> Gateway:
     return Gateway(template, stage=stage, region=region, outbox=OUTBOX, active=resolver.is_active)
 
 
-def _forget_cached_settings() -> None:
-    # Settings are read once per process; a test that ran earlier in this process may have read them.
+def _forget_runtime_caches() -> None:
+    # The core builds settings and clients once per process; a test that ran earlier in this process may
+    # have built them from another environment, and they must not outlive the stack's endpoints either.
+    runtime = sys.modules.get("otp_core.runtime")
     settings = sys.modules.get("otp_core.settings")
-    cached = getattr(settings, "get_settings", None)
-    if cached is not None and hasattr(cached, "cache_clear"):
-        cached.cache_clear()
+    if runtime is not None and hasattr(runtime, "reset"):
+        runtime.reset()
+    elif settings is not None and hasattr(settings, "get_settings"):
+        settings.get_settings.cache_clear()
 
 
 def _shutdown(server: GatewayServer, thread: Any) -> None:

@@ -5,12 +5,10 @@ Imported only where tokens are accepted (it loads pyjwt and cryptography).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import jwt
-from jwt.algorithms import ECAlgorithm
 
 from otp_core.errors import UnauthorizedError
 
@@ -33,7 +31,7 @@ class TokenVerifier:
 
     def __init__(self, jwks: Mapping[str, Any], *, issuer: str, audience: str, leeway_seconds: int = 5) -> None:
         self._keys = {
-            key["kid"]: ECAlgorithm.from_jwk(json.dumps(key))
+            key["kid"]: jwt.PyJWK(dict(key), algorithm="ES256")
             for key in jwks.get("keys", [])
             if key.get("kty") == "EC" and key.get("crv") == "P-256" and "kid" in key
         }
