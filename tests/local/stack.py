@@ -226,8 +226,12 @@ def spawn_local_stack(
     try:
         child.url = _wait_for_ready(child, timeout)
         yield child
-    finally:
+    except BaseException:
         child.stop()
+        print(f"local stack log kept at {log_path}", file=sys.stderr)
+        raise
+    child.stop()
+    log_path.unlink(missing_ok=True)
 
 
 def _wait_for_ready(child: LocalStackProcess, timeout: float) -> str:
