@@ -17,6 +17,7 @@ from otp_core.errors import (
     ConflictError,
     DeliveryFailedError,
     FieldError,
+    InvalidPhoneNumberError,
     InvalidRequestError,
     NotFoundError,
     RateLimitedError,
@@ -324,7 +325,8 @@ class ChallengeService:
         )
         try:
             sent = self._sender.send(sms)
-        except DeliveryFailedError:
+        except (DeliveryFailedError, InvalidPhoneNumberError):
+            # Nothing reached the user: the send is not charged, and a new challenge is not kept.
             self._repository.refund_send(challenge, quota, delete=rollback)
             metrics.add_metric(name="SmsFailed", unit="Count", value=1)
             logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)

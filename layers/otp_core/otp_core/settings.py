@@ -69,6 +69,10 @@ class Settings(BaseModel):
     blocked_countries: tuple[str, ...] = ()
     allowed_number_types: tuple[str, ...] = ("MOBILE", "FIXED_LINE_OR_MOBILE")
     sms_providers: tuple[str, ...] = ("sns",)
+    # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
+    idp_issuer: str = ""
+    idp_audience: str = ""
+    idp_jwks_url: str = ""
 
     _split = field_validator(
         "retired_signing_key_ids",
