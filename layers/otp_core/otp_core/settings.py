@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NUMBER_TYPES = frozenset(
     {
@@ -95,6 +95,13 @@ class Settings(BaseModel):
         if unknown:
             raise ValueError(f"unknown number types: {', '.join(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _lock_fits_window(self) -> Settings:
+        # The lock is read from the current and the previous failure window only.
+        if self.lockout_seconds > self.lockout_window_seconds:
+            raise ValueError("lockout_seconds must not exceed lockout_window_seconds")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
