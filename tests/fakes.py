@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from otp_core.adapters.kms import der_to_raw_signature
 from otp_core.errors import ConflictError, DeliveryFailedError, RateLimitedError
 from otp_core.ports import (
+    Authenticator,
     Challenge,
+    ChallengeLink,
     ChallengeRepository,
     ChallengeState,
     Clock,
@@ -23,6 +25,9 @@ from otp_core.ports import (
     SentSms,
     Signer,
     SmsSender,
+    IdentityRepository,
+    TrackedAttempt,
+    VerifiedEffects,
     VerifyOutcome,
 )
 from otp_core.settings import Settings
@@ -76,9 +81,10 @@ class FakeSigner(Signer, PublicKeySource):
 class InMemoryRepository(ChallengeRepository):
     """Every method runs under one lock, as each DynamoDB write is atomic."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, identities: InMemoryIdentities | None = None) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
+        self.identities = identities or InMemoryIdentities()
+        self._lock = self.identities.lock
         self.challenges: dict[str, Challenge] = {}
         self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
         self.failures: dict[tuple[str, int], tuple[int, int]] = {}
@@ -114,11 +120,22 @@ class InMemoryRepository(ChallengeRepository):
         for key, _, _ in keys:
             self.counters[key] += 1
 
-    def create(self, challenge: Challenge, quota: SendQuota) -> None:
+    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
         with self._lock:
             self._check_lock(quota.number_key, quota.now)
+            attempts = self.identities.attempts
+            if link and link.attempt_id:
+                attempt = attempts.get(link.attempt_id)
+                if attempt is None or attempt.user_id != link.user_id:
+                    raise ConflictError("attempt expired")
             self._charge(quota)
             self.challenges[challenge.challenge_id] = challenge
+            if link and link.attempt_id:
+                attempts[link.attempt_id] = dataclasses.replace(
+                    attempts[link.attempt_id], challenge_id=challenge.challenge_id
+                )
+            if link and link.pointer_key:
+                self.identities.pointers[link.pointer_key] = challenge.challenge_id
 
     def get(self, challenge_id: str) -> Challenge | None:
         with self._lock:
@@ -162,7 +179,9 @@ class InMemoryRepository(ChallengeRepository):
             self.failures[key] = (count + 1, now)
             return VerifyOutcome.WRONG
 
-    def mark_verified(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
+    def mark_verified(
+        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+    ) -> VerifyOutcome:
         with self._lock:
             self._check_lock(challenge.number_key, now)
             current = self._pending(challenge.challenge_id, now)
@@ -170,9 +189,13 @@ class InMemoryRepository(ChallengeRepository):
                 return current
             if current.code_hash != code_hash:
                 return VerifyOutcome.INVALID
+            if effects and effects.attempt_id and effects.attempt_id not in self.identities.attempts:
+                return VerifyOutcome.INVALID
             self.challenges[current.challenge_id] = dataclasses.replace(
                 current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
             )
+            if effects:
+                self.identities.apply(effects, now)
             return VerifyOutcome.VERIFIED
 
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
@@ -192,3 +215,73 @@ class InMemoryRepository(ChallengeRepository):
             updated = dataclasses.replace(current, state=ChallengeState.CLAIMED, claimed_by=user_id)
             self.challenges[challenge_id] = updated
             return updated
+
+
+class InMemoryIdentities(IdentityRepository):
+    def __init__(self) -> None:
+        # Shared with the challenge repository so effects of a verification are atomic with it.
+        self.lock = threading.RLock()
+        self.authenticators: dict[str, Authenticator] = {}
+        self.attempts: dict[str, TrackedAttempt] = {}
+        self.devices: set[tuple[str, str]] = set()
+        self.pointers: dict[str, str] = {}
+        self.used_tokens: set[str] = set()
+
+    def apply(self, effects: VerifiedEffects, now: int) -> None:
+        if effects.enroll:
+            self._upsert(effects.enroll)
+        if effects.attempt_id:
+            attempt = self.attempts[effects.attempt_id]
+            self.attempts[effects.attempt_id] = dataclasses.replace(attempt, state="CHALLENGE_SUCCEEDED")
+        if effects.seen_device:
+            self.devices.add(effects.seen_device)
+
+    def _upsert(self, authenticator: Authenticator) -> Authenticator:
+        old = self.authenticators.get(authenticator.user_id)
+        if old is not None:
+            authenticator = dataclasses.replace(
+                authenticator, authenticator_id=old.authenticator_id, created_at=old.created_at
+            )
+        self.authenticators[authenticator.user_id] = authenticator
+        return authenticator
+
+    def get_authenticator(self, user_id: str) -> Authenticator | None:
+        with self.lock:
+            return self.authenticators.get(user_id)
+
+    def put_authenticator(self, authenticator: Authenticator) -> Authenticator:
+        with self.lock:
+            return self._upsert(authenticator)
+
+    def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
+        with self.lock:
+            current = self.authenticators.get(user_id)
+            if current is None or current.authenticator_id != authenticator_id:
+                return False
+            del self.authenticators[user_id]
+            return True
+
+    def put_attempt(self, attempt: TrackedAttempt, *, seen_device: bool) -> None:
+        with self.lock:
+            self.attempts[attempt.attempt_id] = attempt
+            if seen_device and attempt.device_key:
+                self.devices.add((attempt.user_id, attempt.device_key))
+
+    def get_attempt(self, attempt_id: str) -> TrackedAttempt | None:
+        with self.lock:
+            return self.attempts.get(attempt_id)
+
+    def is_known_device(self, user_id: str, device_key: str) -> bool:
+        with self.lock:
+            return (user_id, device_key) in self.devices
+
+    def get_pointer(self, pointer_key: str) -> str | None:
+        with self.lock:
+            return self.pointers.get(pointer_key)
+
+    def consume_token(self, token_id: str, expires_at: int) -> bool:
+        with self.lock:
+            if token_id in self.used_tokens:
+                return False
+            self.used_tokens.add(token_id)
+            return True

@@ -38,6 +38,7 @@ def service() -> ChallengeService:
         codes=runtime.code_book(),
         sender=runtime.sms_sender(),
         phone_check=check_phone_number,
+        identities=runtime.identities(),
     )
 
 

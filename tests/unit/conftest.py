@@ -47,6 +47,7 @@ class World:
             sender=self.sender,
             tokens=self.tokens,
             phone_check=check_phone_number,
+            identities=self.repository.identities,
         )
 
 

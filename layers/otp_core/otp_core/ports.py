@@ -44,6 +44,7 @@ class Challenge:
     state: ChallengeState = ChallengeState.PENDING
     verified_at: int | None = None
     claimed_by: str | None = None
+    attempt_id: str | None = None
 
     @property
     def attempts_remaining(self) -> int:
@@ -60,6 +61,53 @@ class Challenge:
         if now >= self.expires_at:
             return ChallengeState.EXPIRED
         return ChallengeState.PENDING
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """A user's SMS authenticator (one per user)."""
+
+    authenticator_id: str
+    user_id: str
+    phone_number: str
+    verified_at: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class TrackedAttempt:
+    """One tracked action of a user, the context client tokens are bound to."""
+
+    attempt_id: str
+    user_id: str
+    action: str
+    state: str
+    device_key: str | None
+    created_at: int
+    expires_at: int
+    challenge_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChallengeLink:
+    """What a new challenge is attached to, written in the same transaction as the challenge.
+
+    ``attempt_id``: the tracked attempt whose current challenge it becomes (client endpoints).
+    ``pointer_key``: an opaque key under which it can be found again (signed-in phone verification).
+    """
+
+    user_id: str
+    attempt_id: str | None = None
+    pointer_key: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedEffects:
+    """State changes that happen in the same write as a successful verification."""
+
+    enroll: Authenticator | None = None
+    attempt_id: str | None = None
+    seen_device: tuple[str, str] | None = None  # (user ID, device key)
 
 
 @dataclass(frozen=True)
@@ -113,13 +161,15 @@ class ChallengeRepository(ABC):
     """
 
     @abstractmethod
-    def create(self, challenge: Challenge, quota: SendQuota) -> None:
-        """Store a new challenge and charge one send to its quota, atomically.
+    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
+        """Store a new challenge, charge one send to its quota and write its ``link``, atomically.
 
         Raises
         ------
         RateLimitedError
             A send cap is reached or the number is locked out; nothing was written.
+        ConflictError
+            The linked tracked attempt no longer exists or belongs to another user.
         """
 
     @abstractmethod
@@ -156,8 +206,10 @@ class ChallengeRepository(ABC):
         """
 
     @abstractmethod
-    def mark_verified(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
-        """Turn a pending challenge into a verified one if ``code_hash`` is its hash, atomically.
+    def mark_verified(
+        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+    ) -> VerifyOutcome:
+        """Turn a pending challenge into a verified one if ``code_hash`` is its hash, with ``effects``, atomically.
 
         Returns VERIFIED, or EXHAUSTED / INVALID when another request got there first.
 
@@ -176,6 +228,39 @@ class ChallengeRepository(ABC):
         ConflictError
             Unknown, not verified, claimed by another user, or past its claim window.
         """
+
+
+class IdentityRepository(ABC):
+    """Authenticators, tracked attempts, known devices and used tokens."""
+
+    @abstractmethod
+    def get_authenticator(self, user_id: str) -> Authenticator | None: ...
+
+    @abstractmethod
+    def put_authenticator(self, authenticator: Authenticator) -> Authenticator:
+        """Create or replace the user's SMS authenticator; keeps its ID and ``created_at`` when replacing."""
+
+    @abstractmethod
+    def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
+        """Delete it if it has this ID; False when there was nothing to delete."""
+
+    @abstractmethod
+    def put_attempt(self, attempt: TrackedAttempt, *, seen_device: bool) -> None:
+        """Store a tracked attempt (and mark its device as seen when ``seen_device``), atomically."""
+
+    @abstractmethod
+    def get_attempt(self, attempt_id: str) -> TrackedAttempt | None: ...
+
+    @abstractmethod
+    def is_known_device(self, user_id: str, device_key: str) -> bool: ...
+
+    @abstractmethod
+    def get_pointer(self, pointer_key: str) -> str | None:
+        """The challenge ID stored under a pointer key (see :class:`ChallengeLink`)."""
+
+    @abstractmethod
+    def consume_token(self, token_id: str, expires_at: int) -> bool:
+        """Record a token as used; False if it was used before (one conditional write)."""
 
 
 class SmsSender(ABC):

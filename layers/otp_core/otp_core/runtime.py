@@ -66,6 +66,13 @@ def repository() -> Any:
 
 
 @cache
+def identities() -> Any:
+    from otp_core.adapters.identity import DynamoIdentityRepository
+
+    return DynamoIdentityRepository(client("dynamodb"), settings().table_name)
+
+
+@cache
 def sms_sender() -> Any:
     from otp_core.adapters.sns import SnsSmsSender
 
@@ -93,5 +100,5 @@ def token_issuer() -> Any:
 def reset() -> None:
     """Forget every cached client, secret and service (tests change the environment between cases)."""
     get_settings.cache_clear()
-    for factory in (client, _secrets_provider, code_book, clock, repository, sms_sender, token_issuer):
+    for factory in (client, _secrets_provider, code_book, clock, repository, identities, sms_sender, token_issuer):
         factory.cache_clear()

@@ -10,6 +10,7 @@ import hmac
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from collections.abc import Callable
 
 from otp_core.codes import CodeBook
@@ -32,13 +33,17 @@ from otp_core.models import (
 )
 from otp_core.observability import logger, mask_phone, metrics
 from otp_core.ports import (
+    Authenticator,
     Challenge,
+    ChallengeLink,
     ChallengeRepository,
     ChallengeState,
     Clock,
     OutgoingSms,
     SendQuota,
     SmsSender,
+    IdentityRepository,
+    VerifiedEffects,
     VerifyOutcome,
 )
 from otp_core.settings import Settings
@@ -47,6 +52,16 @@ from otp_core.tokens import VERIFICATION_TOKEN_TYPE, TokenIssuer
 
 _CHALLENGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """Outcome of one code check; ``challenge`` is the challenge as read before the check."""
+
+    verified: bool
+    failure_reason: str
+    attempts_remaining: int
+    challenge: Challenge | None
 
 
 def is_challenge_id(value: str) -> bool:
@@ -73,6 +88,8 @@ class ChallengeService:
         Token issuer; needed by verify only.
     phone_check:
         Validates a number against the policy and returns its region; needed by create only.
+    identities:
+        Authenticators; needed by create when the number comes from the user's enrollment.
     """
 
     def __init__(
@@ -85,6 +102,7 @@ class ChallengeService:
         sender: SmsSender | None = None,
         tokens: TokenIssuer | None = None,
         phone_check: Callable[[str, Settings], str] | None = None,
+        identities: IdentityRepository | None = None,
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -93,6 +111,7 @@ class ChallengeService:
         self._sender = sender
         self._tokens = tokens
         self._phone_check = phone_check
+        self._identities = identities
 
     @property
     def _codes(self) -> CodeBook:
@@ -103,31 +122,73 @@ class ChallengeService:
     # -- create -------------------------------------------------------------------------------------------
 
     def create(self, request: CreateChallengeRequest) -> ChallengeSent:
-        """Start a challenge and send its code.
+        """Start a challenge and send its code (to the user's enrolled number when none is given).
 
         Raises
         ------
         InvalidRequestError, InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError,
         InvalidMessageTemplateError
             Bad input; nothing was written or sent.
+        ConflictError
+            ``add:authenticators`` for a user who already has an SMS authenticator.
         RateLimitedError
             A send cap or a lockout; nothing was written or sent.
         DeliveryFailedError
             The SMS could not be sent; the challenge and the send were rolled back.
         """
-        settings = self._settings
-        if request.phone_number is None:
+        phone = request.phone_number
+        enrolled = (
+            self._enrolled_number(request.user_id)
+            if request.user_id and (phone is None or request.scope == "add:authenticators")
+            else None
+        )
+        if request.scope == "add:authenticators" and enrolled is not None:
+            raise ConflictError("this user already has an SMS authenticator; use scope update:authenticators")
+        if phone is None and request.scope is None:
+            phone = enrolled
+        if phone is None:
             raise InvalidRequestError(
                 "phoneNumber is required",
-                errors=[FieldError("phoneNumber", "required when the user has no enrolled SMS number")],
+                errors=[FieldError("phoneNumber", "required unless userId has an enrolled SMS number")],
             )
-        phone = request.phone_number
+        return self.start(
+            phone,
+            request.action,
+            user_id=request.user_id,
+            scope=request.scope,
+            message=request.message,
+            sender_id=request.sender_id,
+            locale=request.locale,
+            ip_address=request.ip_address,
+        )[0]
+
+    def _enrolled_number(self, user_id: str) -> str | None:
+        if self._identities is None:
+            raise RuntimeError("this use case needs the identity repository")
+        authenticator = self._identities.get_authenticator(user_id)
+        return authenticator.phone_number if authenticator else None
+
+    def start(
+        self,
+        phone: str,
+        action: str,
+        *,
+        user_id: str | None = None,
+        scope: str | None = None,
+        message: str | None = None,
+        sender_id: str | None = None,
+        locale: str | None = None,
+        ip_address: str | None = None,
+        link: ChallengeLink | None = None,
+    ) -> tuple[ChallengeSent, Challenge]:
+        """Validate, store and send a new challenge; ``link`` is written in the same transaction."""
+        settings = self._settings
         if self._phone_check is None:
             raise RuntimeError("create needs a phone_check")
         self._phone_check(phone, settings)
-        if request.message is not None:
+        if message is not None:
             check_template(
-                request.message,
+                message,
                 app=settings.app_name,
                 code_length=self._codes.length,
                 minutes=_minutes(settings.code_ttl_seconds),
@@ -139,36 +200,39 @@ class ChallengeService:
         challenge = Challenge(
             challenge_id=challenge_id,
             phone_number=phone,
-            action=request.action,
-            user_id=request.user_id,
-            scope=request.scope,
+            action=action,
+            user_id=user_id,
+            scope=scope,
             code_hash=self._codes.code_hash(challenge_id, code),
             code_mask=self._codes.mask(challenge_id, code),
             number_key=self._codes.subject_key("phone", phone),
-            ip_key=self._codes.subject_key("ip", request.ip_address) if request.ip_address else None,
-            message=request.message,
-            sender_id=request.sender_id,
-            locale=request.locale,
+            ip_key=self._codes.subject_key("ip", ip_address) if ip_address else None,
+            message=message,
+            sender_id=sender_id,
+            locale=locale,
             created_at=now,
             expires_at=now + settings.code_ttl_seconds,
             max_attempts=settings.max_attempts,
             next_resend_at=now + settings.resend_cooldown_seconds,
+            attempt_id=link.attempt_id if link else None,
         )
         quota = SendQuota(challenge.number_key, challenge.ip_key, now)
         try:
-            self._repository.create(challenge, quota)
+            self._repository.create(challenge, quota, link)
         except RateLimitedError:
             metrics.add_metric(name="SendRateLimited", unit="Count", value=1)
             raise
         self._deliver(challenge, code, quota, rollback=True)
         metrics.add_metric(name="ChallengeCreated", unit="Count", value=1)
         logger.info("challenge created", challenge_id=challenge_id, phone_mask=mask_phone(phone))
-        return self._sent(challenge)
+        return self._sent(challenge), challenge
 
     # -- verify -------------------------------------------------------------------------------------------
 
     def verify(self, challenge_id: str, code: str) -> VerifyResult:
-        """Check a code: one conditional write decides, whatever concurrent requests do.
+        """Check a code and, when it is right, issue a verification token.
+
+        A challenge with a ``scope`` enrolls or replaces the user's SMS authenticator in the same write.
 
         Raises
         ------
@@ -177,6 +241,34 @@ class ChallengeService:
         RateLimitedError
             The challenge's number is locked out.
         """
+        check = self.check_code(challenge_id, code)
+        if not check.verified or check.challenge is None:
+            return self._not_verified(check.failure_reason, check.attempts_remaining)
+        challenge = check.challenge
+        return VerifyResult(
+            is_verified=True,
+            token=self._verification_token(challenge),
+            attempts_remaining=0,
+            user_id=challenge.user_id,
+            phone_number=challenge.phone_number,
+            action=challenge.action,
+        )
+
+    def check_code(
+        self,
+        challenge_id: str,
+        code: str,
+        *,
+        user_id: str | None = None,
+        attempt_id: str | None = None,
+        device_key: str | None = None,
+    ) -> CodeCheck:
+        """Check a code with one conditional write, whatever concurrent requests do.
+
+        ``user_id`` (when given) must own the challenge, else it behaves as unknown. On success the
+        challenge's scope enrolls its number, and ``attempt_id`` / ``device_key`` record the tracked
+        attempt's success and the device, all in the same write.
+        """
         if len(code) != self._codes.length:
             raise InvalidRequestError(
                 f"code must be {self._codes.length} digits",
@@ -184,38 +276,48 @@ class ChallengeService:
             )
         challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
         now = self._clock.now()
-        if challenge is None:
-            return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+        if challenge is None or (user_id is not None and challenge.user_id != user_id):
+            return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, None)
         state = challenge.state_at(now)
         if state is ChallengeState.FAILED:
-            return self._not_verified("MAX_ATTEMPTS_EXCEEDED", 0)
+            return CodeCheck(False, "MAX_ATTEMPTS_EXCEEDED", 0, challenge)
         if state is not ChallengeState.PENDING:
-            return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+            return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, challenge)
 
         candidate = self._codes.code_hash(challenge_id, code)
         if hmac.compare_digest(candidate, challenge.code_hash):
-            outcome = self._repository.mark_verified(challenge, candidate, now)
+            effects = VerifiedEffects(
+                enroll=self._enrollment(challenge, now),
+                attempt_id=attempt_id,
+                seen_device=(challenge.user_id, device_key) if device_key and challenge.user_id else None,
+            )
+            outcome = self._repository.mark_verified(challenge, candidate, now, effects)
         else:
             outcome = self._repository.record_failure(challenge, candidate, now)
 
         if outcome is VerifyOutcome.VERIFIED:
             metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
-            logger.info("challenge verified", challenge_id=challenge_id)
-            return VerifyResult(
-                is_verified=True,
-                token=self._verification_token(challenge),
-                attempts_remaining=0,
-                user_id=challenge.user_id,
-                phone_number=challenge.phone_number,
-                action=challenge.action,
-            )
+            logger.info("challenge verified", challenge_id=challenge_id, enrolled=challenge.scope is not None)
+            return CodeCheck(True, "", 0, challenge)
         metrics.add_metric(name="VerificationFailed", unit="Count", value=1)
         logger.info("verification failed", challenge_id=challenge_id, outcome=outcome.value)
         if outcome is VerifyOutcome.WRONG:
-            return self._not_verified("CODE_INVALID_OR_EXPIRED", max(0, challenge.attempts_remaining - 1))
+            return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", max(0, challenge.attempts_remaining - 1), challenge)
         if outcome is VerifyOutcome.EXHAUSTED:
-            return self._not_verified("MAX_ATTEMPTS_EXCEEDED", 0)
-        return self._not_verified("CODE_INVALID_OR_EXPIRED", 0)
+            return CodeCheck(False, "MAX_ATTEMPTS_EXCEEDED", 0, challenge)
+        return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, challenge)
+
+    @staticmethod
+    def _enrollment(challenge: Challenge, now: int) -> Authenticator | None:
+        if challenge.scope is None or challenge.user_id is None:
+            return None
+        return Authenticator(
+            authenticator_id=str(uuid.uuid4()),
+            user_id=challenge.user_id,
+            phone_number=challenge.phone_number,
+            verified_at=now,
+            created_at=now,
+        )
 
     def _verification_token(self, challenge: Challenge) -> str:
         if self._tokens is None:
@@ -241,7 +343,7 @@ class ChallengeService:
 
     # -- resend -------------------------------------------------------------------------------------------
 
-    def resend(self, challenge_id: str) -> ChallengeSent:
+    def resend(self, challenge_id: str, *, user_id: str | None = None) -> ChallengeSent:
         """Send the same code again; expiry and attempts stay as they are.
 
         Raises
@@ -255,6 +357,8 @@ class ChallengeService:
         """
         challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
         now = self._clock.now()
+        if user_id is not None and challenge is not None and challenge.user_id != user_id:
+            challenge = None
         if challenge is None or challenge.state_at(now) is not ChallengeState.PENDING:
             raise ConflictError("this challenge can no longer be resent; start a new one")
         if now < challenge.next_resend_at:

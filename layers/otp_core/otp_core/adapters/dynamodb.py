@@ -25,7 +25,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import ConflictError, DependencyError, RateLimitedError
-from otp_core.ports import Challenge, ChallengeRepository, ChallengeState, SendQuota, VerifyOutcome
+from otp_core.ports import (
+    Authenticator,
+    Challenge,
+    ChallengeLink,
+    ChallengeRepository,
+    ChallengeState,
+    SendQuota,
+    VerifiedEffects,
+    VerifyOutcome,
+)
 from otp_core.settings import Settings
 
 Item = dict[str, dict[str, Any]]
@@ -35,6 +44,8 @@ _HOUR = 3_600
 # How long a finished or expired challenge stays readable (GET shows EXPIRED/FAILED) before TTL removes it.
 _RETENTION = _DAY
 _CONFLICT_RETRIES = 4
+# Devices are remembered for a year after they were last seen.
+_DEVICE_RETENTION = 365 * _DAY
 
 
 def _s(value: str) -> dict[str, str]:
@@ -76,6 +87,7 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         "senderId": challenge.sender_id,
         "locale": challenge.locale,
         "claimedBy": challenge.claimed_by,
+        "attemptId": challenge.attempt_id,
     }
     item.update({name: _s(value) for name, value in optional.items() if value is not None})
     if challenge.verified_at is not None:
@@ -112,6 +124,49 @@ def from_item(item: Item) -> Challenge:
         state=ChallengeState(item["state"]["S"]),
         verified_at=number("verifiedAt"),
         claimed_by=text("claimedBy"),
+        attempt_id=text("attemptId"),
+    )
+
+
+def attempt_key(attempt_id: str) -> Item:
+    return {"pk": _s(f"TRACK#{attempt_id}"), "sk": _s("TRACK")}
+
+
+def pointer_key(key: str) -> Item:
+    return {"pk": _s(f"PTR#{key}"), "sk": _s("PTR")}
+
+
+def authenticator_key(user_id: str) -> Item:
+    return {"pk": _s(f"USER#{user_id}"), "sk": _s("AUTH#SMS")}
+
+
+def device_key_of(user_id: str, device_key: str) -> Item:
+    return {"pk": _s(f"USER#{user_id}"), "sk": _s(f"DEVICE#{device_key}")}
+
+
+def authenticator_update(authenticator: Authenticator) -> dict[str, Any]:
+    """An upsert of the user's SMS authenticator that keeps its ID and creation time when it replaces one."""
+    return {
+        "Key": authenticator_key(authenticator.user_id),
+        "UpdateExpression": "SET userId = :user, phoneNumber = :phone, verifiedAt = :verified, "
+        "authenticatorId = if_not_exists(authenticatorId, :id), createdAt = if_not_exists(createdAt, :created)",
+        "ExpressionAttributeValues": {
+            ":user": _s(authenticator.user_id),
+            ":phone": _s(authenticator.phone_number),
+            ":verified": _n(authenticator.verified_at),
+            ":id": _s(authenticator.authenticator_id),
+            ":created": _n(authenticator.created_at),
+        },
+    }
+
+
+def authenticator_from_item(item: Item) -> Authenticator:
+    return Authenticator(
+        authenticator_id=item["authenticatorId"]["S"],
+        user_id=item["userId"]["S"],
+        phone_number=item["phoneNumber"]["S"],
+        verified_at=int(item["verifiedAt"]["N"]),
+        created_at=int(item["createdAt"]["N"]),
     )
 
 
@@ -156,7 +211,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- sends --------------------------------------------------------------------------------------------
 
-    def create(self, challenge: Challenge, quota: SendQuota) -> None:
+    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
         put = _Check(
             {
                 "Put": {
@@ -167,7 +222,39 @@ class DynamoChallengeRepository(ChallengeRepository):
             },
             lambda _: ConflictError("challenge ID collision; retry"),
         )
-        self._transact([*self._lock_checks(quota.number_key, quota.now), *self._send_charges(quota), put])
+        checks = [*self._lock_checks(quota.number_key, quota.now), *self._send_charges(quota), put]
+        if link is not None:
+            checks.extend(self._link_ops(challenge, link))
+        self._transact(checks)
+
+    def _link_ops(self, challenge: Challenge, link: ChallengeLink) -> list[_Check]:
+        ops = []
+        if link.attempt_id is not None:
+            ops.append(
+                _Check(
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": attempt_key(link.attempt_id),
+                            "UpdateExpression": "SET challengeId = :challenge",
+                            "ConditionExpression": "attribute_exists(pk) AND userId = :user",
+                            "ExpressionAttributeValues": {
+                                ":challenge": _s(challenge.challenge_id),
+                                ":user": _s(link.user_id),
+                            },
+                        }
+                    },
+                    lambda _: ConflictError("the tracked attempt has expired; track the action again"),
+                )
+            )
+        if link.pointer_key is not None:
+            item = {
+                **pointer_key(link.pointer_key),
+                "challengeId": _s(challenge.challenge_id),
+                "ttl": _n(self._challenge_ttl(challenge.expires_at)),
+            }
+            ops.append(_Check({"Put": {"TableName": self._table, "Item": item}}, lambda _: None))
+        return ops
 
     def record_resend(self, challenge: Challenge, quota: SendQuota, next_resend_at: int) -> Challenge:
         update = _Check(
@@ -251,7 +338,9 @@ class DynamoChallengeRepository(ChallengeRepository):
         previous = self._lock_check(challenge.number_key, bucket - 1, now)
         return self._attempt([update, fail, previous], challenge, VerifyOutcome.WRONG)
 
-    def mark_verified(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
+    def mark_verified(
+        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+    ) -> VerifyOutcome:
         claimable_until = now + self._settings.token_ttl_seconds
         update = self._attempt_update(
             challenge,
@@ -266,7 +355,34 @@ class DynamoChallengeRepository(ChallengeRepository):
                 ":ttl": _n(max(self._challenge_ttl(challenge.expires_at), claimable_until + _RETENTION)),
             },
         )
-        return self._attempt([update, *self._lock_checks(challenge.number_key, now)], challenge, VerifyOutcome.VERIFIED)
+        checks = [update, *self._lock_checks(challenge.number_key, now)]
+        if effects is not None:
+            checks.extend(self._effect_ops(effects, now))
+        return self._attempt(checks, challenge, VerifyOutcome.VERIFIED)
+
+    def _effect_ops(self, effects: VerifiedEffects, now: int) -> list[_Check]:
+        ops: list[dict[str, Any]] = []
+        if effects.enroll is not None:
+            ops.append({"Update": {"TableName": self._table, **authenticator_update(effects.enroll)}})
+        if effects.attempt_id is not None:
+            ops.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": attempt_key(effects.attempt_id),
+                        "UpdateExpression": "SET #state = :succeeded",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {":succeeded": _s("CHALLENGE_SUCCEEDED")},
+                    }
+                }
+            )
+        if effects.seen_device is not None:
+            user_id, device = effects.seen_device
+            item = {**device_key_of(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
+            ops.append({"Put": {"TableName": self._table, "Item": item}})
+        # A failed effect condition means the tracked attempt expired: the verification does not count.
+        return [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
 
     def _attempt_update(
         self, challenge: Challenge, now: int, expression: str, extra_condition: str, values: Item
