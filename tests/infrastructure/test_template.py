@@ -25,8 +25,34 @@ ROUTES = {
     ("GET", "/v1/challenges/{challengeId}"): "GetChallengeFunction",
     ("GET", "/.well-known/jwks.json"): "JwksFunction",
     ("GET", "/v1/health"): "HealthFunction",
+    ("POST", "/v1/track"): "TrackFunction",
+    ("POST", "/v1/validate"): "ValidateFunction",
+    ("POST", "/v1/users/{userId}/authenticators"): "EnrollAuthenticatorFunction",
+    ("GET", "/v1/users/{userId}/authenticators"): "ListAuthenticatorsFunction",
+    ("DELETE", "/v1/users/{userId}/authenticators/{authenticatorId}"): "DeleteAuthenticatorFunction",
+    ("POST", "/v1/client/sms/enroll"): "ClientEnrollFunction",
+    ("POST", "/v1/client/sms/challenge"): "ClientChallengeFunction",
+    ("POST", "/v1/client/sms/verify"): "ClientVerifyFunction",
+    ("POST", "/v1/verification/sms/send"): "VerificationSendFunction",
+    ("POST", "/v1/verification/sms/validate"): "VerificationValidateFunction",
 }
-PUBLIC_ROUTES = {("GET", "/.well-known/jwks.json"), ("GET", "/v1/health")}
+# Routes without the API key authorizer: public ones, and those that check a client or IdP token themselves.
+PUBLIC_ROUTES = {
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/v1/health"),
+    ("POST", "/v1/client/sms/enroll"),
+    ("POST", "/v1/client/sms/challenge"),
+    ("POST", "/v1/client/sms/verify"),
+    ("POST", "/v1/verification/sms/send"),
+    ("POST", "/v1/verification/sms/validate"),
+}
+SENDERS = {
+    "CreateChallengeFunction",
+    "ResendChallengeFunction",
+    "ClientEnrollFunction",
+    "ClientChallengeFunction",
+    "VerificationSendFunction",
+}
 NON_SETTINGS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 EXPECTED_OUTPUTS = {
     "ApiUrl",
@@ -126,7 +152,7 @@ def test_every_function_has_its_own_code_uri_and_no_layers(functions: dict[str, 
     code_uris = [function["Properties"].get("CodeUri") for function in functions.values()]
 
     # Then each ships only its own folder, and none lists a layer of its own
-    assert len(functions) == 8
+    assert len(functions) == len(ROUTES) + 1  # the routes' functions and the authorizer
     assert all(isinstance(uri, str) and uri.startswith("functions/") for uri in code_uris), code_uris
     assert len(set(code_uris)) == len(code_uris)
     for name, function in functions.items():
@@ -252,7 +278,7 @@ def test_sns_publish_is_limited_to_phone_numbers(resources: dict[str, Any]) -> N
     ]
 
     # Then only the sending functions may publish, and never to a topic
-    assert {name for name, _ in publishing} == {"CreateChallengeFunction", "ResendChallengeFunction"}
+    assert {name for name, _ in publishing} == SENDERS
     for name, statement in publishing:
         assert "Resource" not in statement, f"{name}: sns:Publish must not have a Resource"
         assert statement["NotResource"] == SNS_TOPIC_WILDCARD, name
@@ -289,11 +315,22 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         }
 
     # Then only the expected functions hold each permission
-    code_readers = {"CreateChallengeFunction", "VerifyChallengeFunction", "ResendChallengeFunction"}
+    code_readers = SENDERS | {
+        "VerifyChallengeFunction",
+        "ClientVerifyFunction",
+        "VerificationValidateFunction",
+        "TrackFunction",
+    }
     assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
     assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"}
-    assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction"}
-    assert holders("kms:GetPublicKey", "SigningKey") == {"JwksFunction"}
+    assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction", "TrackFunction", "ClientVerifyFunction"}
+    assert holders("kms:GetPublicKey", "SigningKey") == {
+        "JwksFunction",
+        "ValidateFunction",
+        "ClientEnrollFunction",
+        "ClientChallengeFunction",
+        "ClientVerifyFunction",
+    }
     assert "Policies" not in functions["HealthFunction"]["Properties"]
 
 
@@ -359,11 +396,17 @@ def test_parameters_are_grouped_in_the_console(template: dict[str, Any]) -> None
 def test_environment_variables_match_the_settings_model(template: dict[str, Any]) -> None:
     # Given the global environment variables and the settings model
     variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    own = {
+        name
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for name in resource["Properties"].get("Environment", {}).get("Variables", {})
+    }
     settings_names = {field.upper() for field in Settings.model_fields}
 
-    # Then every variable is a setting (or Powertools') and every setting is passed
-    assert variables - NON_SETTINGS_VARIABLES <= settings_names, variables - NON_SETTINGS_VARIABLES - settings_names
-    assert settings_names <= variables, settings_names - variables
+    # Then every variable is a setting (or Powertools') and every setting is passed, globally or to its functions
+    assert (variables | own) - NON_SETTINGS_VARIABLES <= settings_names
+    assert settings_names <= variables | own, settings_names - variables - own
     assert variables >= NON_SETTINGS_VARIABLES
 
 

@@ -106,3 +106,22 @@ def principal(app: APIGatewayRestResolver) -> str:
     authorizer = app.current_event.request_context.authorizer
     value = authorizer.get("principalId") if authorizer else None
     return str(value or "anonymous")
+
+
+def path_user_id(value: str) -> str:
+    """A ``{userId}`` path parameter, URL-decoded and checked like a body ``userId``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Empty, longer than 128 characters, or holding control characters.
+    """
+    from urllib.parse import unquote
+
+    user_id = unquote(value)
+    if not 1 <= len(user_id) <= 128 or any(ord(char) < 0x20 or ord(char) == 0x7F for char in user_id):
+        raise InvalidRequestError(
+            "userId must be 1-128 characters without control characters",
+            errors=[FieldError("userId", "1-128 characters, no control characters")],
+        )
+    return user_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 Action = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -110,3 +110,108 @@ class ChallengeView(ResponseModel):
     def to_json(self) -> dict[str, object]:
         # userId is part of this view even when unknown: clients read it as null.
         return self.model_dump(by_alias=True, mode="json")
+
+
+# -- adaptive MFA, users and client endpoints ---------------------------------------------------------------
+
+CustomValue = Annotated[str, StringConstraints(max_length=512)] | int | float | bool | None
+Token = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=8192)]
+
+
+class TrackAttributes(RequestModel):
+    phone_number: PhoneNumber | None = None
+    ip_address: IpAddress | None = None
+    user_agent: Annotated[str, StringConstraints(strict=True, max_length=1024)] | None = None
+    device_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | None = None
+    redirect_url: Annotated[str, StringConstraints(strict=True, max_length=2048)] | None = None
+    custom: (
+        Annotated[dict[Annotated[str, StringConstraints(max_length=64)], CustomValue], Field(max_length=50)] | None
+    ) = None
+
+
+class TrackRequest(RequestModel):
+    user_id: UserId
+    action: Action
+    attributes: TrackAttributes = TrackAttributes()
+
+
+class TrackResult(ResponseModel):
+    state: Literal["ALLOW", "CHALLENGE_REQUIRED", "BLOCK"]
+    token: str
+    is_enrolled: bool
+    enrolled_verification_methods: list[Literal["SMS"]]
+    url: str | None = None
+
+
+class ValidateRequest(RequestModel):
+    token: Token
+    action: Action | None = None
+
+
+class ValidateResult(ResponseModel):
+    is_valid: bool
+    state: str | None = None
+    user_id: str | None = None
+    action: str | None = None
+    challenge_id: str | None = None
+    verification_method: Literal["SMS"] | None = None
+    phone_number: str | None = None
+    failure_reason: Literal["TOKEN_INVALID_OR_EXPIRED", "TOKEN_ALREADY_USED", "ACTION_MISMATCH"] | None = None
+
+
+class EnrollAuthenticatorRequest(RequestModel):
+    verification_method: Literal["SMS"]
+    phone_number: PhoneNumber
+
+
+class AuthenticatorView(ResponseModel):
+    authenticator_id: str
+    verification_method: Literal["SMS"] = "SMS"
+    phone_mask: str
+    verified_at: str
+    created_at: str
+
+
+class AuthenticatorList(ResponseModel):
+    authenticators: list[AuthenticatorView]
+
+
+class ClientEnrollRequest(RequestModel):
+    phone_number: PhoneNumber
+
+
+class ClientChallengeSent(ResponseModel):
+    challenge_id: str
+    phone_mask: str
+    expires_at: str
+    resend_available_at: str
+
+
+class ClientVerifyResult(ResponseModel):
+    is_verified: bool
+    token: str | None = None
+    failure_reason: Literal["CODE_INVALID_OR_EXPIRED", "MAX_ATTEMPTS_EXCEEDED"] | None = None
+    attempts_remaining: int
+
+
+class PhoneSendRequest(RequestModel):
+    phone_number: PhoneNumber
+    message: Message | None = None
+    sender_id: SenderId | None = None
+
+
+class PhoneSent(ResponseModel):
+    phone_mask: str
+    expires_at: str
+    resend_available_at: str
+
+
+class PhoneValidateRequest(RequestModel):
+    phone_number: PhoneNumber
+    passcode: Code
+
+
+class PhoneValidateResult(ResponseModel):
+    verified: bool
+    failure_reason: Literal["CODE_INVALID_OR_EXPIRED", "MAX_ATTEMPTS_EXCEEDED"] | None = None
+    attempts_remaining: int | None = None

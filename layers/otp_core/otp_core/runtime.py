@@ -97,8 +97,99 @@ def token_issuer() -> Any:
     )
 
 
+@cache
+def token_verifier() -> Any:
+    """Checks this service's tokens against the public keys of the current and retired signing keys."""
+    from otp_core.adapters.kms import KmsPublicKeys
+    from otp_core.jwks import build_jwks
+    from otp_core.token_verify import TokenVerifier
+
+    config = settings()
+    key_ids = dict.fromkeys((config.signing_key_id, *config.retired_signing_key_ids))
+    jwks = build_jwks(KmsPublicKeys(client("kms")), key_ids)
+    return TokenVerifier(jwks, issuer=config.token_issuer, audience=config.token_audience)
+
+
+@cache
+def rules() -> Any:
+    from otp_core.rules import load_rules
+
+    return load_rules(settings().track_rules)
+
+
+@cache
+def idp_verifier() -> Any:
+    from otp_core.idp import IdpTokenVerifier
+
+    config = settings()
+    if not (config.idp_issuer and config.idp_audience and config.idp_jwks_url):
+        raise DependencyError("phone verification for signed-in users is not configured")
+    return IdpTokenVerifier(config.idp_issuer, config.idp_audience, config.idp_jwks_url)
+
+
+def challenge_service(*, codes: bool = True, sending: bool = False, signing: bool = False) -> Any:
+    """A challenge service with the parts a function uses (each part is built once per instance)."""
+    from otp_core.service import ChallengeService
+
+    phone_check = None
+    if sending:
+        from otp_core.phone import check_phone_number
+
+        phone_check = check_phone_number
+    return ChallengeService(
+        settings(),
+        repository(),
+        clock(),
+        codes=code_book() if codes else None,
+        sender=sms_sender() if sending else None,
+        tokens=token_issuer() if signing else None,
+        phone_check=phone_check,
+        identities=identities(),
+    )
+
+
+def mfa_service(*, sending: bool = False, tracking: bool = False) -> Any:
+    """The adaptive MFA service; ``sending`` for client endpoints, ``tracking`` for track."""
+    from otp_core.mfa import MfaService
+
+    codes = code_book() if tracking else None
+    return MfaService(
+        settings(),
+        identities(),
+        clock(),
+        challenges=challenge_service(sending=True) if sending else None,
+        tokens=token_issuer(),
+        verifier=token_verifier(),
+        rules=rules() if tracking else None,
+        device_key=(lambda user, device: codes.subject_key("device", f"{user}\x00{device}")) if codes else None,
+    )
+
+
+def phone_verification_service() -> Any:
+    from otp_core.phone_verification import PhoneVerificationService
+
+    codes = code_book()
+    return PhoneVerificationService(
+        challenge_service(sending=True),
+        identities(),
+        lambda subject, phone: codes.subject_key("pointer", f"{subject}\x00{phone}"),
+    )
+
+
 def reset() -> None:
     """Forget every cached client, secret and service (tests change the environment between cases)."""
     get_settings.cache_clear()
-    for factory in (client, _secrets_provider, code_book, clock, repository, identities, sms_sender, token_issuer):
+    for factory in (
+        client,
+        _secrets_provider,
+        code_book,
+        clock,
+        repository,
+        identities,
+        sms_sender,
+        token_issuer,
+        token_verifier,
+        rules,
+        idp_verifier,
+    ):
         factory.cache_clear()

@@ -10,8 +10,8 @@ import hmac
 import math
 import re
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from otp_core.codes import CodeBook
 from otp_core.errors import (
@@ -39,10 +39,10 @@ from otp_core.ports import (
     ChallengeRepository,
     ChallengeState,
     Clock,
+    IdentityRepository,
     OutgoingSms,
     SendQuota,
     SmsSender,
-    IdentityRepository,
     VerifiedEffects,
     VerifyOutcome,
 )
@@ -391,6 +391,10 @@ class ChallengeService:
             phone_number=challenge.phone_number,
             action=challenge.action,
         )
+
+    def find(self, challenge_id: str) -> Challenge | None:
+        """The stored challenge, or None for unknown and malformed IDs."""
+        return self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
 
     def get(self, challenge_id: str) -> ChallengeView:
         """Read a challenge's public state.

@@ -69,10 +69,26 @@ class Settings(BaseModel):
     blocked_countries: tuple[str, ...] = ()
     allowed_number_types: tuple[str, ...] = ("MOBILE", "FIXED_LINE_OR_MOBILE")
     sms_providers: tuple[str, ...] = ("sns",)
+    # Adaptive MFA rules (JSON, see otp_core.rules); empty uses the shipped default_rules.json.
+    track_rules: str = ""
     # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
     idp_issuer: str = ""
     idp_audience: str = ""
     idp_jwks_url: str = ""
+    # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
+    # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
+    # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
+    # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).
+    sms_country_routes: str = ""
+    sms_provider_secret_id: str = ""
+    sms_provider_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    sms_send_budget_seconds: Annotated[float, Field(gt=0, le=25)] = 7.0
+    sms_provider_endpoints: str = ""
+    sms_circuit_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
+    sms_circuit_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    sms_circuit_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    delivery_callback_base_url: str = ""
+    delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
 
     _split = field_validator(
         "retired_signing_key_ids",

@@ -1,0 +1,33 @@
+"""POST /v1/client/sms/challenge: send or resend a code to the client token user's enrolled number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.errors import InvalidRequestError
+from otp_core.http import json_response, make_resolver
+from otp_core.observability import logger, metrics, tracer
+
+app = make_resolver()
+
+
+@app.post("/v1/client/sms/challenge")
+def client_challenge() -> Response[str]:
+    service = runtime.mfa_service(sending=True)
+    claims = service.authenticate(app.current_event.headers.get("Authorization"))
+    body = app.current_event.decoded_body
+    if body and body.strip() not in ("", "{}"):
+        raise InvalidRequestError("this endpoint takes no request body")
+    return json_response(200, service.client_challenge(claims))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,31 @@
+"""POST /v1/client/sms/enroll: send a code to a new number for the client token's user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.http import json_response, make_resolver, parse_body
+from otp_core.models import ClientEnrollRequest
+from otp_core.observability import logger, metrics, tracer
+
+app = make_resolver()
+
+
+@app.post("/v1/client/sms/enroll")
+def client_enroll() -> Response[str]:
+    service = runtime.mfa_service(sending=True)
+    claims = service.authenticate(app.current_event.headers.get("Authorization"))
+    request = parse_body(app, ClientEnrollRequest)
+    return json_response(200, service.client_enroll(claims, request.phone_number))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,33 @@
+"""POST /v1/users/{userId}/authenticators: enroll (or replace) a number verified elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import runtime
+from otp_core.http import json_response, make_resolver, parse_body, path_user_id
+from otp_core.mfa import AuthenticatorService
+from otp_core.models import EnrollAuthenticatorRequest
+from otp_core.observability import logger, metrics, tracer
+from otp_core.phone import check_phone_number
+
+app = make_resolver()
+
+
+@app.post("/v1/users/<userId>/authenticators")
+def enroll_authenticator(userId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+    user_id = path_user_id(userId)
+    request = parse_body(app, EnrollAuthenticatorRequest)
+    service = AuthenticatorService(runtime.settings(), runtime.identities(), runtime.clock(), check_phone_number)
+    return json_response(201, service.enroll(user_id, request.phone_number))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
