@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from collections import defaultdict
@@ -19,13 +20,13 @@ from otp_core.ports import (
     ChallengeRepository,
     ChallengeState,
     Clock,
+    IdentityRepository,
     OutgoingSms,
     PublicKeySource,
     SendQuota,
     SentSms,
     Signer,
     SmsSender,
-    IdentityRepository,
     TrackedAttempt,
     VerifiedEffects,
     VerifyOutcome,
@@ -57,7 +58,7 @@ class FakeSender(SmsSender):
         return SentSms(provider="fake", message_id=str(len(self.sent)))
 
     def last_code(self) -> str:
-        return self.sent[-1].body.split()[0]
+        return re.findall(r"\b[0-9]{4,10}\b", self.sent[-1].body)[0]
 
 
 class FakeSigner(Signer, PublicKeySource):

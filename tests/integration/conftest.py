@@ -104,6 +104,17 @@ class Reply:
     body: Any
 
 
+NO_BODY = {
+    "resend_challenge",
+    "get_challenge",
+    "jwks",
+    "health",
+    "client_challenge",
+    "list_authenticators",
+    "delete_authenticator",
+}
+
+
 def _load_event(name: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / f"{name}.json").read_text())
 
@@ -114,6 +125,7 @@ def invoke_function(
     body: Any = None,
     raw_body: str | None = None,
     challenge_id: str | None = None,
+    path_parameters: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Reply:
     """Run ``functions/<name>/app.py`` with its events/ file, changed where the test says."""
@@ -124,11 +136,15 @@ def invoke_function(
         event["body"] = raw_body
     elif body is not None:
         event["body"] = json.dumps(body)
-    elif name in ("resend_challenge", "get_challenge", "jwks", "health"):
+    elif name in NO_BODY:
         event["body"] = None
     if challenge_id is not None:
-        event["pathParameters"] = {"challengeId": challenge_id}
-        event["path"] = event["resource"].replace("{challengeId}", challenge_id)
+        path_parameters = {"challengeId": challenge_id}
+    if path_parameters is not None:
+        event["pathParameters"] = path_parameters
+        event["path"] = event["resource"]
+        for key, value in path_parameters.items():
+            event["path"] = event["path"].replace("{" + key + "}", value)
     if headers:
         event["headers"] = {**(event.get("headers") or {}), **headers}
         event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
