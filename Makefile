@@ -70,3 +70,9 @@ bench: $(VENV)/.installed build
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam node_modules .local
+
+# A user access token of the local stack's IdP, for /v1/verification/sms/* (TOKEN=$$(make -s token SUB=...)).
+SUB ?= user-123
+.PHONY: token
+token: $(VENV)/.installed
+	@PORT=$(PORT) $(PY) -m tests.local.idp --sub $(SUB)

@@ -192,6 +192,9 @@ class InMemoryRepository(ChallengeRepository):
                 return VerifyOutcome.INVALID
             if effects and effects.attempt_id and effects.attempt_id not in self.identities.attempts:
                 return VerifyOutcome.INVALID
+            enroll = effects.enroll if effects and effects.enroll_only_if_new else None
+            if enroll and enroll.user_id in self.identities.authenticators:
+                raise ConflictError("enrolled meanwhile")
             self.challenges[current.challenge_id] = dataclasses.replace(
                 current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
             )

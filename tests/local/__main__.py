@@ -7,31 +7,58 @@ import sys
 import threading
 from types import FrameType
 
+from tests.local.idp import JWKS_PATH, TOKEN_PATH
 from tests.local.stack import LocalStack, add_import_roots, run_local_stack
+from tests.local.template import Route
+
+_LONGEST_LOCAL_ROUTE = Route("GET", JWKS_PATH, "", None)
 
 
 def _banner(stack: LocalStack) -> str:
-    routes = sorted(stack.template.routes, key=lambda route: (route.path, route.method))
+    routes = sorted(stack.gateway.routes, key=lambda route: (route.path, route.method))
+    width = max(len(route.path) for route in [*routes, _LONGEST_LOCAL_ROUTE]) + 2
     lines = [
         f"API key:        {stack.api_key}   (Authorization: Bearer {stack.api_key})",
         f"Table:          {stack.table_name} on "
         + ("DynamoDB Local" if stack.uses_dynamodb_local else "moto")
         + f" at {stack.dynamodb_endpoint}",
         f"KMS, Secrets Manager, SNS: moto at {stack.aws_endpoint}",
+        _idp_line(stack),
         "Routes:",
         *(
-            f"  {route.method:<7}{route.path:<42}{route.function_id}{'' if route.authorizer else '  (public)'}"
+            f"  {route.method:<7}{route.path:<{width}}{route.function_id}{'' if route.authorizer else '  (public)'}"
             for route in routes
         ),
-        f"  {'GET':<7}{'/_local/outbox':<42}SMS sent so far (DELETE empties it)",
+        f"  {'GET':<7}{'/_local/outbox':<{width}}SMS sent so far (DELETE empties it)",
+        f"  {'GET':<7}{JWKS_PATH:<{width}}the local IdP's JWKS",
+        f"  {'POST':<7}{TOKEN_PATH:<{width}}the local IdP mints a user access token",
         "Try:",
         f"  curl -s -X POST {stack.url}/v1/challenges -H 'Authorization: Bearer {stack.api_key}' \\",
         '       -H \'Content-Type: application/json\' -d \'{"phoneNumber": "+14155552671", "action": "signIn"}\'',
         f"  curl -s {stack.url}/_local/outbox",
+        *_idp_try_lines(stack),
         "Ctrl-C stops it.",
         f"Local stack ready: {stack.url}",
     ]
     return "\n".join(lines)
+
+
+def _idp_line(stack: LocalStack) -> str:
+    if not stack.serves_verification:
+        return "Local IdP:      not used (IDP_ISSUER is empty): /v1/verification/sms/* is left out"
+    return f"Local IdP:      iss {stack.idp.issuer}, aud {stack.idp.audience}, RS256 key in .local/idp-key.pem"
+
+
+def _idp_try_lines(stack: LocalStack) -> list[str]:
+    if not stack.serves_verification:
+        return []
+    port = stack.url.rsplit(":", 1)[-1]
+    return [
+        f"  TOKEN=$(make -s token SUB=user-123 PORT={port})   # a user access token of the local IdP, or:",
+        f'  TOKEN=$(curl -s -X POST {stack.url}{TOKEN_PATH} -d \'{{"sub": "user-123"}}\' | jq -r .accessToken)',
+        f'  curl -s -X POST {stack.url}/v1/verification/sms/send -H "Authorization: Bearer $TOKEN" \\',
+        "       -H 'Content-Type: application/json' -d '{\"phoneNumber\": \"+14155552671\"}'",
+    ]
 
 
 def main() -> int:

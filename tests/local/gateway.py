@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.local.idp import JWKS_PATH, TOKEN_PATH, LocalIdp, token_request_subject
 from tests.local.outbox import OUTBOX, Outbox
 from tests.local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Authorizer, Function, Route, Template
 
@@ -524,6 +525,9 @@ class Gateway:
         Runs handlers; pass one with a custom loader to use fake handlers.
     outbox:
         What ``/_local/outbox`` shows.
+    idp:
+        The local identity provider behind ``/_local/idp/jwks.json`` and ``/_local/idp/token``; None leaves
+        those routes out.
     """
 
     def __init__(
@@ -535,20 +539,27 @@ class Gateway:
         runner: FunctionRunner | None = None,
         outbox: Outbox = OUTBOX,
         active: Callable[[str], bool] = lambda _logical_id: True,
+        idp: LocalIdp | None = None,
     ) -> None:
         self.template = template
         self.stage = stage
         self.outbox = outbox
+        self.idp = idp
         self.runner = runner or FunctionRunner(region=region)
-        self.router = Router(route for route in template.routes if active(route.function_id))
+        self.routes = [route for route in template.routes if active(route.function_id)]
+        """The template's routes whose functions exist here (their Condition holds)."""
+        self.router = Router(self.routes)
         self.authorizers = AuthorizerRunner(template, self.runner, stage=stage, region=region)
         self._responses = template.gateway_responses
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request."""
         request_id = str(uuid.uuid4())
-        if request.path.rstrip("/") == "/_local/outbox":
+        path = request.path.rstrip("/")
+        if path == "/_local/outbox":
             response = self._outbox(request, request_id)
+        elif self.idp is not None and path in (JWKS_PATH, TOKEN_PATH):
+            response = self._idp(self.idp, request, request_id)
         else:
             response = self._api(request, request_id)
         response.headers.append(("x-amzn-RequestId", request_id))
@@ -592,6 +603,23 @@ class Gateway:
             self._responses, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request_id
         )
 
+    def _idp(self, idp: LocalIdp, request: HttpRequest, request_id: str) -> HttpResponse:
+        # Public, like an identity provider's own endpoints: the JWKS for the functions, tokens for curl.
+        method, path = request.method.upper(), request.path.rstrip("/")
+        if method == "GET" and path == JWKS_PATH:
+            headers = [("Content-Type", "application/json"), ("Cache-Control", "max-age=300")]
+            return HttpResponse(200, headers, json.dumps(idp.jwks()).encode())
+        if method == "POST" and path == TOKEN_PATH:
+            try:
+                subject, ttl = token_request_subject(request.body)
+            except ValueError as invalid:
+                return problem(400, "Bad Request", str(invalid), "INVALID_REQUEST")
+            body = json.dumps({"accessToken": idp.mint(subject, ttl)}).encode()
+            return HttpResponse(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+        return gateway_response(
+            self._responses, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request_id
+        )
+
 
 # ------------------------------------------------------------------------------------------- HTTP
 
@@ -607,7 +635,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if length < 0:
+        if gateway is None:  # bound, not started: ``start`` refuses that, so this is only a safety net
+            response = problem(503, "Service Unavailable", "The local stack is starting.", "SERVICE_UNAVAILABLE")
+            self.close_connection = True
+        elif length < 0:
             response = problem(400, "Bad Request", "Invalid Content-Length.", "INVALID_REQUEST")
             self.close_connection = True
         elif length > MAX_BODY_BYTES:
@@ -664,8 +695,10 @@ class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 3000) -> None:
-        self.gateway = gateway
+    def __init__(self, gateway: Gateway | None, host: str = "127.0.0.1", port: int = 3000) -> None:
+        # None binds the socket first, so the URL is known (port 0) before the gateway that needs it is built;
+        # set ``gateway`` before ``serve_forever``.
+        self.gateway: Gateway | None = gateway
         super().__init__((host, port), _RequestHandler)
 
     @property
@@ -677,7 +710,13 @@ class GatewayServer(ThreadingHTTPServer):
 
 def serve(gateway: Gateway, host: str = "127.0.0.1", port: int = 3000) -> tuple[GatewayServer, threading.Thread]:
     """Start ``gateway`` on ``host:port`` (0 for any free port) in a daemon thread."""
-    server = GatewayServer(gateway, host, port)
+    return start(GatewayServer(gateway, host, port))
+
+
+def start(server: GatewayServer) -> tuple[GatewayServer, threading.Thread]:
+    """Serve a bound server (its ``gateway`` set) in a daemon thread."""
+    if server.gateway is None:
+        raise RuntimeError("set the server's gateway before starting it")
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     return server, thread

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from tests.local.gateway import Gateway, GatewayServer, serve
+from tests.local.gateway import Gateway, GatewayServer, start
+from tests.local.idp import (
+    DEFAULT_AUDIENCE,
+    ENV_AUDIENCE,
+    ENV_ISSUER,
+    LocalIdp,
+    local_issuer,
+    stack_environment,
+)
 from tests.local.outbox import OUTBOX, Outbox, install_outbox_hook
 from tests.local.services import (
     java_missing_warning,
@@ -39,6 +47,7 @@ from tests.local.template import DEFAULT_TEMPLATE, REPO_ROOT, Resolver, Template
 DEFAULT_API_KEY: Final = "local-dev-key"
 DEFAULT_PORT: Final = 3000
 READY_LINE: Final = re.compile(r"^Local stack ready: (?P<url>http://\S+)$", re.MULTILINE)
+AWS_LINE: Final = re.compile(r"^KMS, Secrets Manager, SNS: moto at (?P<url>http://\S+)$", re.MULTILINE)
 
 
 def add_import_roots() -> None:
@@ -68,6 +77,8 @@ class LocalStack:
         The server API key (``Authorization: Bearer <api_key>``).
     environment:
         The functions' environment variables (table name, key ids, policy settings, local endpoints).
+    idp:
+        The local identity provider (``/_local/idp/...``) whose tokens the verification endpoints accept.
     """
 
     url: str
@@ -79,11 +90,17 @@ class LocalStack:
     dynamodb_endpoint: str
     aws_endpoint: str
     uses_dynamodb_local: bool
+    idp: LocalIdp
 
     @property
     def table_name(self) -> str:
         """The DynamoDB table the functions use (their TABLE_NAME)."""
         return self.environment.get("TABLE_NAME", "")
+
+    @property
+    def serves_verification(self) -> bool:
+        """Whether the template's HasIdp condition holds here, so ``/v1/verification/...`` is routed."""
+        return bool(self.environment.get(ENV_ISSUER))
 
 
 @contextlib.contextmanager
@@ -106,6 +123,9 @@ def run_local_stack(
         Default ``local_api_key()``.
     dynamodb_local:
         False keeps the table on moto even when Java is available (faster start, less faithful).
+
+    The functions' IDP_ISSUER, IDP_AUDIENCE and IDP_JWKS_URL point at the stack's own IdP unless the
+    environment sets them (``IDP_ISSUER=`` leaves the verification endpoints out, like an empty IdpIssuer).
     """
     template = Template.load(template_path)
     api_key = api_key or local_api_key()
@@ -118,12 +138,20 @@ def run_local_stack(
             stack.enter_context(dynamodb)
         moto = stack.enter_context(start_moto_server())
         dynamodb_endpoint = dynamodb.endpoint if dynamodb else moto.endpoint
+        # Bound before provisioning: the IdP settings name the gateway's URL, whose port 0 picks only now.
+        server = GatewayServer(None, host, port)
+        stack.callback(server.server_close)
         environment = provision(
             template,
             dynamodb_endpoint=dynamodb_endpoint,
             aws_endpoint=moto.endpoint,
             api_key=api_key,
             region=region,
+            environ={**os.environ, **stack_environment(server.url, os.environ)},
+        )
+        idp = LocalIdp.load(
+            issuer=environment.get(ENV_ISSUER) or local_issuer(server.url),
+            audience=environment.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE,
         )
         # Registered before the environment is patched, so it also runs after the environment is restored.
         stack.callback(_forget_runtime_caches)
@@ -131,8 +159,8 @@ def run_local_stack(
         _forget_runtime_caches()
         # Before any handler is imported: clients copy the hooks of their session when they are created.
         install_outbox_hook(OUTBOX)
-        gateway = _gateway(template, region)
-        server, thread = serve(gateway, host, port)
+        gateway = server.gateway = _gateway(template, region, idp)
+        server, thread = start(server)
         stack.callback(_shutdown, server, thread)
         yield LocalStack(
             url=server.url,
@@ -144,13 +172,14 @@ def run_local_stack(
             dynamodb_endpoint=dynamodb_endpoint,
             aws_endpoint=moto.endpoint,
             uses_dynamodb_local=dynamodb is not None,
+            idp=idp,
         )
 
 
-def _gateway(template: Template, region: str) -> Gateway:
+def _gateway(template: Template, region: str, idp: LocalIdp) -> Gateway:
     resolver = Resolver(template, environ=os.environ, region=region)
     stage = resolver.resolve_str(template.api_properties.get("StageName", "api")) or "api"
-    return Gateway(template, stage=stage, region=region, outbox=OUTBOX, active=resolver.is_active)
+    return Gateway(template, stage=stage, region=region, outbox=OUTBOX, active=resolver.is_active, idp=idp)
 
 
 def _forget_runtime_caches() -> None:
@@ -175,12 +204,17 @@ def _shutdown(server: GatewayServer, thread: Any) -> None:
 
 @dataclass
 class LocalStackProcess:
-    """``python -m tests.local`` running in a child process; ``log_path`` holds its console output."""
+    """``python -m tests.local`` running in a child process; ``log_path`` holds its console output.
+
+    ``aws_endpoint`` is the child's moto server (KMS, Secrets Manager, SNS), for tests that need to reach
+    behind the API, such as signing a token with the stack's own key.
+    """
 
     url: str
     api_key: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    aws_endpoint: str = ""
 
     def stop(self) -> None:
         """Stop the child (SIGTERM, then SIGKILL after 15 s)."""
@@ -225,6 +259,8 @@ def spawn_local_stack(
     child = LocalStackProcess(url="", api_key=api_key, process=process, log_path=log_path)
     try:
         child.url = _wait_for_ready(child, timeout)
+        aws = AWS_LINE.search(child.log())
+        child.aws_endpoint = aws.group("url") if aws else ""
         yield child
     except BaseException:
         child.stop()

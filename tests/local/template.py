@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,7 +83,10 @@ class Resolver:
     attributes:
         Values of ``Fn::GetAtt`` per (logical id, attribute).
     environ:
-        Where a parameter's value may be overridden: an entry named like the parameter wins over its Default.
+        Where a parameter's value may be overridden: an entry named like the parameter (``IdpIssuer``) wins over
+        its Default, and so does an entry named like a function environment variable that is exactly a ``Ref``
+        to it (``IDP_ISSUER: !Ref IdpIssuer``). That is the name the local stack's settings go by, so a
+        condition on the parameter (``HasIdp``) sees the same value as the functions.
     """
 
     template: Template
@@ -161,6 +165,10 @@ class Resolver:
     def _parameter(self, name: str) -> Any:
         spec = self.template.parameters[name]
         raw = self.environ.get(name)
+        for variable in self.template.parameter_variables.get(name, ()):
+            if raw is not None:
+                break
+            raw = self.environ.get(variable)
         value = _as_str(spec.get("Default", "")) if raw is None else raw
         kind = str(spec.get("Type", "String"))
         if kind == "CommaDelimitedList" or kind.startswith("List<"):
@@ -359,6 +367,18 @@ class Template:
     def routes(self) -> list[Route]:
         """Every API route of every function."""
         return [route for function in self.functions.values() for route in function.routes]
+
+    @cached_property
+    def parameter_variables(self) -> dict[str, tuple[str, ...]]:
+        """Per parameter, the function environment variables (global or any function's, conditional ones
+        included) whose value is exactly a ``Ref`` to it, sorted: ``{"IdpIssuer": ("IDP_ISSUER",)}``."""
+        found: dict[str, set[str]] = {}
+        environments = [self.global_environment, *(function.environment for function in self.functions.values())]
+        for environment in environments:
+            for variable, raw in environment.items():
+                if isinstance(raw, Mapping) and set(raw) == {"Ref"} and raw["Ref"] in self.parameters:
+                    found.setdefault(str(raw["Ref"]), set()).add(variable)
+        return {parameter: tuple(sorted(variables)) for parameter, variables in found.items()}
 
     @property
     def global_environment(self) -> dict[str, Any]:

@@ -106,6 +106,8 @@ class VerifiedEffects:
     """State changes that happen in the same write as a successful verification."""
 
     enroll: Authenticator | None = None
+    # True for add:authenticators: enroll only if the user still has no SMS authenticator.
+    enroll_only_if_new: bool = False
     attempt_id: str | None = None
     seen_device: tuple[str, str] | None = None  # (user ID, device key)
 

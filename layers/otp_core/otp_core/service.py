@@ -288,6 +288,7 @@ class ChallengeService:
         if hmac.compare_digest(candidate, challenge.code_hash):
             effects = VerifiedEffects(
                 enroll=self._enrollment(challenge, now),
+                enroll_only_if_new=challenge.scope == "add:authenticators",
                 attempt_id=attempt_id,
                 seen_device=(challenge.user_id, device_key) if device_key and challenge.user_id else None,
             )

@@ -361,9 +361,20 @@ class DynamoChallengeRepository(ChallengeRepository):
         return self._attempt(checks, challenge, VerifyOutcome.VERIFIED)
 
     def _effect_ops(self, effects: VerifiedEffects, now: int) -> list[_Check]:
-        ops: list[dict[str, Any]] = []
+        checks: list[_Check] = []
         if effects.enroll is not None:
-            ops.append({"Update": {"TableName": self._table, **authenticator_update(effects.enroll)}})
+            update = {"TableName": self._table, **authenticator_update(effects.enroll)}
+            if effects.enroll_only_if_new:
+                update["ConditionExpression"] = "attribute_not_exists(pk)"
+            checks.append(
+                _Check(
+                    {"Update": update},
+                    lambda _: ConflictError(
+                        "this user enrolled an SMS number meanwhile; adding another needs update:authenticators"
+                    ),
+                )
+            )
+        ops: list[dict[str, Any]] = []
         if effects.attempt_id is not None:
             ops.append(
                 {
@@ -381,8 +392,8 @@ class DynamoChallengeRepository(ChallengeRepository):
             user_id, device = effects.seen_device
             item = {**device_key_of(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
             ops.append({"Put": {"TableName": self._table, "Item": item}})
-        # A failed effect condition means the tracked attempt expired: the verification does not count.
-        return [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
+        # A failed attempt condition means the tracked attempt expired: the verification does not count.
+        return checks + [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
 
     def _attempt_update(
         self, challenge: Challenge, now: int, expression: str, extra_condition: str, values: Item
