@@ -18,7 +18,7 @@ app = make_resolver()
 
 
 def service() -> ChallengeService:
-    return ChallengeService(runtime.settings(), runtime.repository(), runtime.clock())
+    return runtime.challenge_service(codes=False)
 
 
 @app.post("/v1/challenges/<challengeId>/claim")

@@ -16,7 +16,6 @@ from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
 from otp_core.http import json_response, make_resolver, parse_body, principal
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
-from otp_core.phone import check_phone_number
 from otp_core.service import ChallengeService
 
 app = make_resolver()
@@ -31,15 +30,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 def service() -> ChallengeService:
-    return ChallengeService(
-        runtime.settings(),
-        runtime.repository(),
-        runtime.clock(),
-        codes=runtime.code_book(),
-        sender=runtime.sms_sender(),
-        phone_check=check_phone_number,
-        identities=runtime.identities(),
-    )
+    return runtime.challenge_service(sending=True)
 
 
 def create(request: dict[str, Any]) -> dict[str, Any]:

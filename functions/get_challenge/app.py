@@ -11,15 +11,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from otp_core import runtime
 from otp_core.http import json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
-from otp_core.service import ChallengeService
 
 app = make_resolver()
 
 
 @app.get("/v1/challenges/<challengeId>")
 def get_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
-    service = ChallengeService(runtime.settings(), runtime.repository(), runtime.clock())
-    return json_response(200, service.get(challengeId))
+    return json_response(200, runtime.challenge_service(codes=False).get(challengeId))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

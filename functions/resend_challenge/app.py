@@ -18,13 +18,7 @@ app = make_resolver()
 
 
 def service() -> ChallengeService:
-    return ChallengeService(
-        runtime.settings(),
-        runtime.repository(),
-        runtime.clock(),
-        codes=runtime.code_book(),
-        sender=runtime.sms_sender(),
-    )
+    return runtime.challenge_service(sending=True)
 
 
 @app.post("/v1/challenges/<challengeId>/resend")

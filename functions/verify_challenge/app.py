@@ -18,13 +18,7 @@ app = make_resolver()
 
 
 def service() -> ChallengeService:
-    return ChallengeService(
-        runtime.settings(),
-        runtime.repository(),
-        runtime.clock(),
-        codes=runtime.code_book(),
-        tokens=runtime.token_issuer(),
-    )
+    return runtime.challenge_service(signing=True)
 
 
 @app.post("/v1/challenges/<challengeId>/verify")

@@ -272,6 +272,14 @@ class SmsSender(ABC):
     def send(self, sms: OutgoingSms) -> SentSms: ...
 
 
+class DeliveryLog(ABC):
+    """Records on a challenge which provider accepted its SMS and the message ID (never the body)."""
+
+    @abstractmethod
+    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
+        """Best effort: the SMS is already out, so implementations log failures instead of raising."""
+
+
 class Signer(ABC):
     """Signs JWS input with a key that never leaves its key store."""
 

@@ -6,8 +6,9 @@ reset the caches with :func:`reset` after changing the environment.
 
 from __future__ import annotations
 
+import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -16,6 +17,10 @@ from otp_core.codes import CodeBook
 from otp_core.errors import DependencyError
 from otp_core.ports import SystemClock
 from otp_core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from otp_core.mfa import MfaService
+    from otp_core.service import ChallengeService
 
 # Fail fast inside API Gateway's 29 s limit and the functions' timeout; the SDK retries throttling itself.
 _CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -74,12 +79,42 @@ def identities() -> Any:
 
 @cache
 def sms_sender() -> Any:
-    from otp_core.adapters.sns import SnsSmsSender
+    """The routed, failing-over SMS sender; vendor adapters are imported only for configured providers."""
+    from otp_core.providers import build_sender
 
-    providers = settings().sms_providers
-    if providers != ("sns",):
-        raise DependencyError("only the sns SMS provider is available in this version")
-    return SnsSmsSender(client("sns"))
+    config = settings()
+    # One short attempt per provider: failover, not SDK retries, is the answer to a slow provider, and the
+    # whole send must stay inside the function timeout.
+    sns_config = Config(
+        connect_timeout=2,
+        read_timeout=config.sms_provider_timeout_seconds,
+        retries={"mode": "standard", "max_attempts": 1},
+    )
+    return build_sender(
+        config,
+        load_credentials=lambda: _json_secret(config.sms_provider_secret_id),
+        dynamodb_client=client("dynamodb"),
+        sns_client_factory=lambda: boto3.client("sns", config=sns_config),
+    )
+
+
+def _json_secret(secret_id: str) -> dict[str, Any]:
+    if not secret_id:
+        raise DependencyError("no SMS provider secret is configured")
+    try:
+        value = json.loads(secret(secret_id))
+    except ValueError as exc:
+        raise DependencyError("the SMS provider secret is not JSON") from exc
+    if not isinstance(value, dict):
+        raise DependencyError("the SMS provider secret is not a JSON object")
+    return value
+
+
+@cache
+def delivery_recorder() -> Any:
+    from otp_core.adapters.circuit import DeliveryRecorder
+
+    return DeliveryRecorder(client("dynamodb"), settings().table_name)
 
 
 @cache
@@ -127,7 +162,7 @@ def idp_verifier() -> Any:
     return IdpTokenVerifier(config.idp_issuer, config.idp_audience, config.idp_jwks_url)
 
 
-def challenge_service(*, codes: bool = True, sending: bool = False, signing: bool = False) -> Any:
+def challenge_service(*, codes: bool = True, sending: bool = False, signing: bool = False) -> ChallengeService:
     """A challenge service with the parts a function uses (each part is built once per instance)."""
     from otp_core.service import ChallengeService
 
@@ -145,10 +180,11 @@ def challenge_service(*, codes: bool = True, sending: bool = False, signing: boo
         tokens=token_issuer() if signing else None,
         phone_check=phone_check,
         identities=identities(),
+        deliveries=delivery_recorder() if sending else None,
     )
 
 
-def mfa_service(*, sending: bool = False, tracking: bool = False) -> Any:
+def mfa_service(*, sending: bool = False, tracking: bool = False) -> MfaService:
     """The adaptive MFA service; ``sending`` for client endpoints, ``tracking`` for track."""
     from otp_core.mfa import MfaService
 
@@ -187,6 +223,7 @@ def reset() -> None:
         repository,
         identities,
         sms_sender,
+        delivery_recorder,
         token_issuer,
         token_verifier,
         rules,

@@ -39,6 +39,7 @@ from otp_core.ports import (
     ChallengeRepository,
     ChallengeState,
     Clock,
+    DeliveryLog,
     IdentityRepository,
     OutgoingSms,
     SendQuota,
@@ -90,6 +91,8 @@ class ChallengeService:
         Validates a number against the policy and returns its region; needed by create only.
     identities:
         Authenticators; needed by create when the number comes from the user's enrollment.
+    deliveries:
+        Where the provider and message ID of each accepted SMS are recorded on its challenge.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class ChallengeService:
         tokens: TokenIssuer | None = None,
         phone_check: Callable[[str, Settings], str] | None = None,
         identities: IdentityRepository | None = None,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
         self._settings = settings
         self._repository = repository
@@ -112,6 +116,7 @@ class ChallengeService:
         self._tokens = tokens
         self._phone_check = phone_check
         self._identities = identities
+        self._deliveries = deliveries
 
     @property
     def _codes(self) -> CodeBook:
@@ -437,10 +442,10 @@ class ChallengeService:
         except (DeliveryFailedError, InvalidPhoneNumberError):
             # Nothing reached the user: the send is not charged, and a new challenge is not kept.
             self._repository.refund_send(challenge, quota, delete=rollback)
-            metrics.add_metric(name="SmsFailed", unit="Count", value=1)
             logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)
             raise
-        metrics.add_metric(name="SmsSent", unit="Count", value=1)
+        if self._deliveries is not None:
+            self._deliveries.record_sent(challenge.challenge_id, sent, self._clock.now())
         logger.info("sms sent", challenge_id=challenge.challenge_id, provider=sent.provider)
 
     def _sent(self, challenge: Challenge) -> ChallengeSent:

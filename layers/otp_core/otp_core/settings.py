@@ -81,8 +81,8 @@ class Settings(BaseModel):
     # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).
     sms_country_routes: str = ""
     sms_provider_secret_id: str = ""
-    sms_provider_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
-    sms_send_budget_seconds: Annotated[float, Field(gt=0, le=25)] = 7.0
+    sms_provider_timeout_seconds: Annotated[float, Field(ge=1, le=8)] = 3.0
+    sms_send_budget_seconds: Annotated[float, Field(ge=1, le=8)] = 7.0
     sms_provider_endpoints: str = ""
     sms_circuit_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
     sms_circuit_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60

@@ -1,0 +1,84 @@
+"""Bird (formerly MessageBird) Channels API: send one message over an SMS channel.
+
+Reference: https://docs.bird.com/api/channels-api/api-reference/messaging (Send a message) and
+https://docs.bird.com/api/channels-api/supported-channels/programmable-sms/sending-sms-messages.
+
+Request: ``POST https://api.bird.com/workspaces/{workspaceId}/channels/{channelId}/messages`` with
+``Authorization: AccessKey <key>`` and a JSON body::
+
+    {"receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": "+6421..."}]},
+     "body": {"type": "text", "text": {"text": "..."}},
+     "reference": "<challengeId>"}
+
+The sender is the channel's: Bird binds a number or an alphanumeric sender to each SMS channel, so the
+request's ``senderId`` cannot be applied per message (configure a channel per sender instead).
+
+Replies: ``202 Accepted`` with the message (``id``, ``status: "accepted"``). A 400/422 validation error
+about the ``receiver`` (or an ``invalid_recipient`` error type) is a bad number; every other status is this
+provider failing.
+
+Secret (``bird``): ``{"accessKey", "workspaceId", "channelId"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from otp_core.ports import OutgoingSms, SentSms
+from otp_core.providers.base import ProviderError, VendorSender, bad_number
+from otp_core.providers.http import TransportError, json_body, post
+
+
+class BirdSender(VendorSender):
+    """Sends through a Bird SMS channel."""
+
+    name: ClassVar[str] = "bird"
+    default_base_url: ClassVar[str] = "https://api.bird.com"
+
+    def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
+        credentials = self.credentials()
+        access_key = self.required(credentials, "accessKey")
+        workspace = quote(self.required(credentials, "workspaceId"), safe="")
+        channel = quote(self.required(credentials, "channelId"), safe="")
+
+        document = {
+            "receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": sms.to}]},
+            "body": {"type": "text", "text": {"text": sms.body}},
+            "reference": sms.challenge_id,
+        }
+        headers = {
+            "Authorization": f"AccessKey {access_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        url = f"{self.base_url}/workspaces/{workspace}/channels/{channel}/messages"
+        try:
+            reply = post(url, body=json_body(document), headers=headers, timeout=timeout)
+        except TransportError as exc:
+            raise ProviderError(self.name, exc.reason, ambiguous=exc.sent) from exc
+
+        answer = reply.json()
+        if reply.status in (200, 201, 202):
+            message_id = answer.get("id") if isinstance(answer, dict) else None
+            return SentSms(provider=self.name, message_id=message_id if isinstance(message_id, str) else None)
+        if reply.status in (400, 422) and _names_receiver(answer):
+            raise bad_number()
+        raise self.failure_for_status(reply.status)
+
+
+def _names_receiver(answer: Any) -> bool:
+    """Whether a validation error points at the receiver (the only caller-supplied part of the request)."""
+    if not isinstance(answer, dict):
+        return False
+    nested = answer.get("error")
+    error: dict[str, Any] = nested if isinstance(nested, dict) else answer
+    if error.get("type") == "invalid_recipient" or error.get("code") == "invalid_recipient":
+        return True
+    details = error.get("details")
+    fields: list[str] = []
+    if isinstance(details, dict):
+        fields = [str(key) for key in details]
+    elif isinstance(details, list):
+        fields = [str(d.get("param") or d.get("field") or "") for d in details if isinstance(d, dict)]
+    return any(field.startswith("receiver") for field in fields)

@@ -1,0 +1,84 @@
+"""MessageMedia (Sinch) Messages API: submit one SMS.
+
+Reference: MessageMedia's OpenAPI document, https://github.com/messagemedia/documentation (spec/openapi.yaml:
+Basic Authentication, Messages, Delivery Reports) and the Messages SDK's endpoint page,
+https://github.com/messagemedia/messages-python-sdk/blob/master/doc/controllers/messages.md.
+
+Request: ``POST https://api.messagemedia.com/v1/messages``, HTTP Basic auth (API key : API secret), JSON::
+
+    {"messages": [{"content": "...", "destination_number": "+61491570156", "format": "SMS",
+                   "source_number": "MyBrand", "source_number_type": "ALPHANUMERIC"}]}
+
+``source_number`` is the request's alphanumeric sender ID where allowed (``source_number_type``
+``ALPHANUMERIC``), else the configured number (``INTERNATIONAL``), else omitted (the account's default).
+
+Replies: ``202 Accepted`` with ``{"messages": [{"message_id", "status", ...}]}``; ``400`` with
+``{"message", "details": [...]}`` for invalid requests. A 400 whose details name ``destination_number`` is a bad
+number; every other status is this provider failing.
+
+Secret (``messagemedia``): ``{"apiKey", "apiSecret", "sourceNumber"?}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from otp_core.ports import OutgoingSms, SentSms
+from otp_core.providers.base import ProviderError, VendorSender, alphanumeric_allowed, bad_number, basic_auth
+from otp_core.providers.http import TransportError, json_body, post
+
+
+class MessageMediaSender(VendorSender):
+    """Sends through MessageMedia's Messages API."""
+
+    name: ClassVar[str] = "messagemedia"
+    default_base_url: ClassVar[str] = "https://api.messagemedia.com"
+
+    def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
+        credentials = self.credentials()
+        api_key = self.required(credentials, "apiKey")
+        api_secret = self.required(credentials, "apiSecret")
+
+        message: dict[str, Any] = {"content": sms.body, "destination_number": sms.to, "format": "SMS"}
+        configured = self.optional(credentials, "sourceNumber")
+        if sms.sender_id and alphanumeric_allowed(sms.to):
+            message["source_number"] = sms.sender_id
+            message["source_number_type"] = "ALPHANUMERIC"
+        elif configured:
+            message["source_number"] = configured
+            message["source_number_type"] = "INTERNATIONAL"
+
+        headers = {
+            "Authorization": basic_auth(api_key, api_secret),
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        try:
+            reply = post(
+                f"{self.base_url}/v1/messages",
+                body=json_body({"messages": [message]}),
+                headers=headers,
+                timeout=timeout,
+            )
+        except TransportError as exc:
+            raise ProviderError(self.name, exc.reason, ambiguous=exc.sent) from exc
+
+        answer = reply.json()
+        if reply.status in (200, 201, 202):
+            return SentSms(provider=self.name, message_id=_message_id(answer))
+        if reply.status == 400 and _names_destination(answer):
+            raise bad_number()
+        raise self.failure_for_status(reply.status)
+
+
+def _message_id(answer: Any) -> str | None:
+    messages = answer.get("messages") if isinstance(answer, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        value = messages[0].get("message_id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _names_destination(answer: Any) -> bool:
+    details = answer.get("details") if isinstance(answer, dict) else None
+    return isinstance(details, list) and any("destination_number" in str(detail) for detail in details)

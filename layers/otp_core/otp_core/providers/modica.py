@@ -1,0 +1,84 @@
+"""Modica Mobile Gateway REST API (v1, managed in Omni): send one SMS.
+
+Reference: https://oss.modicagroup.com/docs/api/mobile-gateway-rest-v1.html (OpenAPI: POST /messages) and
+https://oss.modicagroup.com/docs/es/integrations/api-documentation/rest-v1 (authentication, error codes).
+
+Request: ``POST https://api.modicagroup.com/rest/gateway/messages``, HTTP Basic auth with the gateway
+application's name and password (from Omni), ``Accept: application/vnd.modica.gateway.v1+json`` and JSON::
+
+    {"destination": "+6421...", "content": "...", "reference": "<challengeId>", "mask": "MyBrand"}
+
+``mask`` (the alphanumeric sender Modica shows instead of the source number) is the request's sender ID where
+allowed, else the configured one; ``source`` is sent when the secret names a source number.
+
+Replies: ``201 Created`` with the new message ID (a number, alone or in a list or object). Errors carry an
+``error`` code (``send_failed``, ``invalid_json``, ``missing_attrib``, ``invalid_attrib``, ``broadcast_limit``)
+and a description; ``invalid_attrib`` about the ``destination`` is a bad number, everything else is this
+provider failing.
+
+Secret (``modica``): ``{"applicationName", "password", "mask"?, "source"?}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from otp_core.ports import OutgoingSms, SentSms
+from otp_core.providers.base import ProviderError, VendorSender, bad_number, basic_auth, sender_for
+from otp_core.providers.http import TransportError, json_body, post
+
+MEDIA_TYPE = "application/vnd.modica.gateway.v1+json"
+
+
+class ModicaSender(VendorSender):
+    """Sends through Modica's Mobile Gateway."""
+
+    name: ClassVar[str] = "modica"
+    default_base_url: ClassVar[str] = "https://api.modicagroup.com"
+
+    def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
+        credentials = self.credentials()
+        application = self.required(credentials, "applicationName")
+        password = self.required(credentials, "password")
+
+        document: dict[str, Any] = {"destination": sms.to, "content": sms.body, "reference": sms.challenge_id}
+        mask = sender_for(sms, self.optional(credentials, "mask"))
+        if mask is not None:
+            document["mask"] = mask
+        source = self.optional(credentials, "source")
+        if source is not None:
+            document["source"] = source
+
+        headers = {
+            "Authorization": basic_auth(application, password),
+            "Content-Type": "application/json",
+            "Accept": MEDIA_TYPE,
+        }
+        try:
+            reply = post(
+                f"{self.base_url}/rest/gateway/messages", body=json_body(document), headers=headers, timeout=timeout
+            )
+        except TransportError as exc:
+            raise ProviderError(self.name, exc.reason, ambiguous=exc.sent) from exc
+
+        answer = reply.json()
+        if reply.status in (200, 201):
+            return SentSms(provider=self.name, message_id=_message_id(answer))
+        if isinstance(answer, dict) and answer.get("error") == "invalid_attrib" and _about_destination(answer):
+            raise bad_number()
+        raise self.failure_for_status(reply.status)
+
+
+def _message_id(answer: Any) -> str | None:
+    if isinstance(answer, list) and answer:
+        answer = answer[0]
+    if isinstance(answer, dict):
+        answer = answer.get("id")
+    if isinstance(answer, bool) or not isinstance(answer, int | str):
+        return None
+    return str(answer)
+
+
+def _about_destination(answer: dict[str, Any]) -> bool:
+    # Modica names the offending attribute in the description; only "destination" comes from the caller.
+    return "destination" in str(answer.get("error_description", "")).lower()

@@ -1,0 +1,487 @@
+"""Every vendor adapter against its local fake on 127.0.0.1: the exact request, the replies, the timeouts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from pytest_socket import enable_socket, socket_allow_hosts
+
+from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
+from otp_core.ports import OutgoingSms
+from otp_core.providers.base import ProviderError, VendorConfig, VendorSender
+from otp_core.providers.factory import _vendor_class
+from otp_core.providers.routing import FailoverSender
+from otp_core.providers.signatures import verify_webhook
+from otp_core.providers.vonage import is_gsm7
+from otp_core.timefmt import rfc3339
+from tests.fakes import FakeClock
+from tests.vendors.servers import FakeVendor, running
+
+CHALLENGE_ID = "3f2b8c1e-7d4a-4e6b-9a0c-5b1d2e3f4a5b"
+NZ = "+64211234567"
+US = "+14155552671"
+BODY = "123456 is your SMS OTP code. It expires in 10 minutes."
+SECRET: dict[str, dict[str, str]] = {
+    "twilio": {"accountSid": "AC" + "0" * 32, "authToken": "twilio-token", "from": "+15017122661"},
+    "bird": {"accessKey": "bird-access-key", "workspaceId": "ws-1", "channelId": "ch-1"},
+    "messagemedia": {"apiKey": "mm-key", "apiSecret": "mm-secret", "sourceNumber": "+61491570157"},
+    "tnz": {"authToken": "eyJ0eXAi.tnz.token", "fromNumber": "+6495005000"},
+    "modica": {"applicationName": "otp-app", "password": "modica-pass"},
+    "vonage": {"apiKey": "vonage-key", "apiSecret": "vonage-secret", "from": "+447700900001"},
+    "webhook": {"url": "https://hooks.example.com/sms", "secret": "webhook-shared-secret"},
+}
+VENDORS = tuple(SECRET)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(_no_network: None) -> None:
+    # The fakes listen on 127.0.0.1; every other address stays blocked (pytest-socket resets this afterwards).
+    enable_socket()
+    socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, FakeVendor]]:
+    with running(*VENDORS) as servers:
+        yield servers
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fakes: dict[str, FakeVendor]) -> None:
+    for fake in fakes.values():
+        fake.reset()
+
+
+def sms(to: str = NZ, sender_id: str | None = None, body: str = BODY) -> OutgoingSms:
+    return OutgoingSms(to=to, body=body, sender_id=sender_id, challenge_id=CHALLENGE_ID)
+
+
+def adapter(
+    name: str,
+    fake: FakeVendor,
+    *,
+    secret: Mapping[str, Any] | None = None,
+    callback_base_url: str = "",
+    clock: FakeClock | None = None,
+) -> VendorSender:
+    config = VendorConfig(
+        load_credentials=lambda: SECRET if secret is None else secret,
+        timeout=2.0,
+        base_url=fake.url,
+        callback_base_url=callback_base_url,
+        clock=clock or FakeClock(),
+    )
+    return _vendor_class(name)(config)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# ---------------------------------------------------------------------------------------------- every vendor
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_a_5xx_is_a_provider_failure_that_fails_over(name: str, fakes: dict[str, FakeVendor]) -> None:
+    # Given the vendor answering 5xx
+    fakes[name].mode = "fail"
+
+    # When sending
+    with pytest.raises(ProviderError) as caught:
+        adapter(name, fakes[name]).send(sms())
+
+    # Then it is an unambiguous provider failure (a DeliveryFailedError, so a lone adapter still refunds)
+    assert caught.value.reason == "http_5xx"
+    assert not caught.value.ambiguous
+    assert isinstance(caught.value, DeliveryFailedError)
+    assert len(fakes[name].requests) == 1
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_a_documented_bad_number_reply_is_an_invalid_phone_number(name: str, fakes: dict[str, FakeVendor]) -> None:
+    # Given the vendor's documented "invalid number" reply
+    fakes[name].mode = "bad_number"
+
+    # When sending, then the caller gets INVALID_PHONE_NUMBER, not a provider failure
+    with pytest.raises(InvalidPhoneNumberError) as caught:
+        adapter(name, fakes[name]).send(sms())
+    assert not isinstance(caught.value, DeliveryFailedError)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_a_reply_slower_than_the_timeout_is_an_ambiguous_failure(name: str, fakes: dict[str, FakeVendor]) -> None:
+    # Given a vendor that answers after 1 s
+    fakes[name].mode, fakes[name].delay = "slow", 1.0
+
+    # When sending with a 0.2 s timeout
+    with pytest.raises(ProviderError) as caught:
+        adapter(name, fakes[name]).send_within(sms(), 0.2)
+
+    # Then the request went out but no answer came: a timeout that may have delivered
+    assert caught.value.reason == "timeout"
+    assert caught.value.ambiguous
+    assert len(fakes[name].requests) == 1
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_a_dropped_connection_is_ambiguous(name: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes[name].mode = "drop"
+    with pytest.raises(ProviderError) as caught:
+        adapter(name, fakes[name]).send(sms())
+    assert caught.value.reason == "dropped"
+    assert caught.value.ambiguous
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_a_refused_connection_cannot_have_delivered(name: str) -> None:
+    # Given a fake that is no longer listening
+    fake = FakeVendor(name).start()
+    url = fake.url
+    fake.stop()
+    config = VendorConfig(load_credentials=lambda: SECRET, base_url=url, timeout=1.0, clock=FakeClock())
+
+    # When sending, then it is an unambiguous connect failure
+    with pytest.raises(ProviderError) as caught:
+        _vendor_class(name)(config).send(sms())
+    assert caught.value.reason == "connect"
+    assert not caught.value.ambiguous
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_missing_credentials_are_a_configuration_failure_without_a_request(
+    name: str, fakes: dict[str, FakeVendor]
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        adapter(name, fakes[name], secret={"other": {}}).send(sms())
+    assert caught.value.reason == "config"
+    assert fakes[name].requests == []
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_an_unreadable_secret_is_a_configuration_failure(name: str, fakes: dict[str, FakeVendor]) -> None:
+    def broken() -> Mapping[str, Any]:
+        raise RuntimeError("secrets manager down")
+
+    config = VendorConfig(load_credentials=broken, base_url=fakes[name].url, clock=FakeClock())
+    with pytest.raises(ProviderError) as caught:
+        _vendor_class(name)(config).send(sms())
+    assert caught.value.reason == "config"
+
+
+@pytest.mark.parametrize("name", VENDORS)
+def test_plain_http_is_refused_outside_loopback(name: str) -> None:
+    # Given an endpoint override to a non-loopback http URL (credentials would travel in clear text)
+    config = VendorConfig(load_credentials=lambda: SECRET, base_url="http://198.51.100.7:8080", clock=FakeClock())
+
+    # When sending, then nothing is sent and the provider is misconfigured
+    with pytest.raises(ProviderError) as caught:
+        _vendor_class(name)(config).send(sms())
+    assert caught.value.reason == "config"
+
+
+# ---------------------------------------------------------------------------------------------- Twilio
+
+
+def test_twilio_request_is_the_documented_create_message(fakes: dict[str, FakeVendor]) -> None:
+    # When sending to NZ with an alphanumeric sender ID and a callback base URL
+    sent = adapter("twilio", fakes["twilio"], callback_base_url="https://api.example.com/api/").send(
+        sms(sender_id="MyBrand")
+    )
+
+    # Then one form-encoded POST to the account's Messages.json with Basic auth
+    request = fakes["twilio"].last
+    assert request.method == "POST"
+    assert request.route == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
+    assert request.headers["authorization"] == basic("AC" + "0" * 32, "twilio-token")
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.form() == {
+        "To": [NZ],
+        "Body": [BODY],
+        "From": ["MyBrand"],
+        "StatusCallback": [f"https://api.example.com/api/v1/delivery-status/twilio?challengeId={CHALLENGE_ID}"],
+    }
+    # And the message SID is the message ID
+    assert sent.provider == "twilio"
+    assert sent.message_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f"
+
+
+def test_twilio_uses_the_configured_number_towards_plus_one_and_the_messaging_service(
+    fakes: dict[str, FakeVendor],
+) -> None:
+    # Given a secret with a Messaging Service as well as a number
+    secret = {"twilio": {**SECRET["twilio"], "messagingServiceSid": "MG" + "1" * 32}}
+
+    # When sending to a US number with an alphanumeric sender ID
+    adapter("twilio", fakes["twilio"], secret=secret).send(sms(to=US, sender_id="MyBrand"))
+
+    # Then the alphanumeric sender is not used (+1 carriers refuse it) and no callback is asked for
+    form = fakes["twilio"].last.form()
+    assert form["From"] == ["+15017122661"]
+    assert form["MessagingServiceSid"] == ["MG" + "1" * 32]
+    assert "StatusCallback" not in form
+
+
+def test_twilio_needs_a_sender_or_a_messaging_service(fakes: dict[str, FakeVendor]) -> None:
+    secret = {"twilio": {"accountSid": "AC1", "authToken": "t"}}
+    with pytest.raises(ProviderError) as caught:
+        adapter("twilio", fakes["twilio"], secret=secret).send(sms(to=US))
+    assert caught.value.reason == "config"
+
+
+@pytest.mark.parametrize("mode", ["not_mobile", "opted_out"])
+def test_twilio_final_destination_errors_are_bad_numbers(mode: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["twilio"].mode = mode
+    with pytest.raises(InvalidPhoneNumberError):
+        adapter("twilio", fakes["twilio"]).send(sms())
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("region", "rejected"), ("auth", "auth"), ("throttled", "throttled")])
+def test_twilio_account_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["twilio"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("twilio", fakes["twilio"]).send(sms())
+    assert caught.value.reason == reason
+
+
+# ---------------------------------------------------------------------------------------------- Bird
+
+
+def test_bird_request_is_the_documented_channel_message(fakes: dict[str, FakeVendor]) -> None:
+    sent = adapter("bird", fakes["bird"]).send(sms(sender_id="MyBrand"))
+
+    request = fakes["bird"].last
+    assert request.route == "/workspaces/ws-1/channels/ch-1/messages"
+    assert request.headers["authorization"] == "AccessKey bird-access-key"
+    assert request.headers["content-type"] == "application/json"
+    # The channel owns the sender: the request's sender ID is not part of the message
+    assert request.json() == {
+        "receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": NZ}]},
+        "body": {"type": "text", "text": {"text": BODY}},
+        "reference": CHALLENGE_ID,
+    }
+    assert sent.message_id == "7f6dc9a0-4a63-4e4f-8a6a-bb9a2d0e8f11"
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("invalid_body", "rejected"), ("auth", "auth"), ("not_found", "rejected"), ("throttled", "throttled")],
+)
+def test_bird_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["bird"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("bird", fakes["bird"]).send(sms())
+    assert caught.value.reason == reason
+
+
+# ---------------------------------------------------------------------------------------------- MessageMedia
+
+
+def test_messagemedia_request_is_the_documented_send_messages(fakes: dict[str, FakeVendor]) -> None:
+    sent = adapter("messagemedia", fakes["messagemedia"]).send(sms(sender_id="MyBrand"))
+
+    request = fakes["messagemedia"].last
+    assert request.route == "/v1/messages"
+    assert request.headers["authorization"] == basic("mm-key", "mm-secret")
+    assert request.headers["content-type"] == "application/json"
+    assert request.json() == {
+        "messages": [
+            {
+                "content": BODY,
+                "destination_number": NZ,
+                "format": "SMS",
+                "source_number": "MyBrand",
+                "source_number_type": "ALPHANUMERIC",
+            }
+        ]
+    }
+    assert sent.message_id == "04fe9a97-a579-43c5-bb1a-58ed29bf0a6a"
+
+
+def test_messagemedia_falls_back_to_the_configured_number(fakes: dict[str, FakeVendor]) -> None:
+    adapter("messagemedia", fakes["messagemedia"]).send(sms(to=US, sender_id="MyBrand"))
+    message = fakes["messagemedia"].last.json()["messages"][0]
+    assert (message["source_number"], message["source_number_type"]) == ("+61491570157", "INTERNATIONAL")
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("bad_source", "rejected"), ("auth", "auth"), ("disabled", "auth")])
+def test_messagemedia_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["messagemedia"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("messagemedia", fakes["messagemedia"]).send(sms())
+    assert caught.value.reason == reason
+
+
+# ---------------------------------------------------------------------------------------------- TNZ
+
+
+def test_tnz_request_is_the_documented_send_sms(fakes: dict[str, FakeVendor]) -> None:
+    sent = adapter("tnz", fakes["tnz"]).send(sms(sender_id="MyBrand"))
+
+    request = fakes["tnz"].last
+    assert request.route == "/api/v2.04/send/sms"
+    # The dashboard's auth token goes in as is, after "Basic"
+    assert request.headers["authorization"] == "Basic eyJ0eXAi.tnz.token"
+    assert request.headers["content-type"] == "application/json; encoding='utf-8'"
+    assert request.json() == {
+        "MessageData": {
+            "Message": BODY,
+            "Destinations": [{"Recipient": NZ}],
+            "Reference": CHALLENGE_ID,
+            "FromNumber": "MyBrand",
+        }
+    }
+    assert sent.message_id == "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE"
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("auth", "auth"), ("missing_data", "rejected")])
+def test_tnz_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["tnz"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("tnz", fakes["tnz"]).send(sms())
+    assert caught.value.reason == reason
+
+
+# ---------------------------------------------------------------------------------------------- Modica
+
+
+def test_modica_request_is_the_documented_gateway_message(fakes: dict[str, FakeVendor]) -> None:
+    sent = adapter("modica", fakes["modica"]).send(sms(sender_id="MyBrand"))
+
+    request = fakes["modica"].last
+    assert request.route == "/rest/gateway/messages"
+    assert request.headers["authorization"] == basic("otp-app", "modica-pass")
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept"] == "application/vnd.modica.gateway.v1+json"
+    assert request.json() == {"destination": NZ, "content": BODY, "reference": CHALLENGE_ID, "mask": "MyBrand"}
+    assert sent.message_id == "4711"
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("bad_mask", "rejected"), ("missing", "rejected"), ("auth", "auth")])
+def test_modica_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["modica"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("modica", fakes["modica"]).send(sms())
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(("answer", "expected"), [([4711], "4711"), (4711, "4711"), ({"id": 9}, "9"), ({}, None)])
+def test_modica_message_id_shapes(answer: Any, expected: str | None) -> None:
+    from otp_core.providers.modica import _message_id
+
+    assert _message_id(answer) == expected
+
+
+# ---------------------------------------------------------------------------------------------- Vonage
+
+
+def test_vonage_request_is_the_documented_sms_json(fakes: dict[str, FakeVendor]) -> None:
+    sent = adapter("vonage", fakes["vonage"]).send(sms(sender_id="MyBrand"))
+
+    request = fakes["vonage"].last
+    assert request.route == "/sms/json"
+    assert request.headers["authorization"] == basic("vonage-key", "vonage-secret")
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    # E.164 digits without "+", the challenge as client reference, plain text needs no type
+    assert request.form() == {"from": ["MyBrand"], "to": [NZ[1:]], "text": [BODY], "client-ref": [CHALLENGE_ID]}
+    assert sent.message_id == "0A0000000123ABCD1"
+
+
+def test_vonage_sends_non_gsm_text_as_unicode(fakes: dict[str, FakeVendor]) -> None:
+    adapter("vonage", fakes["vonage"]).send(sms(to=US, body="123456 是您的验证码"))
+    form = fakes["vonage"].last.form()
+    assert form["type"] == ["unicode"]
+    assert form["from"] == ["447700900001"]
+
+
+@pytest.mark.parametrize("mode", ["barred", "deactivated"])
+def test_vonage_final_number_statuses_are_bad_numbers(mode: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["vonage"].mode = mode
+    with pytest.raises(InvalidPhoneNumberError):
+        adapter("vonage", fakes["vonage"]).send(sms())
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("throttled", "throttled"), ("auth", "status_4"), ("demo", "status_29")])
+def test_vonage_error_statuses_in_a_200_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["vonage"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("vonage", fakes["vonage"]).send(sms())
+    assert caught.value.reason == reason
+
+
+def test_gsm7_detection() -> None:
+    assert is_gsm7("Your code is 123456 [ok] €5")
+    assert not is_gsm7("Код 123456")
+
+
+# ---------------------------------------------------------------------------------------------- webhook
+
+
+def test_webhook_request_is_signed_json(fakes: dict[str, FakeVendor]) -> None:
+    clock = FakeClock(1_795_299_000)
+
+    sent = adapter("webhook", fakes["webhook"], clock=clock).send(sms(sender_id="MyBrand"))
+
+    request = fakes["webhook"].last
+    assert request.headers["content-type"] == "application/json"
+    assert request.json() == {
+        "to": NZ,
+        "body": BODY,
+        "senderId": "MyBrand",
+        "challengeId": CHALLENGE_ID,
+        "sentAt": rfc3339(clock.now()),
+    }
+    # And a receiver holding the secret can verify it over the raw body
+    assert request.headers["x-otp-timestamp"] == str(clock.now())
+    assert verify_webhook(
+        "webhook-shared-secret",
+        timestamp=request.headers["x-otp-timestamp"],
+        signature=request.headers["x-otp-signature"],
+        body=request.body,
+        now=clock.now(),
+    )
+    assert sent.message_id == "wh-0001"
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("bad_request", "rejected"), ("auth", "auth")])
+def test_webhook_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    fakes["webhook"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("webhook", fakes["webhook"]).send(sms())
+    assert caught.value.reason == reason
+
+
+# ---------------------------------------------------------------------------------------------- failover over HTTP
+
+
+@pytest.mark.parametrize("failure", ["fail", "slow", "drop"])
+def test_failover_sends_the_same_message_through_the_next_vendor(failure: str, fakes: dict[str, FakeVendor]) -> None:
+    # Given Twilio down, slow or dropping, and Vonage healthy
+    fakes["twilio"].mode, fakes["twilio"].delay = failure, 1.0
+    sender = FailoverSender(
+        {"twilio": adapter("twilio", fakes["twilio"]), "vonage": adapter("vonage", fakes["vonage"])},
+        default_route=("twilio", "vonage"),
+        timeout=0.3,
+    )
+
+    # When sending
+    sent = sender.send(sms())
+
+    # Then Vonage sent it, with exactly the body Twilio was given (the same code)
+    assert sent.provider == "vonage"
+    assert fakes["twilio"].last.form()["Body"] == [BODY]
+    assert fakes["vonage"].last.form()["text"] == [BODY]
+
+
+def test_a_bad_number_at_the_first_vendor_is_not_sent_elsewhere(fakes: dict[str, FakeVendor]) -> None:
+    fakes["twilio"].mode = "bad_number"
+    sender = FailoverSender(
+        {"twilio": adapter("twilio", fakes["twilio"]), "vonage": adapter("vonage", fakes["vonage"])},
+        default_route=("twilio", "vonage"),
+    )
+    with pytest.raises(InvalidPhoneNumberError):
+        sender.send(sms())
+    assert fakes["vonage"].requests == []

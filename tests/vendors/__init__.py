@@ -1,0 +1,1 @@
+"""Local fakes of the SMS vendors' HTTP APIs, for tests and the offline local stack."""
