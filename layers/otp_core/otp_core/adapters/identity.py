@@ -70,13 +70,17 @@ class DynamoIdentityRepository(IdentityRepository):
         return authenticator_from_item(response["Attributes"])
 
     def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
+        return self._conditional(
+            self._client.delete_item,
+            Key=authenticator_key(user_id),
+            ConditionExpression="authenticatorId = :id",
+            ExpressionAttributeValues={":id": _s(authenticator_id)},
+        )
+
+    def _conditional(self, write: Any, **request: Any) -> bool:
+        """Run one conditional write; False when its condition did not hold."""
         try:
-            self._client.delete_item(
-                TableName=self._table,
-                Key=authenticator_key(user_id),
-                ConditionExpression="authenticatorId = :id",
-                ExpressionAttributeValues={":id": _s(authenticator_id)},
-            )
+            write(TableName=self._table, **request)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -137,16 +141,8 @@ class DynamoIdentityRepository(IdentityRepository):
         return item["challengeId"]["S"] if item else None
 
     def consume_token(self, token_id: str, expires_at: int) -> bool:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={"pk": _s(f"USED#{token_id}"), "sk": _s("USED"), "ttl": _n(expires_at + 3_600)},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError(_UNAVAILABLE) from exc
-        except BotoCoreError as exc:
-            raise DependencyError(_UNAVAILABLE) from exc
-        return True
+        return self._conditional(
+            self._client.put_item,
+            Item={"pk": _s(f"USED#{token_id}"), "sk": _s("USED"), "ttl": _n(expires_at + 3_600)},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
