@@ -25,6 +25,8 @@ help:
 $(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# phonenumberslite replaced phonenumbers (same module name): drop the old one from existing venvs.
+	$(PY) -m pip uninstall --quiet --yes phonenumbers 2>/dev/null || true
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	npm install --silent --no-audit --no-fund
 	touch $@

@@ -9,8 +9,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
+from otp_core.authenticators import AuthenticatorService
 from otp_core.http import json_response, make_resolver, parse_body, path_user_id
-from otp_core.mfa import AuthenticatorService
 from otp_core.models import EnrollAuthenticatorRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.phone import check_phone_number

@@ -141,7 +141,8 @@ def _layer_copy(template: Template, python: Interpreter, build_dir: Path) -> tup
         return target, f"the built layer ({build_machine}, copied from {built.relative_to(REPO_ROOT)})"
 
     requirements = _layer_content(template, layer) / "requirements.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    makefile = requirements.with_name("Makefile")
+    digest = hashlib.sha256(requirements.read_bytes() + makefile.read_bytes()).hexdigest()[:16]
     key = f"{digest}-cp{python.version.replace('.', '')}-{python.machine}"
     target = LAYER_CACHE / key / "python"
     if not (LAYER_CACHE / key / ".complete").is_file():
@@ -154,7 +155,7 @@ def _layer_copy(template: Template, python: Interpreter, build_dir: Path) -> tup
         shutil.rmtree(target / entry, ignore_errors=True)
         shutil.copytree(built / entry, target / entry, ignore=shutil.ignore_patterns("__pycache__"))
     description = (
-        f"a {python.machine} copy: `pip install --target` of {requirements.relative_to(REPO_ROOT)} with "
+        f"a {python.machine} copy: the layer's own Makefile build for this platform, plus the runtime's boto3, with "
         f"python {python.version} ({cached} in {target.parent.relative_to(REPO_ROOT)}) plus the built "
         f"{', '.join(_own_entries(template, layer))}; the built layer's {build_machine} extensions "
         f"(pydantic_core, cryptography, ...) cannot load on this {python.machine} machine"
@@ -170,31 +171,43 @@ def _layer_content(template: Template, layer: str) -> Path:
 def _own_entries(template: Template, layer: str) -> list[str]:
     """Top-level entries of the layer's ContentUri that the build copies in (``otp_core``)."""
     content = _layer_content(template, layer)
-    skip = {"requirements.txt", "__pycache__"}
+    skip = {"requirements.txt", "Makefile", "__pycache__"}
     return sorted(
         entry.name for entry in content.iterdir() if entry.name not in skip and not entry.name.startswith(".")
     )
 
 
 def _pip_install(python: Interpreter, requirements: Path, destination: Path) -> None:
+    """Build the layer with its own Makefile for this machine, and add the boto3 the Lambda runtime provides."""
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    command = [
-        str(python.path),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-        str(staging / "python"),
-        "-r",
-        str(requirements),
+    staging.mkdir(parents=True)
+    runtime_boto3 = next(
+        line.strip()
+        for line in (REPO_ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+        if line.startswith("boto3==")
+    )
+    commands = [
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(requirements.parent),
+            "build-OtpCoreLayer",
+            f"ARTIFACTS_DIR={staging}",
+            f"PYTHON={python.path}",
+            "PLATFORM=",
+        ],
+        [
+            str(python.path),
+            *("-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"),
+            *("--target", str(staging / "python"), runtime_boto3),
+        ],
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=clean_env())
-    if result.returncode != 0:
-        raise RuntimeError(f"pip install of the layer failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=clean_env())
+        if result.returncode != 0:
+            raise RuntimeError(f"the layer build failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     (staging / ".complete").write_text(requirements.read_text(encoding="utf-8"), encoding="utf-8")
     shutil.rmtree(destination, ignore_errors=True)
     staging.rename(destination)

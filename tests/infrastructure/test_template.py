@@ -173,7 +173,12 @@ def test_globals_declare_the_layer_once(template: dict[str, Any], resources: dic
     layer = resources["OtpCoreLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/otp_core/"
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # The layer's Makefile builds for python3.13 without a second botocore, and precompiles it.
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (REPO_ROOT / "layers" / "otp_core" / "Makefile").read_text(encoding="utf-8")
+    assert "build-OtpCoreLayer:" in makefile
+    assert "--python-version 3.13" in makefile
+    assert "compileall" in makefile
 
 
 # ---------------------------------------------------------------- routes and auth

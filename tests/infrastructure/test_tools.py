@@ -24,12 +24,12 @@ pytestmark = pytest.mark.infra
 
 
 def _tool(name: str, fallback: Path) -> str:
-    """Return the tool's path, from PATH or the repo's own virtualenv; fail when it is missing."""
+    """Return the tool's path: the repo's own (pinned) install first, then PATH; fail when it is missing."""
+    if fallback.is_file() and os.access(fallback, os.X_OK):
+        return str(fallback)
     found = shutil.which(name)
     if found:
         return found
-    if fallback.is_file() and os.access(fallback, os.X_OK):
-        return str(fallback)
     if os.environ.get("OTP_SKIP_INFRA_TOOLS") == "1":
         pytest.skip(f"{name} not installed and OTP_SKIP_INFRA_TOOLS=1")
     pytest.fail(f"{name} not found on PATH or at {fallback}; run `make install`")
@@ -140,6 +140,12 @@ def test_sam_build_produces_an_arm64_layer(tmp_path: Path) -> None:
     native = sorted(path.name for path in (layer_root / "pydantic_core").glob("*.so"))
     assert native, "pydantic_core has no native extension"
     assert all("aarch64" in name for name in native), native
+
+    # And it is precompiled, carries the X-Ray SDK but no botocore of its own (the runtime has one)
+    assert (layer_root / "otp_core" / "__pycache__" / "service.cpython-313.pyc").is_file()
+    assert (layer_root / "aws_xray_sdk").is_dir()
+    assert not (layer_root / "botocore").exists()
+    assert not (layer_root / "phonenumbers" / "geodata").exists(), "the lite phonenumbers build is expected"
 
     # And every function is built from its own folder without the layer's packages
     for function in (

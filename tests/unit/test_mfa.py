@@ -6,9 +6,10 @@ import threading
 
 import pytest
 
+from otp_core.authenticators import AuthenticatorService
 from otp_core.errors import ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError
 from otp_core.jwks import build_jwks
-from otp_core.mfa import AuthenticatorService, MfaService
+from otp_core.mfa import MfaService
 from otp_core.models import CreateChallengeRequest, TrackRequest
 from otp_core.phone import check_phone_number
 from otp_core.phone_verification import PhoneVerificationService
