@@ -194,7 +194,7 @@ def _pip_install(python: Interpreter, requirements: Path, destination: Path) -> 
             "-C",
             str(requirements.parent),
             "build-OtpCoreLayer",
-            f"ARTIFACTS_DIR={staging}",
+            f"ARTIFACTS_DIR={staging.resolve()}",
             f"PYTHON={python.path}",
             "PLATFORM=",
         ],
