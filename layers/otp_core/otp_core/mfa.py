@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from otp_core.errors import ConflictError, ForbiddenError, UnauthorizedError
 from otp_core.models import (
+    ChallengeSent,
     ClientChallengeSent,
     ClientVerifyResult,
     TrackRequest,
@@ -215,12 +216,7 @@ class MfaService:
             scope="update:authenticators" if enrolled else "add:authenticators",
             link=ChallengeLink(user_id, attempt_id=attempt.attempt_id),
         )
-        return ClientChallengeSent(
-            challenge_id=sent.challenge_id,
-            phone_mask=sent.phone_mask,
-            expires_at=sent.expires_at,
-            resend_available_at=sent.resend_available_at,
-        )
+        return _client_sent(sent)
 
     def client_challenge(self, claims: dict[str, Any]) -> ClientChallengeSent:
         """Send, or resend, a code to the user's enrolled number.
@@ -247,12 +243,7 @@ class MfaService:
                 user_id=attempt.user_id,
                 link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
             )
-        return ClientChallengeSent(
-            challenge_id=sent.challenge_id,
-            phone_mask=sent.phone_mask,
-            expires_at=sent.expires_at,
-            resend_available_at=sent.resend_available_at,
-        )
+        return _client_sent(sent)
 
     def client_verify(self, claims: dict[str, Any], code: str) -> ClientVerifyResult:
         """Check the code of the attempt's current challenge; success yields a CHALLENGE_SUCCEEDED token."""
@@ -289,6 +280,11 @@ class MfaService:
             token_type=CLIENT_TOKEN_TYPE,
         )
         return ClientVerifyResult(is_verified=True, token=token, attempts_remaining=0)
+
+
+def _client_sent(sent: ChallengeSent) -> ClientChallengeSent:
+    """The client endpoints' answer: the create answer without the server-side fields."""
+    return ClientChallengeSent.model_validate(sent.model_dump(include=set(ClientChallengeSent.model_fields)))
 
 
 def _resendable(challenge: Challenge | None, authenticator: Authenticator, now: int) -> bool:

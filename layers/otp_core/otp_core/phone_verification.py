@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from otp_core.errors import ConflictError
-from otp_core.models import PhoneSent, PhoneValidateResult
+from otp_core.models import ChallengeSent, PhoneSent, PhoneValidateResult
 from otp_core.ports import ChallengeLink, IdentityRepository
 from otp_core.service import ChallengeService
 
@@ -51,9 +51,7 @@ class PhoneVerificationService:
             except ConflictError:
                 pass  # finished or expired: start a new one below
             else:
-                return PhoneSent(
-                    phone_mask=sent.phone_mask, expires_at=sent.expires_at, resend_available_at=sent.resend_available_at
-                )
+                return _phone_sent(sent)
         sent, _ = self._challenges.start(
             phone_number,
             ACTION,
@@ -63,9 +61,7 @@ class PhoneVerificationService:
             sender_id=sender_id,
             link=ChallengeLink(subject, pointer_key=key),
         )
-        return PhoneSent(
-            phone_mask=sent.phone_mask, expires_at=sent.expires_at, resend_available_at=sent.resend_available_at
-        )
+        return _phone_sent(sent)
 
     def validate(self, subject: str, phone_number: str, passcode: str) -> PhoneValidateResult:
         """Check the passcode; on success the number becomes the subject's verified SMS authenticator."""
@@ -78,3 +74,8 @@ class PhoneVerificationService:
         return PhoneValidateResult.model_validate(
             {"verified": False, "failure_reason": check.failure_reason, "attempts_remaining": check.attempts_remaining}
         )
+
+
+def _phone_sent(sent: ChallengeSent) -> PhoneSent:
+    """No challenge ID here: the signed-in user's challenge is found by number, never by ID."""
+    return PhoneSent.model_validate(sent.model_dump(include=set(PhoneSent.model_fields)))
