@@ -111,6 +111,8 @@ class InMemoryRepository(ChallengeRepository):
         ]
         if quota.ip_key:
             keys.append((("IPHOUR", quota.ip_key, now // 3600), s.max_sends_per_ip_per_hour, 3600 - now % 3600))
+        if quota.user_key:
+            keys.append((("USERDAY", quota.user_key, now // 86400), s.max_sends_per_day, 86400 - now % 86400))
         return keys
 
     def _charge(self, quota: SendQuota) -> None:
@@ -194,7 +196,7 @@ class InMemoryRepository(ChallengeRepository):
                 return VerifyOutcome.INVALID
             enroll = effects.enroll if effects and effects.enroll_only_if_new else None
             if enroll and enroll.user_id in self.identities.authenticators:
-                raise ConflictError("enrolled meanwhile")
+                return VerifyOutcome.INVALID
             self.challenges[current.challenge_id] = dataclasses.replace(
                 current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
             )

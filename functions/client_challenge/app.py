@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
 from otp_core.errors import InvalidRequestError
-from otp_core.http import json_response, make_resolver
+from otp_core.http import json_response, make_resolver, source_ip
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -23,7 +23,7 @@ def client_challenge() -> Response[str]:
     body = app.current_event.decoded_body
     if body and body.strip() not in ("", "{}"):
         raise InvalidRequestError("this endpoint takes no request body")
-    return json_response(200, service.client_challenge(claims))
+    return json_response(200, service.client_challenge(claims, source_ip(app)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

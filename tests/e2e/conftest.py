@@ -44,7 +44,13 @@ E2E_TRACK_RULES = {
 }
 
 # Policy of the e2e stack: France is blocked so UNSUPPORTED_COUNTRY can be shown over HTTP.
-E2E_POLICY = {"BLOCKED_COUNTRIES": "FR", "TRACK_RULES": json.dumps(E2E_TRACK_RULES)}
+# Every e2e request comes from 127.0.0.1, so the per-IP cap of end-user endpoints is lifted here; the
+# integration tests cover that cap.
+E2E_POLICY = {
+    "BLOCKED_COUNTRIES": "FR",
+    "TRACK_RULES": json.dumps(E2E_TRACK_RULES),
+    "MAX_SENDS_PER_IP_PER_HOUR": "100000",
+}
 
 
 @dataclass

@@ -127,6 +127,7 @@ def invoke_function(
     challenge_id: str | None = None,
     path_parameters: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    source_ip: str | None = None,
 ) -> Reply:
     """Run ``functions/<name>/app.py`` with its events/ file, changed where the test says."""
     import importlib
@@ -149,6 +150,8 @@ def invoke_function(
         event["headers"] = {**(event.get("headers") or {}), **headers}
         event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     event["requestContext"]["requestId"] = str(uuid.uuid4())
+    if source_ip is not None:
+        event["requestContext"]["identity"]["sourceIp"] = source_ip
     module = importlib.import_module(f"functions.{name}.app")
     context = LambdaContext(
         function_name=name,

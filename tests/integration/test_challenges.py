@@ -277,3 +277,9 @@ def test_validation_errors_name_the_fields(invoke):
     reply = invoke("create_challenge", body={"phoneNumber": "+16502530000", "bogus": True})
     fields = {error["field"] for error in reply.body["errors"]}
     assert fields == {"action", "bogus"}
+
+
+def test_deeply_nested_json_is_a_400(invoke):
+    reply = invoke("create_challenge", raw_body="[" * 100_000)
+    assert reply.status == 400
+    assert reply.body["code"] == "INVALID_REQUEST"

@@ -19,8 +19,8 @@ def track(user: str, action: str = "signIn", **attributes):
     return reply.body
 
 
-def client(name: str, token: str, body=None):
-    return invoke_function(name, body=body, headers={"Authorization": f"Bearer {token}"})
+def client(name: str, token: str, body=None, source_ip: str | None = None):
+    return invoke_function(name, body=body, headers={"Authorization": f"Bearer {token}"}, source_ip=source_ip)
 
 
 def test_enroll_from_the_client_then_challenge_and_validate(stack, sms, phone, table):
@@ -121,3 +121,15 @@ def test_scope_on_server_challenges_enrolls_and_add_twice_is_409(stack, sms, pho
     assert invoke_function("create_challenge", body=body).status == 409
     by_user = invoke_function("create_challenge", body={"action": "signIn", "userId": user})
     assert by_user.status == 201 and by_user.body["phoneMask"] == phone[-4:]
+
+
+def test_client_sends_are_capped_per_source_ip(stack, policy):
+    # Given a one-send-per-hour IP cap, and two users behind the same address
+    policy(max_sends_per_ip_per_hour=1)
+    ip = "203.0.113.201"
+    first = client("client_enroll", track("ip-user-1")["token"], {"phoneNumber": "+16502539001"}, ip)
+    second = client("client_enroll", track("ip-user-2")["token"], {"phoneNumber": "+16502539002"}, ip)
+
+    assert first.status == 200
+    assert second.status == 429
+    assert "Retry-After" in second.headers

@@ -234,3 +234,35 @@ def test_signed_in_send_again_is_a_resend_with_cooldown(mfa, world):
     world.clock.advance(30)
     mfa.phone.send("sub-1", PHONE, None, None)
     assert world.sender.sent[0].body == world.sender.sent[1].body
+
+
+def test_one_end_user_cannot_spread_sends_over_many_numbers(mfa, world):
+    # Given one client token of a user who is not enrolled
+    _, claims = mfa.track(user="pumper")
+
+    # When the client asks for codes to ever new numbers
+    statuses = []
+    for suffix in range(12):
+        try:
+            mfa.service.client_enroll(claims, f"+1415555{2600 + suffix:04d}")
+            statuses.append("sent")
+        except RateLimitedError:
+            statuses.append("limited")
+
+    # Then the user's daily cap stops it, whatever the numbers
+    assert statuses == ["sent"] * 10 + ["limited"] * 2
+
+
+def test_an_add_that_lost_to_another_enrollment_is_not_verified(mfa, world):
+    sent = world.service.create(
+        CreateChallengeRequest.model_validate(
+            {"userId": "user-1", "action": "a", "phoneNumber": PHONE, "scope": "add:authenticators"}
+        )
+    )
+    code = mfa.code()
+    mfa.authenticators.enroll("user-1", OTHER)
+
+    result = world.service.verify(sent.challenge_id, code)
+
+    assert (result.is_verified, result.failure_reason) == (False, "CODE_INVALID_OR_EXPIRED")
+    assert mfa.identities.get_authenticator("user-1").phone_number == OTHER

@@ -77,7 +77,7 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
         raise InvalidRequestError("the request body must be a JSON object")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequestError("the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("the request body must be a JSON object")
@@ -101,6 +101,11 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def source_ip(app: APIGatewayRestResolver) -> str | None:
+    """The caller's IP as API Gateway saw it, for the per-IP send cap of end-user endpoints."""
+    return app.current_event.request_context.identity.source_ip or None
+
+
 def principal(app: APIGatewayRestResolver) -> str:
     """The API key identity the authorizer attached to the request."""
     authorizer = app.current_event.request_context.authorizer
@@ -109,7 +114,8 @@ def principal(app: APIGatewayRestResolver) -> str:
 
 
 def path_user_id(value: str) -> str:
-    """A ``{userId}`` path parameter, URL-decoded and checked like a body ``userId``.
+    """A ``{userId}`` path parameter, URL-decoded (REST APIs pass paths percent-encoded) and checked like a
+    body ``userId``.
 
     Raises
     ------

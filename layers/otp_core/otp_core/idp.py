@@ -63,6 +63,8 @@ class IdpTokenVerifier:
             raise DependencyError("the identity provider's keys are unavailable; retry later") from exc
         except jwt.PyJWKClientError as exc:
             raise UnauthorizedError(_INVALID) from exc
+        except jwt.PyJWKSetError as exc:
+            raise DependencyError("the identity provider publishes no usable keys") from exc
         if key.key_type != _ALGORITHM_KEY_TYPES[algorithm] or key.algorithm_name not in (None, algorithm):
             raise UnauthorizedError(_INVALID)
         try:

@@ -196,7 +196,9 @@ class MfaService:
             raise RuntimeError("client endpoints need the challenge service")
         return self._challenges
 
-    def client_enroll(self, claims: dict[str, Any], phone_number: str) -> ClientChallengeSent:
+    def client_enroll(
+        self, claims: dict[str, Any], phone_number: str, ip_address: str | None = None
+    ) -> ClientChallengeSent:
         """Send a code to a new number for the token's user.
 
         Raises
@@ -214,11 +216,12 @@ class MfaService:
             attempt.action,
             user_id=user_id,
             scope="update:authenticators" if enrolled else "add:authenticators",
+            ip_address=ip_address,
             link=ChallengeLink(user_id, attempt_id=attempt.attempt_id),
         )
         return _client_sent(sent)
 
-    def client_challenge(self, claims: dict[str, Any]) -> ClientChallengeSent:
+    def client_challenge(self, claims: dict[str, Any], ip_address: str | None = None) -> ClientChallengeSent:
         """Send, or resend, a code to the user's enrolled number.
 
         Raises
@@ -241,6 +244,7 @@ class MfaService:
                 authenticator.phone_number,
                 attempt.action,
                 user_id=attempt.user_id,
+                ip_address=ip_address,
                 link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
             )
         return _client_sent(sent)

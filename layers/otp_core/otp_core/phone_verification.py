@@ -41,7 +41,14 @@ class PhoneVerificationService:
         self._identities = identities
         self._pointer_key = pointer_key
 
-    def send(self, subject: str, phone_number: str, message: str | None, sender_id: str | None) -> PhoneSent:
+    def send(
+        self,
+        subject: str,
+        phone_number: str,
+        message: str | None,
+        sender_id: str | None,
+        ip_address: str | None = None,
+    ) -> PhoneSent:
         """Send a code, or resend the pending one for the same number (cooldown and caps apply)."""
         key = self._pointer_key(subject, phone_number)
         pending = self._identities.get_pointer(key)
@@ -59,6 +66,7 @@ class PhoneVerificationService:
             scope="update:authenticators",
             message=message,
             sender_id=sender_id,
+            ip_address=ip_address,
             link=ChallengeLink(subject, pointer_key=key),
         )
         return _phone_sent(sent)

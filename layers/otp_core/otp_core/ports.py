@@ -45,6 +45,8 @@ class Challenge:
     verified_at: int | None = None
     claimed_by: str | None = None
     attempt_id: str | None = None
+    # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
+    user_key: str | None = None
 
     @property
     def attempts_remaining(self) -> int:
@@ -119,6 +121,7 @@ class SendQuota:
     number_key: str
     ip_key: str | None
     now: int
+    user_key: str | None = None
 
 
 @dataclass(frozen=True)

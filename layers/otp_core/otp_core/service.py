@@ -220,8 +220,9 @@ class ChallengeService:
             max_attempts=settings.max_attempts,
             next_resend_at=now + settings.resend_cooldown_seconds,
             attempt_id=link.attempt_id if link else None,
+            user_key=self._codes.subject_key("user", link.user_id) if link else None,
         )
-        quota = SendQuota(challenge.number_key, challenge.ip_key, now)
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key)
         try:
             self._repository.create(challenge, quota, link)
         except RateLimitedError:
@@ -370,7 +371,7 @@ class ChallengeService:
         if now < challenge.next_resend_at:
             raise RateLimitedError("a resend is not available yet", retry_after=challenge.next_resend_at - now)
         cooldown = self._settings.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
-        quota = SendQuota(challenge.number_key, challenge.ip_key, now)
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key)
         updated = self._repository.record_resend(challenge, quota, now + cooldown)
         self._deliver(updated, self._codes.unmask(challenge_id, challenge.code_mask), quota, rollback=False)
         metrics.add_metric(name="ChallengeResent", unit="Count", value=1)

@@ -88,6 +88,7 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         "locale": challenge.locale,
         "claimedBy": challenge.claimed_by,
         "attemptId": challenge.attempt_id,
+        "userKey": challenge.user_key,
     }
     item.update({name: _s(value) for name, value in optional.items() if value is not None})
     if challenge.verified_at is not None:
@@ -125,6 +126,7 @@ def from_item(item: Item) -> Challenge:
         verified_at=number("verifiedAt"),
         claimed_by=text("claimedBy"),
         attempt_id=text("attemptId"),
+        user_key=text("userKey"),
     )
 
 
@@ -366,14 +368,8 @@ class DynamoChallengeRepository(ChallengeRepository):
             update = {"TableName": self._table, **authenticator_update(effects.enroll)}
             if effects.enroll_only_if_new:
                 update["ConditionExpression"] = "attribute_not_exists(pk)"
-            checks.append(
-                _Check(
-                    {"Update": update},
-                    lambda _: ConflictError(
-                        "this user enrolled an SMS number meanwhile; adding another needs update:authenticators"
-                    ),
-                )
-            )
+            # The user enrolled a number meanwhile: an "add" may not replace it, so the code no longer counts.
+            checks.append(_Check({"Update": update}, lambda _: _AttemptLostError(None)))
         ops: list[dict[str, Any]] = []
         if effects.attempt_id is not None:
             ops.append(
@@ -511,6 +507,9 @@ class DynamoChallengeRepository(ChallengeRepository):
         ]
         if quota.ip_key is not None:
             counters.append(("IPHOUR", quota.ip_key, _HOUR, settings.max_sends_per_ip_per_hour))
+        if quota.user_key is not None:
+            # An end user may not spread sends over many numbers: the daily cap holds per user as well.
+            counters.append(("USERDAY", quota.user_key, _DAY, settings.max_sends_per_day))
         return [
             (
                 {"pk": _s(f"CNT#{kind}#{subject}"), "sk": _s(str(now // window))},
