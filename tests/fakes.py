@@ -11,6 +11,7 @@ from collections import defaultdict
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from otp_core import policy
 from otp_core.adapters.kms import der_to_raw_signature
 from otp_core.errors import ConflictError, DeliveryFailedError, RateLimitedError
 from otp_core.ports import (
@@ -80,56 +81,43 @@ class FakeSigner(Signer, PublicKeySource):
 
 
 class InMemoryRepository(ChallengeRepository):
-    """Every method runs under one lock, as each DynamoDB write is atomic."""
+    """Every method runs under one lock, as each DynamoDB write is atomic; the rules come from otp_core.policy."""
 
     def __init__(self, settings: Settings, identities: InMemoryIdentities | None = None) -> None:
         self._settings = settings
         self.identities = identities or InMemoryIdentities()
         self._lock = self.identities.lock
         self.challenges: dict[str, Challenge] = {}
+        # (kind, subject, window index) -> count, as the DynamoDB counter items.
         self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.failures: dict[tuple[str, int], tuple[int, int]] = {}
+        self.locks: dict[str, int] = {}
 
-    def _lock_retry_after(self, number_key: str, now: int) -> int | None:
-        window, lockout = self._settings.lockout_window_seconds, self._settings.lockout_seconds
-        for bucket in (now // window, now // window - 1):
-            count, last = self.failures.get((number_key, bucket), (0, 0))
-            if count >= self._settings.lockout_threshold and last > now - lockout:
-                return last + lockout - now
-        return None
-
-    def _check_lock(self, number_key: str, now: int) -> None:
-        retry_after = self._lock_retry_after(number_key, now)
-        if retry_after is not None:
-            raise RateLimitedError("locked", retry_after=retry_after)
-
-    def _quota_keys(self, quota: SendQuota) -> list[tuple[tuple[str, str, int], int, int]]:
-        s, now = self._settings, quota.now
-        keys = [
-            (("SEND10", quota.number_key, now // 600), s.max_sends_per_10_minutes, 600 - now % 600),
-            (("SENDDAY", quota.number_key, now // 86400), s.max_sends_per_day, 86400 - now % 86400),
-        ]
-        if quota.ip_key:
-            keys.append((("IPHOUR", quota.ip_key, now // 3600), s.max_sends_per_ip_per_hour, 3600 - now % 3600))
-        if quota.user_key:
-            keys.append((("USERDAY", quota.user_key, now // 86400), s.max_sends_per_day, 86400 - now % 86400))
-        return keys
+    def _check_lock(self, number_key: str, owner: bool, now: int) -> None:
+        for subject in policy.lock_subjects(number_key, owner):
+            until = self.locks.get(subject, 0)
+            if until > now:
+                raise RateLimitedError("locked", retry_after=until - now)
 
     def _charge(self, quota: SendQuota) -> None:
-        keys = self._quota_keys(quota)
-        for key, cap, retry_after in keys:
-            if self.counters[key] >= cap:
-                raise RateLimitedError("limited", retry_after=retry_after)
-        for key, _, _ in keys:
-            self.counters[key] += 1
+        now = quota.now
+        counters = policy.send_counters(quota, self._settings)
+        for counter in counters:
+            bucket = counter.bucket(now)
+            current = self.counters[(counter.kind, counter.subject, bucket)]
+            previous = self.counters[(counter.kind, counter.subject, bucket - 1)]
+            if current >= policy.sliding_allowance(counter.cap, previous, now, counter.window):
+                retry = policy.sliding_retry_after(counter.cap, previous, current, now, counter.window)
+                raise RateLimitedError("limited", retry_after=retry)
+        for counter in counters:
+            self.counters[(counter.kind, counter.subject, counter.bucket(now))] += 1
 
     def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
         with self._lock:
-            self._check_lock(quota.number_key, quota.now)
+            self._check_lock(quota.number_key, quota.owner, quota.now)
             attempts = self.identities.attempts
             if link and link.attempt_id:
                 attempt = attempts.get(link.attempt_id)
-                if attempt is None or attempt.user_id != link.user_id:
+                if attempt is None or attempt.user_id != link.user_id or attempt.expires_at <= quota.now:
                     raise ConflictError("attempt expired")
             self._charge(quota)
             self.challenges[challenge.challenge_id] = challenge
@@ -149,7 +137,7 @@ class InMemoryRepository(ChallengeRepository):
             current = self.challenges.get(challenge.challenge_id)
             if current is None or current.resends != challenge.resends or current.state_at(quota.now) != "PENDING":
                 raise ConflictError("changed")
-            self._check_lock(quota.number_key, quota.now)
+            self._check_lock(quota.number_key, quota.owner, quota.now)
             self._charge(quota)
             updated = dataclasses.replace(current, resends=current.resends + 1, next_resend_at=next_resend_at)
             self.challenges[challenge.challenge_id] = updated
@@ -157,8 +145,9 @@ class InMemoryRepository(ChallengeRepository):
 
     def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
         with self._lock:
-            for key, _, _ in self._quota_keys(quota):
-                self.counters[key] -= 1
+            for counter in policy.send_counters(quota, self._settings):
+                key = (counter.kind, counter.subject, counter.bucket(quota.now))
+                self.counters[key] = max(0, self.counters[key] - 1)
             if delete:
                 self.challenges.pop(challenge.challenge_id, None)
 
@@ -172,36 +161,48 @@ class InMemoryRepository(ChallengeRepository):
 
     def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
         with self._lock:
-            self._check_lock(challenge.number_key, now)
             current = self._pending(challenge.challenge_id, now)
             if isinstance(current, VerifyOutcome):
                 return current
+            self._check_lock(challenge.number_key, challenge.owner, now)
+            counter = policy.failure_counter(challenge.number_key, challenge.owner, self._settings)
+            bucket = counter.bucket(now)
+            failures = self.counters[(counter.kind, counter.subject, bucket)]
+            previous = self.counters[(counter.kind, counter.subject, bucket - 1)]
             self.challenges[current.challenge_id] = dataclasses.replace(current, attempts=current.attempts + 1)
-            key = (challenge.number_key, now // self._settings.lockout_window_seconds)
-            count, _ = self.failures.get(key, (0, 0))
-            self.failures[key] = (count + 1, now)
+            self.counters[(counter.kind, counter.subject, bucket)] = failures + 1
+            if policy.locks_after_failure(previous, failures, now, self._settings):
+                subject = policy.own_lock_subject(challenge.number_key, challenge.owner)
+                self.locks[subject] = now + self._settings.lockout_seconds
             return VerifyOutcome.WRONG
 
     def mark_verified(
         self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
     ) -> VerifyOutcome:
         with self._lock:
-            self._check_lock(challenge.number_key, now)
             current = self._pending(challenge.challenge_id, now)
             if isinstance(current, VerifyOutcome):
                 return current
+            self._check_lock(challenge.number_key, challenge.owner, now)
             if current.code_hash != code_hash:
                 return VerifyOutcome.INVALID
-            if effects and effects.attempt_id and effects.attempt_id not in self.identities.attempts:
+            identities = self.identities
+            if effects and effects.attempt_id:
+                attempt = identities.attempts.get(effects.attempt_id)
+                if attempt is None or attempt.expires_at <= now:
+                    return VerifyOutcome.INVALID
+            if effects and effects.consume_proof and effects.consume_proof[0] in identities.used_tokens:
                 return VerifyOutcome.INVALID
-            enroll = effects.enroll if effects and effects.enroll_only_if_new else None
-            if enroll and enroll.user_id in self.identities.authenticators:
-                return VerifyOutcome.INVALID
+            if effects and effects.enroll:
+                existing = identities.authenticators.get(effects.enroll.user_id)
+                expected = existing.authenticator_id if existing else None
+                if expected != effects.replaces:
+                    return VerifyOutcome.ENROLL_CONFLICT
             self.challenges[current.challenge_id] = dataclasses.replace(
                 current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
             )
             if effects:
-                self.identities.apply(effects, now)
+                identities.apply(effects, now)
             return VerifyOutcome.VERIFIED
 
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
@@ -229,13 +230,16 @@ class InMemoryIdentities(IdentityRepository):
         self.lock = threading.RLock()
         self.authenticators: dict[str, Authenticator] = {}
         self.attempts: dict[str, TrackedAttempt] = {}
-        self.devices: set[tuple[str, str]] = set()
+        # (user, device) known for every action, (user, device, action) allowed in for one.
+        self.devices: set[tuple[str, ...]] = set()
         self.pointers: dict[str, str] = {}
         self.used_tokens: set[str] = set()
 
     def apply(self, effects: VerifiedEffects, now: int) -> None:
         if effects.enroll:
-            self._upsert(effects.enroll)
+            self.authenticators[effects.enroll.user_id] = effects.enroll
+        if effects.consume_proof:
+            self.used_tokens.add(effects.consume_proof[0])
         if effects.attempt_id:
             attempt = self.attempts[effects.attempt_id]
             self.attempts[effects.attempt_id] = dataclasses.replace(attempt, state="CHALLENGE_SUCCEEDED")
@@ -244,10 +248,8 @@ class InMemoryIdentities(IdentityRepository):
 
     def _upsert(self, authenticator: Authenticator) -> Authenticator:
         old = self.authenticators.get(authenticator.user_id)
-        if old is not None:
-            authenticator = dataclasses.replace(
-                authenticator, authenticator_id=old.authenticator_id, created_at=old.created_at
-            )
+        if old is not None and old.phone_number == authenticator.phone_number:
+            authenticator = dataclasses.replace(old, verified_at=authenticator.verified_at)
         self.authenticators[authenticator.user_id] = authenticator
         return authenticator
 
@@ -271,15 +273,19 @@ class InMemoryIdentities(IdentityRepository):
         with self.lock:
             self.attempts[attempt.attempt_id] = attempt
             if seen_device and attempt.device_key:
-                self.devices.add((attempt.user_id, attempt.device_key))
+                self.devices.add((attempt.user_id, attempt.device_key, attempt.action))
 
     def get_attempt(self, attempt_id: str) -> TrackedAttempt | None:
         with self.lock:
             return self.attempts.get(attempt_id)
 
-    def is_known_device(self, user_id: str, device_key: str) -> bool:
+    def is_known_device(self, user_id: str, device_key: str, action: str) -> bool:
         with self.lock:
-            return (user_id, device_key) in self.devices
+            return (user_id, device_key) in self.devices or (user_id, device_key, action) in self.devices
+
+    def token_used(self, token_id: str) -> bool:
+        with self.lock:
+            return token_id in self.used_tokens
 
     def get_pointer(self, pointer_key: str) -> str | None:
         with self.lock:

@@ -50,6 +50,8 @@ E2E_POLICY = {
     "BLOCKED_COUNTRIES": "FR",
     "TRACK_RULES": json.dumps(E2E_TRACK_RULES),
     "MAX_SENDS_PER_IP_PER_HOUR": "100000",
+    # The one sender ID end users may pick on /v1/verification/sms/send (any other is a 400).
+    "END_USER_SENDER_IDS": "Acme",
 }
 
 

@@ -72,7 +72,7 @@ def test_send_validate_and_enroll(api, idp, new_user, phone):
     assert bad.status == 200
     assert bad.body == {"verified": False, "failureReason": "CODE_INVALID_OR_EXPIRED", "attemptsRemaining": 4}
     assert good.status == 200
-    assert good.body == {"verified": True}
+    assert good.body == {"verified": True, "enrolled": True}
     assert masks(api, user) == [phone[-4:]]
     listed = api.call("GET", f"/v1/users/{user}/authenticators").body
     assert phone not in json.dumps(listed)
@@ -92,21 +92,49 @@ def test_custom_message_and_sender_id_reach_the_sms(api, idp, new_user, phone):
     assert found, message["body"]
     assert "{" not in found.group("app")
     assert found.group("minutes") == "10"
-    assert validate(api, token, phone, found.group("code")).body == {"verified": True}
+    assert validate(api, token, phone, found.group("code")).body == {"verified": True, "enrolled": True}
     assert masks(api, user) == [phone[-4:]]
 
 
-def test_validate_replaces_an_enrolled_number(api, idp, new_user, new_phone):
+def test_validate_never_replaces_an_enrolled_number(api, idp, new_user, new_phone):
+    # Given a user with an enrolled number, and an attacker holding only the user's access token
     user, first, second = new_user(), new_phone(), new_phone()
-    api.call("POST", f"/v1/users/{user}/authenticators", {"verificationMethod": "SMS", "phoneNumber": first})
+    enrolled = api.call("POST", f"/v1/users/{user}/authenticators", {"verificationMethod": "SMS", "phoneNumber": first})
     token = idp.token(user)
 
+    # When the attacker verifies a number of their own with that token
     send(api, token, second)
-    unchanged = masks(api, user)
-    validate(api, token, second, api.code(second))
+    result = validate(api, token, second, api.code(second))
 
-    assert unchanged == [first[-4:]]
-    assert masks(api, user) == [second[-4:]]
+    # Then the number is verified but the second factor stays where it was, with the same ID
+    assert result.body == {"verified": True, "enrolled": False}
+    listed = api.call("GET", f"/v1/users/{user}/authenticators").body["authenticators"]
+    assert [(a["authenticatorId"], a["phoneMask"]) for a in listed] == [(enrolled.body["authenticatorId"], first[-4:])]
+
+
+def test_end_users_cannot_pick_the_sender_or_write_a_phishing_text(api, idp, new_user, phone):
+    token = idp.token(new_user())
+
+    # A sender ID the operator did not allow, a text without {app}, with a URL, an e-mail or a phone number
+    sender = send(api, token, phone, senderId="YourBank")
+    no_app = send(api, token, phone, message="Your code is {otp}")
+    link = send(api, token, phone, message="{app}: {otp}. Log in at evil.example.com")
+    mail = send(api, token, phone, message="{app}: {otp}. Questions: help@evil.test")
+    number = send(api, token, phone, message="{app}: {otp}. Call +1 415 555 0100")
+
+    assert_problem(sender, 400, "INVALID_REQUEST")
+    assert sender.body["errors"][0]["field"] == "senderId"
+    for reply in (no_app, link, mail, number):
+        assert_problem(reply, 400, "INVALID_MESSAGE_TEMPLATE")
+    assert api.outbox(phone) == []
+
+
+@pytest.mark.parametrize("spelling", ["+116502541234", "+4407911123456", "+1 650 254 1234", "16502541234"])
+def test_only_the_canonical_spelling_of_a_number_is_accepted(api, idp, new_user, spelling):
+    token = idp.token(new_user())
+
+    assert_problem(send(api, token, spelling), 400, "INVALID_PHONE_NUMBER")
+    assert_problem(validate(api, token, spelling, "123456"), 400, "INVALID_PHONE_NUMBER")
 
 
 def test_a_second_send_inside_the_cooldown_is_429(api, idp, new_user, phone):
@@ -136,7 +164,7 @@ def test_max_attempts_then_a_new_send_starts_over(api, idp, new_user, phone):
     # Then the exhausted one stayed dead and the new one verifies
     assert [a["attemptsRemaining"] for a in answers] == [4, 3, 2, 1, 0]
     assert after == {"verified": False, "failureReason": "MAX_ATTEMPTS_EXCEEDED", "attemptsRemaining": 0}
-    assert validate(api, token, phone, fresh).body == {"verified": True}
+    assert validate(api, token, phone, fresh).body == {"verified": True, "enrolled": True}
 
 
 def test_validate_without_a_send(api, idp, new_user, phone):
@@ -160,7 +188,7 @@ def test_another_user_cannot_validate_the_code(api, idp, new_user, phone):
     # Then B gets nothing and A's code still works for A
     assert stolen.body["verified"] is False
     assert masks(api, user_b) == []
-    assert validate(api, token_a, phone, code).body == {"verified": True}
+    assert validate(api, token_a, phone, code).body == {"verified": True, "enrolled": True}
     assert masks(api, user_a) == [phone[-4:]]
 
 

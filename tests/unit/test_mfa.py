@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from otp_core.authenticators import AuthenticatorService
-from otp_core.errors import ConflictError, ForbiddenError, RateLimitedError, UnauthorizedError
+from otp_core.errors import ConflictError, ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError
 from otp_core.jwks import build_jwks
 from otp_core.mfa import MfaService
 from otp_core.models import CreateChallengeRequest, TrackRequest
@@ -174,13 +174,18 @@ def test_block_and_new_device_rules(world):
 
 def test_authenticators_are_masked_replaced_and_deleted(mfa):
     first = mfa.authenticators.enroll("user-1", PHONE)
+    again = mfa.authenticators.enroll("user-1", PHONE)
     second = mfa.authenticators.enroll("user-1", OTHER)
     listed = mfa.authenticators.list("user-1")
 
-    assert first.authenticator_id == second.authenticator_id and first.created_at == second.created_at
+    # The same number keeps its authenticator; a replaced number is always a new one.
+    assert again.authenticator_id == first.authenticator_id
+    assert second.authenticator_id != first.authenticator_id
     assert [a.phone_mask for a in listed.authenticators] == ["2672"]
     assert PHONE not in listed.model_dump_json() and OTHER not in listed.model_dump_json()
-    mfa.authenticators.delete("user-1", first.authenticator_id)
+    with pytest.raises(NotFoundError):
+        mfa.authenticators.delete("user-1", first.authenticator_id)
+    mfa.authenticators.delete("user-1", second.authenticator_id)
     assert mfa.authenticators.list("user-1").authenticators == []
 
 
@@ -211,7 +216,9 @@ def test_verify_without_scope_never_changes_authenticators(mfa, world):
     assert mfa.identities.get_authenticator("user-1") is None
 
 
-def test_signed_in_phone_verification(mfa, world):
+def test_signed_in_phone_verification(make_world):
+    world = make_world(end_user_sender_ids=("ACME",))
+    mfa = Mfa(world)
     sent = mfa.phone.send("sub-1", PHONE, "Your {app} code is {otp}", "ACME")
     code = mfa.code()
     wrong = mfa.phone.validate("sub-1", PHONE, f"{(int(code) + 1) % 10**6:06d}")
@@ -222,7 +229,7 @@ def test_signed_in_phone_verification(mfa, world):
     assert world.sender.sent[-1].body == f"Your SMS OTP code is {code}" and world.sender.sent[-1].sender_id == "ACME"
     assert (wrong.verified, wrong.failure_reason, wrong.attempts_remaining) == (False, "CODE_INVALID_OR_EXPIRED", 4)
     assert stranger.verified is False
-    assert right.verified is True
+    assert right.verified is True and right.enrolled is True
     assert mfa.identities.get_authenticator("sub-1").phone_number == PHONE
     assert mfa.phone.validate("sub-1", PHONE, code).verified is False
 

@@ -164,23 +164,52 @@ def test_resend_of_a_finished_challenge_conflicts(world):
 
 
 def test_send_caps_per_number_answer_retry_after(world):
-    # Start early in a UTC day so the hour of 10-minute steps stays inside one day window.
+    # Given five sends at the start of a 10-minute window (early in a UTC day, so the day cap stays out of it)
     world.clock.current = world.clock.current // 86400 * 86400 + 3600
     for _ in range(5):
         start(world)
+
+    # When a sixth is asked for, then it is refused with the time until the sliding window admits one
     with pytest.raises(RateLimitedError) as limited:
         start(world)
-    assert 0 < limited.value.retry_after <= 600
-    assert len(world.sender.sent) == 5
-
-    for _ in range(5):
-        world.clock.advance(600)
-        if len(world.sender.sent) < 10:
-            start(world)
-    world.clock.advance(600)
+    assert limited.value.retry_after == 720  # the window must roll over and the five decay to four
+    world.clock.advance(719)
     with pytest.raises(RateLimitedError):
         start(world)
-    assert len(world.sender.sent) == 10
+    world.clock.advance(1)
+    start(world)
+    assert len(world.sender.sent) == 6
+
+
+def test_send_caps_slide_across_a_window_boundary(world):
+    # Given five sends in the last second of a 10-minute window (the cap is 5 per 10 minutes)
+    world.clock.current = world.clock.current // 86400 * 86400 + 3600 + 599
+    for _ in range(5):
+        start(world)
+
+    # When the next window opens two seconds later
+    world.clock.advance(2)
+
+    # Then the burst still counts: no boundary lets twice the cap through
+    with pytest.raises(RateLimitedError):
+        start(world)
+    assert len(world.sender.sent) == 5
+
+
+def test_daily_cap_per_number(world):
+    # Given sends spread over a day, never faster than the 10-minute cap allows
+    world.clock.current = world.clock.current // 86400 * 86400 + 3600
+    statuses = []
+    for _ in range(14):
+        try:
+            start(world)
+            statuses.append("sent")
+        except RateLimitedError:
+            statuses.append("limited")
+        world.clock.advance(1800)
+
+    # Then the daily cap of ten holds
+    assert statuses.count("sent") == 10 and statuses[10:] == ["limited"] * 4
 
 
 def test_per_ip_cap_applies_across_numbers(make_world):
@@ -252,7 +281,7 @@ def test_custom_message_and_locale(world):
     custom, spanish = world.sender.sent
     assert custom.body == f"SMS OTP: code {custom.body.split()[3][:-1]}, valid 10 min"
     assert custom.sender_id == "MyApp"
-    assert " es tu código de verificación de SMS OTP" in spanish.body
+    assert " es tu clave de SMS OTP" in spanish.body
 
 
 @pytest.mark.parametrize("message", ["no placeholder", "{otp} {name}", "{otp} " + "x" * 160, "{otp} {", "{otp} }"])

@@ -49,17 +49,20 @@ class CodeBook:
         """Keyed hash of a code, bound to its challenge so a hash cannot be replayed elsewhere."""
         return self._mac("hash", challenge_id, code).hex()
 
-    def _pad(self, challenge_id: str) -> int:
-        pad: int = int.from_bytes(self._mac("pad", challenge_id), "big") % self._modulus
+    def _pad(self, challenge_id: str, length: int) -> int:
+        pad: int = int.from_bytes(self._mac("pad", challenge_id), "big") % 10**length
         return pad
 
     def mask(self, challenge_id: str, code: str) -> str:
-        """Encrypt a code for storage (one-time pad keyed by the challenge)."""
-        return f"{(int(code) + self._pad(challenge_id)) % self._modulus:0{self.length}d}"
+        """Encrypt a code for storage (one-time pad keyed by the challenge); keeps the code's length."""
+        length = len(code)
+        return f"{(int(code) + self._pad(challenge_id, length)) % 10**length:0{length}d}"
 
     def unmask(self, challenge_id: str, masked: str) -> str:
-        """Recover the code stored by :meth:`mask`."""
-        return f"{(int(masked) - self._pad(challenge_id)) % self._modulus:0{self.length}d}"
+        """Recover the code stored by :meth:`mask`, of the length it was stored with (a later change of the
+        policy's code length must not break resends of pending challenges)."""
+        length = len(masked)
+        return f"{(int(masked) - self._pad(challenge_id, length)) % 10**length:0{length}d}"
 
     def matches(self, challenge_id: str, code: str, stored_hash: str) -> bool:
         """Compare a submitted code with a stored hash in constant time."""

@@ -24,7 +24,6 @@ from otp_core.models import (
 )
 from otp_core.observability import logger, metrics
 from otp_core.ports import (
-    Authenticator,
     Challenge,
     ChallengeLink,
     ChallengeState,
@@ -33,7 +32,7 @@ from otp_core.ports import (
     TrackedAttempt,
 )
 from otp_core.rules import RuleSet, decide
-from otp_core.service import CHALLENGE_SUCCEEDED, ChallengeService
+from otp_core.service import CHALLENGE_SUCCEEDED, ChallengeService, Proof, stored_number
 from otp_core.settings import Settings
 from otp_core.tokens import CLIENT_TOKEN_TYPE, VERIFICATION_TOKEN_TYPE, TokenIssuer
 
@@ -88,6 +87,10 @@ class MfaService:
         """Decide ALLOW, CHALLENGE_REQUIRED or BLOCK for an action and issue the client token for it."""
         if self._rules is None or self._device_key is None or self._tokens is None:
             raise RuntimeError("track needs rules, a device key and a token issuer")
+        if request.attributes.phone_number is not None:
+            from otp_core.phone import require_canonical  # only tracks that carry a number load libphonenumber
+
+            require_canonical(request.attributes.phone_number)
         attributes = request.attributes.model_dump(by_alias=True, exclude_none=True)
         enrolled = self._identities.get_authenticator(request.user_id) is not None
         device = request.attributes.device_id
@@ -98,7 +101,7 @@ class MfaService:
             attributes,
             enrolled=enrolled,
             is_new_device=lambda: (
-                device_key is None or not self._identities.is_known_device(request.user_id, device_key)
+                device_key is None or not self._identities.is_known_device(request.user_id, device_key, request.action)
             ),
         )
         now = self._clock.now()
@@ -115,6 +118,7 @@ class MfaService:
         token = self._tokens.issue(
             {"sub": request.user_id, "act": request.action, "trk": attempt.attempt_id, "state": state},
             token_type=CLIENT_TOKEN_TYPE,
+            not_after=attempt.expires_at,
         )
         metrics.add_metric(name=f"Track{state.title().replace('_', '')}", unit="Count", value=1)
         logger.info("action tracked", attempt_id=attempt.attempt_id, state=state)
@@ -141,7 +145,7 @@ class MfaService:
             "phone_number": claims.get("phone_number"),
         }
         if claims.get("state") != CHALLENGE_SUCCEEDED:
-            return ValidateResult(is_valid=False, **fields)
+            return ValidateResult(is_valid=False, failure_reason="CHALLENGE_NOT_COMPLETED", **fields)
         if not self._identities.consume_token(str(claims["jti"]), int(claims["exp"])):
             metrics.add_metric(name="TokenReplayed", unit="Count", value=1)
             return ValidateResult(is_valid=False, failure_reason="TOKEN_ALREADY_USED")
@@ -185,7 +189,7 @@ class MfaService:
 
     def _attempt(self, claims: dict[str, Any]) -> TrackedAttempt:
         attempt = self._identities.get_attempt(claims["trk"])
-        if attempt is None or attempt.user_id != claims["sub"]:
+        if attempt is None or attempt.user_id != claims["sub"] or attempt.expires_at <= self._clock.now():
             raise UnauthorizedError("the token is invalid or expired")
         if attempt.state == BLOCK:
             raise ForbiddenError("this action was blocked")
@@ -201,23 +205,41 @@ class MfaService:
     ) -> ClientChallengeSent:
         """Send a code to a new number for the token's user.
 
+        A user who has an SMS authenticator may change it only with a token that proves a challenge to the
+        current number; that proof authorises one change (it is spent when the new number is verified) and
+        none once ``/v1/validate`` consumed it.
+
         Raises
         ------
         ForbiddenError
-            The user is enrolled and the token does not prove a successful challenge, or the action is blocked.
+            The user is enrolled and the token does not prove a successful challenge to the current number,
+            the proof was spent, or the action is blocked.
         """
         attempt = self._attempt(claims)
         user_id = attempt.user_id
-        enrolled = self._identities.get_authenticator(user_id) is not None
-        if enrolled and claims.get("state") != CHALLENGE_SUCCEEDED:
-            raise ForbiddenError("complete a challenge with the enrolled number before adding another")
-        sent, _ = self._service().start(
+        service = self._service()
+        authenticator = service.authenticator_of(user_id)
+        proof = None
+        if authenticator is not None:
+            proves_current = (
+                claims.get("state") == CHALLENGE_SUCCEEDED
+                and claims.get("phone_number") == stored_number(authenticator)
+                and isinstance(claims.get("jti"), str)
+            )
+            if not proves_current:
+                raise ForbiddenError("complete a challenge with the enrolled number before changing it")
+            if self._identities.token_used(str(claims["jti"])):
+                raise ForbiddenError("this proof was already used; complete a new challenge")
+            proof = Proof(str(claims["jti"]), int(claims["exp"]))
+        sent, _ = service.start(
             phone_number,
             attempt.action,
             user_id=user_id,
-            scope="update:authenticators" if enrolled else "add:authenticators",
+            scope="update:authenticators" if authenticator else "add:authenticators",
             ip_address=ip_address,
             link=ChallengeLink(user_id, attempt_id=attempt.attempt_id),
+            replaces=authenticator.authenticator_id if authenticator else None,
+            proof=proof,
         )
         return _client_sent(sent)
 
@@ -232,20 +254,22 @@ class MfaService:
             Inside the resend cooldown, over a send cap, or locked out.
         """
         attempt = self._attempt(claims)
-        authenticator = self._identities.get_authenticator(attempt.user_id)
+        service = self._service()
+        authenticator = service.authenticator_of(attempt.user_id)
         if authenticator is None:
             raise ConflictError("this user has no SMS authenticator; enroll first")
-        service = self._service()
+        number = stored_number(authenticator)
         current = service.find(attempt.challenge_id) if attempt.challenge_id else None
-        if _resendable(current, authenticator, self._clock.now()):
+        if _resendable(current, number, self._clock.now()):
             sent = service.resend(attempt.challenge_id or "", user_id=attempt.user_id)
         else:
             sent, _ = service.start(
-                authenticator.phone_number,
+                number,
                 attempt.action,
                 user_id=attempt.user_id,
                 ip_address=ip_address,
                 link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
+                owner=True,  # the user who enrolled the number: the owner's allowance and lock
             )
         return _client_sent(sent)
 
@@ -282,6 +306,7 @@ class MfaService:
                 "phone_number_verified": True,
             },
             token_type=CLIENT_TOKEN_TYPE,
+            not_after=attempt.expires_at,
         )
         return ClientVerifyResult(is_verified=True, token=token, attempts_remaining=0)
 
@@ -291,11 +316,11 @@ def _client_sent(sent: ChallengeSent) -> ClientChallengeSent:
     return ClientChallengeSent.model_validate(sent.model_dump(include=set(ClientChallengeSent.model_fields)))
 
 
-def _resendable(challenge: Challenge | None, authenticator: Authenticator, now: int) -> bool:
+def _resendable(challenge: Challenge | None, number: str, now: int) -> bool:
     """Resend only a pending plain challenge to the enrolled number; anything else gets a new challenge."""
     return (
         challenge is not None
         and challenge.scope is None
-        and challenge.phone_number == authenticator.phone_number
+        and challenge.phone_number == number
         and challenge.state_at(now) is ChallengeState.PENDING
     )

@@ -27,7 +27,10 @@ Scope = Literal["add:authenticators", "update:authenticators"]
 
 
 def _ip(value: str) -> str:
-    return str(ipaddress.ip_address(value))
+    address = ipaddress.ip_address(value)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise ValueError("must be an IPv4 or IPv6 address without a zone ID")
+    return str(address)
 
 
 IpAddress = Annotated[str, StringConstraints(strict=True, max_length=64), AfterValidator(_ip)]
@@ -156,7 +159,9 @@ class ValidateResult(ResponseModel):
     challenge_id: str | None = None
     verification_method: Literal["SMS"] | None = None
     phone_number: str | None = None
-    failure_reason: Literal["TOKEN_INVALID_OR_EXPIRED", "TOKEN_ALREADY_USED", "ACTION_MISMATCH"] | None = None
+    failure_reason: (
+        Literal["TOKEN_INVALID_OR_EXPIRED", "TOKEN_ALREADY_USED", "ACTION_MISMATCH", "CHALLENGE_NOT_COMPLETED"] | None
+    ) = None
 
 
 class EnrollAuthenticatorRequest(RequestModel):
@@ -213,5 +218,6 @@ class PhoneValidateRequest(RequestModel):
 
 class PhoneValidateResult(ResponseModel):
     verified: bool
+    enrolled: bool | None = None
     failure_reason: Literal["CODE_INVALID_OR_EXPIRED", "MAX_ATTEMPTS_EXCEEDED"] | None = None
     attempts_remaining: int | None = None

@@ -3,7 +3,8 @@
 The user is identified by the customer's own access token (see ``otp_core.idp``); the pending challenge of a
 (user, number) pair is found again through a keyed pointer written with the challenge, so validate needs only
 the number and the passcode. No token is issued: a success makes the number the user's verified SMS
-authenticator, in the same write that marks the challenge verified.
+authenticator when the user has none, in the same write that marks the challenge verified. A user who has
+one keeps it: replacing a second factor needs proof of the current one, which an access token is not.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from otp_core.errors import ConflictError
 from otp_core.models import ChallengeSent, PhoneSent, PhoneValidateResult
+from otp_core.phone import require_canonical
 from otp_core.ports import ChallengeLink, IdentityRepository
 from otp_core.service import ChallengeService
 
@@ -63,22 +65,30 @@ class PhoneVerificationService:
             phone_number,
             ACTION,
             user_id=subject,
-            scope="update:authenticators",
             message=message,
             sender_id=sender_id,
             ip_address=ip_address,
             link=ChallengeLink(subject, pointer_key=key),
+            end_user=True,  # the text and sender ID come from an end user: the stricter rules apply
         )
         return _phone_sent(sent)
 
     def validate(self, subject: str, phone_number: str, passcode: str) -> PhoneValidateResult:
-        """Check the passcode; on success the number becomes the subject's verified SMS authenticator."""
+        """Check the passcode; on success the number becomes the subject's SMS authenticator only if the
+        subject has none (an access token alone is no proof of the current second factor).
+
+        Raises
+        ------
+        InvalidPhoneNumberError
+            ``phone_number`` is not a canonical E.164 number.
+        """
+        require_canonical(phone_number)
         challenge_id = self._identities.get_pointer(self._pointer_key(subject, phone_number))
         if challenge_id is None:
             return PhoneValidateResult(verified=False, failure_reason="CODE_INVALID_OR_EXPIRED", attempts_remaining=0)
-        check = self._challenges.check_code(challenge_id, passcode, user_id=subject)
+        check = self._challenges.check_code(challenge_id, passcode, user_id=subject, enroll_if_unenrolled=True)
         if check.verified:
-            return PhoneValidateResult(verified=True)
+            return PhoneValidateResult(verified=True, enrolled=check.enrolled)
         return PhoneValidateResult.model_validate(
             {"verified": False, "failure_reason": check.failure_reason, "attempts_remaining": check.attempts_remaining}
         )

@@ -47,6 +47,19 @@ class Challenge:
     attempt_id: str | None = None
     # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
     user_key: str | None = None
+    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock.
+    owner: bool = False
+    # For enrollment challenges (scope set): the ID of the authenticator the verification may replace, or None
+    # when the user must still have none. A deleted or replaced authenticator so cancels pending enrollments.
+    replaces: str | None = None
+    # The step-up proof (client token ID and expiry) an enrollment change spends on verification.
+    proof_id: str | None = None
+    proof_expires_at: int | None = None
+
+    @property
+    def code_length(self) -> int:
+        """Digits of this challenge's code, fixed when it was created (the policy may change meanwhile)."""
+        return len(self.code_mask)
 
     @property
     def attempts_remaining(self) -> int:
@@ -108,8 +121,10 @@ class VerifiedEffects:
     """State changes that happen in the same write as a successful verification."""
 
     enroll: Authenticator | None = None
-    # True for add:authenticators: enroll only if the user still has no SMS authenticator.
-    enroll_only_if_new: bool = False
+    # The authenticator ID ``enroll`` replaces, or None when the user must still have none (checked in the write).
+    replaces: str | None = None
+    # A step-up proof (token ID, expiry) consumed by this verification: it authorises one enrollment change.
+    consume_proof: tuple[str, int] | None = None
     attempt_id: str | None = None
     seen_device: tuple[str, str] | None = None  # (user ID, device key)
 
@@ -122,6 +137,8 @@ class SendQuota:
     ip_key: str | None
     now: int
     user_key: str | None = None
+    # The send names the owner of the enrolled number (see otp_core.policy.send_counters).
+    owner: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,8 @@ class VerifyOutcome(StrEnum):
     VERIFIED = "VERIFIED"
     EXHAUSTED = "EXHAUSTED"
     INVALID = "INVALID"
+    # The code was right but the enrollment's condition failed (the user's authenticator changed): nothing changed.
+    ENROLL_CONFLICT = "ENROLL_CONFLICT"
 
 
 class ChallengeRepository(ABC):
@@ -216,7 +235,9 @@ class ChallengeRepository(ABC):
     ) -> VerifyOutcome:
         """Turn a pending challenge into a verified one if ``code_hash`` is its hash, with ``effects``, atomically.
 
-        Returns VERIFIED, or EXHAUSTED / INVALID when another request got there first.
+        Returns VERIFIED, EXHAUSTED / INVALID when another request got there first or a linked record
+        (tracked attempt, step-up proof) is gone or expired, or ENROLL_CONFLICT when only the enrollment's
+        expectation of the user's authenticator failed; in every case but VERIFIED nothing was written.
 
         Raises
         ------
@@ -243,7 +264,10 @@ class IdentityRepository(ABC):
 
     @abstractmethod
     def put_authenticator(self, authenticator: Authenticator) -> Authenticator:
-        """Create or replace the user's SMS authenticator; keeps its ID and ``created_at`` when replacing."""
+        """Create or replace the user's SMS authenticator.
+
+        The same number keeps its ID and ``created_at``; another number is a new authenticator with the new ID.
+        """
 
     @abstractmethod
     def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
@@ -251,13 +275,22 @@ class IdentityRepository(ABC):
 
     @abstractmethod
     def put_attempt(self, attempt: TrackedAttempt, *, seen_device: bool) -> None:
-        """Store a tracked attempt (and mark its device as seen when ``seen_device``), atomically."""
+        """Store a tracked attempt and, when ``seen_device``, mark its device as seen for its action only.
+
+        An ALLOW outcome proves nothing about the device, so it must not make the device known to the rules
+        of other actions; a completed challenge (see :class:`VerifiedEffects`) makes it known for all.
+        """
 
     @abstractmethod
     def get_attempt(self, attempt_id: str) -> TrackedAttempt | None: ...
 
     @abstractmethod
-    def is_known_device(self, user_id: str, device_key: str) -> bool: ...
+    def is_known_device(self, user_id: str, device_key: str, action: str) -> bool:
+        """True when the device completed a challenge of the user, or was allowed in for this action."""
+
+    @abstractmethod
+    def token_used(self, token_id: str) -> bool:
+        """True when a token with this ID was validated or spent as a step-up proof."""
 
     @abstractmethod
     def get_pointer(self, pointer_key: str) -> str | None:

@@ -6,6 +6,7 @@ repository, so concurrent requests cannot exceed a limit or use a code twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import math
 import re
@@ -32,6 +33,7 @@ from otp_core.models import (
     VerifyResult,
 )
 from otp_core.observability import logger, mask_phone, metrics
+from otp_core.policy import ip_subject
 from otp_core.ports import (
     Authenticator,
     Challenge,
@@ -57,12 +59,24 @@ CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
 
 @dataclass(frozen=True)
 class CodeCheck:
-    """Outcome of one code check; ``challenge`` is the challenge as read before the check."""
+    """Outcome of one code check; ``challenge`` is the challenge as read before the check.
+
+    ``enrolled`` is True when the same write made the challenge's number the user's SMS authenticator.
+    """
 
     verified: bool
     failure_reason: str
     attempts_remaining: int
     challenge: Challenge | None
+    enrolled: bool = False
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A step-up proof (a client token that proves a challenge to the current number) an enrollment spends."""
+
+    token_id: str
+    expires_at: int
 
 
 def is_challenge_id(value: str) -> bool:
@@ -142,12 +156,9 @@ class ChallengeService:
             The SMS could not be sent; the challenge and the send were rolled back.
         """
         phone = request.phone_number
-        enrolled = (
-            self._enrolled_number(request.user_id)
-            if request.user_id and (phone is None or request.scope == "add:authenticators")
-            else None
-        )
-        if request.scope == "add:authenticators" and enrolled is not None:
+        authenticator = self.authenticator_of(request.user_id) if request.user_id else None
+        enrolled = stored_number(authenticator) if authenticator else None
+        if request.scope == "add:authenticators" and authenticator is not None:
             raise ConflictError("this user already has an SMS authenticator; use scope update:authenticators")
         if phone is None and request.scope is None:
             phone = enrolled
@@ -165,13 +176,16 @@ class ChallengeService:
             sender_id=request.sender_id,
             locale=request.locale,
             ip_address=request.ip_address,
+            # A create naming the user whose enrolled number it targets draws on the owner's allowance.
+            owner=enrolled is not None and phone == enrolled,
+            replaces=authenticator.authenticator_id if authenticator and request.scope else None,
         )[0]
 
-    def _enrolled_number(self, user_id: str) -> str | None:
+    def authenticator_of(self, user_id: str) -> Authenticator | None:
+        """The user's SMS authenticator, or None."""
         if self._identities is None:
             raise RuntimeError("this use case needs the identity repository")
-        authenticator = self._identities.get_authenticator(user_id)
-        return authenticator.phone_number if authenticator else None
+        return self._identities.get_authenticator(user_id)
 
     def start(
         self,
@@ -185,18 +199,34 @@ class ChallengeService:
         locale: str | None = None,
         ip_address: str | None = None,
         link: ChallengeLink | None = None,
+        owner: bool = False,
+        replaces: str | None = None,
+        proof: Proof | None = None,
+        end_user: bool = False,
     ) -> tuple[ChallengeSent, Challenge]:
-        """Validate, store and send a new challenge; ``link`` is written in the same transaction."""
+        """Validate, store and send a new challenge; ``link`` is written in the same transaction.
+
+        ``owner``: the challenge names the owner of the enrolled number (owner's allowance and lock).
+        ``replaces``: for an enrollment (``scope``), the authenticator ID its verification may replace.
+        ``proof``: the step-up proof the enrollment spends when it is verified.
+        ``end_user``: the text and sender ID come from an end user, not from the customer's server.
+        """
         settings = self._settings
         if self._phone_check is None:
             raise RuntimeError("create needs a phone_check")
         self._phone_check(phone, settings)
+        if end_user and sender_id is not None and sender_id not in settings.end_user_sender_ids:
+            raise InvalidRequestError(
+                "this sender ID is not allowed",
+                errors=[FieldError("senderId", "not one of the sender IDs the operator allows end users")],
+            )
         if message is not None:
             check_template(
                 message,
                 app=settings.app_name,
                 code_length=self._codes.length,
                 minutes=_minutes(settings.code_ttl_seconds),
+                end_user=end_user,
             )
 
         now = self._clock.now()
@@ -211,7 +241,7 @@ class ChallengeService:
             code_hash=self._codes.code_hash(challenge_id, code),
             code_mask=self._codes.mask(challenge_id, code),
             number_key=self._codes.subject_key("phone", phone),
-            ip_key=self._codes.subject_key("ip", ip_address) if ip_address else None,
+            ip_key=self._ip_key(ip_address),
             message=message,
             sender_id=sender_id,
             locale=locale,
@@ -221,8 +251,12 @@ class ChallengeService:
             next_resend_at=now + settings.resend_cooldown_seconds,
             attempt_id=link.attempt_id if link else None,
             user_key=self._codes.subject_key("user", link.user_id) if link else None,
+            owner=owner,
+            replaces=replaces if scope is not None else None,
+            proof_id=proof.token_id if proof else None,
+            proof_expires_at=proof.expires_at if proof else None,
         )
-        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key)
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key, owner=owner)
         try:
             self._repository.create(challenge, quota, link)
         except RateLimitedError:
@@ -268,19 +302,23 @@ class ChallengeService:
         user_id: str | None = None,
         attempt_id: str | None = None,
         device_key: str | None = None,
+        enroll_if_unenrolled: bool = False,
     ) -> CodeCheck:
         """Check a code with one conditional write, whatever concurrent requests do.
 
         ``user_id`` (when given) must own the challenge, else it behaves as unknown. On success the
-        challenge's scope enrolls its number, and ``attempt_id`` / ``device_key`` record the tracked
-        attempt's success and the device, all in the same write.
+        challenge's scope enrolls its number (only while the user's authenticator is still the one the
+        enrollment was decided against), its step-up proof is spent, and ``attempt_id`` / ``device_key``
+        record the tracked attempt's success and the device, all in the same write. With
+        ``enroll_if_unenrolled`` the number becomes the user's authenticator only if the user has none.
         """
-        if len(code) != self._codes.length:
+        challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
+        lengths = {self._codes.length, challenge.code_length} if challenge else {self._codes.length}
+        if len(code) not in lengths:
             raise InvalidRequestError(
                 f"code must be {self._codes.length} digits",
                 errors=[FieldError("code", f"must be exactly {self._codes.length} digits")],
             )
-        challenge = self._repository.get(challenge_id) if is_challenge_id(challenge_id) else None
         now = self._clock.now()
         if challenge is None or (user_id is not None and challenge.user_id != user_id):
             return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, None)
@@ -291,21 +329,35 @@ class ChallengeService:
             return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, challenge)
 
         candidate = self._codes.code_hash(challenge_id, code)
+        enrolled = False
         if hmac.compare_digest(candidate, challenge.code_hash):
+            enroll, replaces = self._enrollment(challenge, now), challenge.replaces
+            optional = enroll is None and enroll_if_unenrolled and challenge.user_id is not None
+            if optional and challenge.user_id is not None and self.authenticator_of(challenge.user_id) is None:
+                enroll, replaces = _new_authenticator(challenge, now), None
             effects = VerifiedEffects(
-                enroll=self._enrollment(challenge, now),
-                enroll_only_if_new=challenge.scope == "add:authenticators",
+                enroll=enroll,
+                replaces=replaces,
+                consume_proof=(challenge.proof_id, challenge.proof_expires_at or now) if challenge.proof_id else None,
                 attempt_id=attempt_id,
                 seen_device=(challenge.user_id, device_key) if device_key and challenge.user_id else None,
             )
             outcome = self._repository.mark_verified(challenge, candidate, now, effects)
+            if outcome is VerifyOutcome.ENROLL_CONFLICT and optional:
+                # The user enrolled a number meanwhile: the code still proves this number, but it enrolls nothing.
+                effects = dataclasses.replace(effects, enroll=None)
+                outcome = self._repository.mark_verified(challenge, candidate, now, effects)
+            elif outcome is VerifyOutcome.ENROLL_CONFLICT:
+                # The authenticator this enrollment was decided against was deleted or replaced: it is cancelled.
+                outcome = VerifyOutcome.INVALID
+            enrolled = outcome is VerifyOutcome.VERIFIED and effects.enroll is not None
         else:
             outcome = self._repository.record_failure(challenge, candidate, now)
 
         if outcome is VerifyOutcome.VERIFIED:
             metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
-            logger.info("challenge verified", challenge_id=challenge_id, enrolled=challenge.scope is not None)
-            return CodeCheck(True, "", 0, challenge)
+            logger.info("challenge verified", challenge_id=challenge_id, enrolled=enrolled)
+            return CodeCheck(True, "", 0, challenge, enrolled=enrolled)
         metrics.add_metric(name="VerificationFailed", unit="Count", value=1)
         logger.info("verification failed", challenge_id=challenge_id, outcome=outcome.value)
         if outcome is VerifyOutcome.WRONG:
@@ -318,13 +370,7 @@ class ChallengeService:
     def _enrollment(challenge: Challenge, now: int) -> Authenticator | None:
         if challenge.scope is None or challenge.user_id is None:
             return None
-        return Authenticator(
-            authenticator_id=str(uuid.uuid4()),
-            user_id=challenge.user_id,
-            phone_number=challenge.phone_number,
-            verified_at=now,
-            created_at=now,
-        )
+        return _new_authenticator(challenge, now)
 
     def _verification_token(self, challenge: Challenge) -> str:
         if self._tokens is None:
@@ -371,7 +417,7 @@ class ChallengeService:
         if now < challenge.next_resend_at:
             raise RateLimitedError("a resend is not available yet", retry_after=challenge.next_resend_at - now)
         cooldown = self._settings.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
-        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key)
+        quota = SendQuota(challenge.number_key, challenge.ip_key, now, challenge.user_key, owner=challenge.owner)
         updated = self._repository.record_resend(challenge, quota, now + cooldown)
         self._deliver(updated, self._codes.unmask(challenge_id, challenge.code_mask), quota, rollback=False)
         metrics.add_metric(name="ChallengeResent", unit="Count", value=1)
@@ -429,6 +475,16 @@ class ChallengeService:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
+    def _ip_key(self, ip_address: str | None) -> str | None:
+        """The per-IP counter key: IPv4-mapped addresses count as IPv4, IPv6 per /64 (see otp_core.policy)."""
+        if not ip_address:
+            return None
+        try:
+            subject = ip_subject(ip_address)
+        except ValueError:
+            return None  # only the gateway's own source address gets here unvalidated; it is always an address
+        return self._codes.subject_key("ip", subject)
+
     def _deliver(self, challenge: Challenge, code: str, quota: SendQuota, *, rollback: bool) -> None:
         if self._sender is None:
             raise RuntimeError("sending needs an SMS sender")
@@ -457,6 +513,24 @@ class ChallengeService:
             resend_available_at=rfc3339(challenge.next_resend_at),
             attempts_remaining=challenge.attempts_remaining,
         )
+
+
+def _new_authenticator(challenge: Challenge, now: int) -> Authenticator:
+    """A replaced or new number is always a new authenticator, with a new ID."""
+    return Authenticator(
+        authenticator_id=str(uuid.uuid4()),
+        user_id=challenge.user_id or "",
+        phone_number=challenge.phone_number,
+        verified_at=now,
+        created_at=now,
+    )
+
+
+def stored_number(authenticator: Authenticator) -> str:
+    """An enrolled number in its canonical spelling (numbers stored under v1 may carry a trunk prefix)."""
+    from otp_core.phone import canonical_form  # only sending paths read enrolled numbers; they load phone anyway
+
+    return canonical_form(authenticator.phone_number)
 
 
 def _minutes(seconds: int) -> int:

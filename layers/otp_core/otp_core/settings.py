@@ -75,6 +75,11 @@ class Settings(BaseModel):
     idp_issuer: str = ""
     idp_audience: str = ""
     idp_jwks_url: str = ""
+    # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
+    # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
+    idp_access_token_claim: str = ""
+    # Sender IDs end users may pick on /v1/verification/sms/send (empty: none, the stack's own sender is used).
+    end_user_sender_ids: tuple[str, ...] = ()
     # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
     # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
     # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
@@ -96,8 +101,19 @@ class Settings(BaseModel):
         "blocked_countries",
         "allowed_number_types",
         "sms_providers",
+        "end_user_sender_ids",
         mode="before",
     )(_csv)
+
+    @field_validator("app_name")
+    @classmethod
+    def _sms_app_name(cls, value: str) -> str:
+        from otp_core.messages import APP_NAME_MAX, check_app_name
+
+        # The stack name stands in when AppName is empty and may be longer: keep its first 20 characters.
+        name = value.strip()[:APP_NAME_MAX].strip()
+        check_app_name(name)
+        return name
 
     @field_validator("allowed_countries", "blocked_countries")
     @classmethod

@@ -37,16 +37,20 @@ class TokenIssuer:
         self._ttl = ttl_seconds
         self._clock = clock
 
-    def issue(self, claims: Mapping[str, object], *, token_type: str) -> str:
-        """Sign ``claims`` plus iss, aud, iat, nbf, exp and jti; claims whose value is None are left out."""
+    def issue(self, claims: Mapping[str, object], *, token_type: str, not_after: int | None = None) -> str:
+        """Sign ``claims`` plus iss, aud, iat, nbf, exp and jti; claims whose value is None are left out.
+
+        ``not_after`` caps ``exp``: a token bound to a tracked attempt never outlives the attempt.
+        """
         now = self._clock.now()
+        expires = now + self._ttl if not_after is None else min(now + self._ttl, not_after)
         header = {"alg": "ES256", "typ": token_type, "kid": self._signer.key_id}
         payload: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._audience,
             "iat": now,
             "nbf": now,
-            "exp": now + self._ttl,
+            "exp": expires,
             "jti": str(uuid.uuid4()),
         }
         payload.update({name: value for name, value in claims.items() if value is not None})

@@ -3,15 +3,15 @@
 Items:
 
 - ``CHL#<challengeId>`` / ``CHL``: the challenge.
-- ``CNT#SEND10#<numberKey>`` / 10-minute bucket, ``CNT#SENDDAY#<numberKey>`` / UTC day,
-  ``CNT#IPHOUR#<ipKey>`` / hour: send counters (``n``).
-- ``CNT#FAIL#<numberKey>`` / lockout-window bucket: failed verifications (``n``, ``lastFailAt``). A number
-  is locked while the current or the previous bucket holds ``threshold`` failures and the last one is
-  younger than the lockout. Checking both buckets keeps a lock from ending early at a bucket boundary.
+- ``CNT#<kind>#<subject>`` / window index: sliding-window counters (``n``) of sends (``SEND10``, ``SENDDAY``,
+  ``OWNER10``, ``OWNERDAY`` per number key, ``IPHOUR`` per address key, ``USERDAY`` per end user) and of failed
+  verifications (``FAIL``, ``OWNERFAIL`` per number key); see :mod:`otp_core.policy`.
+- ``CNT#LOCK#<numberKey>`` and ``CNT#OWNERLOCK#<numberKey>`` / ``LOCK``: a lockout in force until ``until``.
 
-Counter windows are fixed (aligned to the epoch), not sliding. Every change is one ``UpdateItem`` or one
-``TransactWriteItems`` whose conditions carry the limits; the values read before a write only choose
-which write to make.
+A sliding window needs the previous window's count, which no longer grows: it is read (one BatchGetItem)
+before the write, and the write carries it as a condition (``n <= seen``), so a count that moved under the
+read makes the write fail and be retried with a fresh read. Every change is then one ``TransactWriteItems``
+whose conditions carry the limits: the cap on the current window, the lock, the challenge's state.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import ConflictError, DependencyError, RateLimitedError
+from otp_core.policy import (
+    Counter,
+    failure_counter,
+    lock_subjects,
+    locks_after_failure,
+    own_lock_subject,
+    send_counters,
+    sliding_allowance,
+    sliding_retry_after,
+)
 from otp_core.ports import (
     Authenticator,
     Challenge,
@@ -38,7 +48,6 @@ from otp_core.ports import (
 from otp_core.settings import Settings
 
 Item = dict[str, dict[str, Any]]
-_TEN_MINUTES = 600
 _DAY = 86_400
 _HOUR = 3_600
 # How long a finished or expired challenge stays readable (GET shows EXPIRED/FAILED) before TTL removes it.
@@ -89,10 +98,16 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         "claimedBy": challenge.claimed_by,
         "attemptId": challenge.attempt_id,
         "userKey": challenge.user_key,
+        "replaces": challenge.replaces,
+        "proofId": challenge.proof_id,
     }
     item.update({name: _s(value) for name, value in optional.items() if value is not None})
     if challenge.verified_at is not None:
         item["verifiedAt"] = _n(challenge.verified_at)
+    if challenge.proof_expires_at is not None:
+        item["proofExpiresAt"] = _n(challenge.proof_expires_at)
+    if challenge.owner:
+        item["owner"] = {"BOOL": True}
     return item
 
 
@@ -127,6 +142,10 @@ def from_item(item: Item) -> Challenge:
         claimed_by=text("claimedBy"),
         attempt_id=text("attemptId"),
         user_key=text("userKey"),
+        owner=bool(item.get("owner", {}).get("BOOL", False)),
+        replaces=text("replaces"),
+        proof_id=text("proofId"),
+        proof_expires_at=number("proofExpiresAt"),
     )
 
 
@@ -142,23 +161,31 @@ def authenticator_key(user_id: str) -> Item:
     return {"pk": _s(f"USER#{user_id}"), "sk": _s("AUTH#SMS")}
 
 
-def device_key_of(user_id: str, device_key: str) -> Item:
-    return {"pk": _s(f"USER#{user_id}"), "sk": _s(f"DEVICE#{device_key}")}
+def device_key_of(user_id: str, device_key: str, action: str | None = None) -> Item:
+    """A device known for every action (it completed a challenge), or only for ``action`` (it was allowed in)."""
+    suffix = f"#ACT#{action}" if action is not None else ""
+    return {"pk": _s(f"USER#{user_id}"), "sk": _s(f"DEVICE#{device_key}{suffix}")}
 
 
-def authenticator_update(authenticator: Authenticator) -> dict[str, Any]:
-    """An upsert of the user's SMS authenticator that keeps its ID and creation time when it replaces one."""
+def authenticator_item(authenticator: Authenticator) -> Item:
+    """The whole authenticator item: a replacement is a new authenticator, never an edit of the old one."""
     return {
-        "Key": authenticator_key(authenticator.user_id),
-        "UpdateExpression": "SET userId = :user, phoneNumber = :phone, verifiedAt = :verified, "
-        "authenticatorId = if_not_exists(authenticatorId, :id), createdAt = if_not_exists(createdAt, :created)",
-        "ExpressionAttributeValues": {
-            ":user": _s(authenticator.user_id),
-            ":phone": _s(authenticator.phone_number),
-            ":verified": _n(authenticator.verified_at),
-            ":id": _s(authenticator.authenticator_id),
-            ":created": _n(authenticator.created_at),
-        },
+        **authenticator_key(authenticator.user_id),
+        "authenticatorId": _s(authenticator.authenticator_id),
+        "userId": _s(authenticator.user_id),
+        "phoneNumber": _s(authenticator.phone_number),
+        "verifiedAt": _n(authenticator.verified_at),
+        "createdAt": _n(authenticator.created_at),
+    }
+
+
+def replace_condition(replaces: str | None) -> dict[str, Any]:
+    """The condition that the user's authenticator is still the one a replacement was decided against."""
+    if replaces is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {
+        "ConditionExpression": "authenticatorId = :expected",
+        "ExpressionAttributeValues": {":expected": _s(replaces)},
     }
 
 
@@ -178,6 +205,22 @@ class _Check:
 
     op: dict[str, Any]
     on_failure: Callable[[Item | None], Exception | None]
+
+
+def counter_key(counter: Counter, bucket: int) -> Item:
+    return {"pk": _s(f"CNT#{counter.kind}#{counter.subject}"), "sk": _s(str(bucket))}
+
+
+def lock_key(subject: str) -> Item:
+    return {"pk": _s(f"CNT#{subject}"), "sk": _s("LOCK")}
+
+
+def _ref(key: Item) -> tuple[str, str]:
+    return key["pk"]["S"], key["sk"]["S"]
+
+
+class _StaleReadError(Exception):
+    """A counter moved between its read and the write that relied on it: read again and retry."""
 
 
 class DynamoChallengeRepository(ChallengeRepository):
@@ -211,6 +254,30 @@ class DynamoChallengeRepository(ChallengeRepository):
         item = response.get("Item")
         return from_item(item) if item else None
 
+    def _counts(self, keys: Sequence[Item]) -> dict[tuple[str, str], int]:
+        """Current ``n`` of counter items (absent = 0), in one strongly consistent BatchGetItem."""
+        counts: dict[tuple[str, str], int] = {}
+        pending: list[Item] = list({_ref(key): key for key in keys}.values())
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            if not pending:
+                break
+            try:
+                response = self._client.batch_get_item(
+                    RequestItems={
+                        self._table: {"Keys": pending, "ConsistentRead": True, "ProjectionExpression": "pk, sk, n"}
+                    }
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise DependencyError("the challenge store is unavailable; retry later") from exc
+            for item in response.get("Responses", {}).get(self._table, []):
+                counts[_ref(item)] = int(item["n"]["N"]) if "n" in item else 0
+            pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if pending and attempt < _CONFLICT_RETRIES:
+                self._sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not a secret
+        if pending:
+            raise DependencyError("the challenge store is unavailable; retry later")
+        return counts
+
     # -- sends --------------------------------------------------------------------------------------------
 
     def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
@@ -224,12 +291,17 @@ class DynamoChallengeRepository(ChallengeRepository):
             },
             lambda _: ConflictError("challenge ID collision; retry"),
         )
-        checks = [*self._lock_checks(quota.number_key, quota.now), *self._send_charges(quota), put]
-        if link is not None:
-            checks.extend(self._link_ops(challenge, link))
-        self._transact(checks)
+        tail = [put, *(self._link_ops(challenge, link, quota.now) if link is not None else [])]
+        self._with_fresh_counts(
+            lambda counts: [
+                *self._lock_checks(quota.number_key, quota.owner, quota.now),
+                *self._charges(quota, counts),
+                *tail,
+            ],
+            self._charge_keys(quota),
+        )
 
-    def _link_ops(self, challenge: Challenge, link: ChallengeLink) -> list[_Check]:
+    def _link_ops(self, challenge: Challenge, link: ChallengeLink, now: int) -> list[_Check]:
         ops = []
         if link.attempt_id is not None:
             ops.append(
@@ -239,10 +311,11 @@ class DynamoChallengeRepository(ChallengeRepository):
                             "TableName": self._table,
                             "Key": attempt_key(link.attempt_id),
                             "UpdateExpression": "SET challengeId = :challenge",
-                            "ConditionExpression": "attribute_exists(pk) AND userId = :user",
+                            "ConditionExpression": "attribute_exists(pk) AND userId = :user AND expiresAt > :now",
                             "ExpressionAttributeValues": {
                                 ":challenge": _s(challenge.challenge_id),
                                 ":user": _s(link.user_id),
+                                ":now": _n(now),
                             },
                         }
                     },
@@ -279,7 +352,14 @@ class DynamoChallengeRepository(ChallengeRepository):
             },
             lambda _: ConflictError("this challenge changed while resending; read it and retry"),
         )
-        self._transact([update, *self._lock_checks(quota.number_key, quota.now), *self._send_charges(quota)])
+        self._with_fresh_counts(
+            lambda counts: [
+                update,
+                *self._lock_checks(quota.number_key, quota.owner, quota.now),
+                *self._charges(quota, counts),
+            ],
+            self._charge_keys(quota),
+        )
         return dataclasses.replace(challenge, resends=challenge.resends + 1, next_resend_at=next_resend_at)
 
     def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
@@ -287,13 +367,13 @@ class DynamoChallengeRepository(ChallengeRepository):
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": key,
+                    "Key": counter_key(counter, counter.bucket(quota.now)),
                     "UpdateExpression": "ADD n :minus",
                     "ConditionExpression": "n > :zero",
                     "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
                 }
             }
-            for key, _cap, _retry in self._counters(quota)
+            for counter in send_counters(quota, self._settings)
         ]
         if delete:
             ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id)}})
@@ -308,8 +388,8 @@ class DynamoChallengeRepository(ChallengeRepository):
     # -- verify -------------------------------------------------------------------------------------------
 
     def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
-        window = self._settings.lockout_window_seconds
-        bucket = now // window
+        counter = failure_counter(challenge.number_key, challenge.owner, self._settings)
+        bucket = counter.bucket(now)
         update = self._attempt_update(
             challenge,
             now,
@@ -317,28 +397,47 @@ class DynamoChallengeRepository(ChallengeRepository):
             "codeHash <> :candidate",
             {":candidate": _s(code_hash)},
         )
-        fail = _Check(
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": self._fail_key(challenge.number_key, bucket),
-                    "UpdateExpression": "ADD n :one SET lastFailAt = :now, #ttl = :ttl",
-                    "ConditionExpression": "attribute_not_exists(n) OR n < :threshold OR lastFailAt <= :cut",
-                    "ExpressionAttributeNames": {"#ttl": "ttl"},
-                    "ExpressionAttributeValues": {
-                        ":one": _n(1),
-                        ":now": _n(now),
-                        ":ttl": _n((bucket + 2) * window + self._settings.lockout_seconds),
-                        ":threshold": _n(self._settings.lockout_threshold),
-                        ":cut": _n(now - self._settings.lockout_seconds),
-                    },
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            lambda old: self._locked(old, now),
-        )
-        previous = self._lock_check(challenge.number_key, bucket - 1, now)
-        return self._attempt([update, fail, previous], challenge, VerifyOutcome.WRONG)
+
+        def build(counts: dict[tuple[str, str], int]) -> list[_Check]:
+            current = counts.get(_ref(counter_key(counter, bucket)), 0)
+            previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)
+            # The exact count is a condition, so whether this failure reaches the threshold is known and the
+            # lock is set in the same write as the failure that earns it.
+            exact = "n = :seen" if current else "attribute_not_exists(n) OR n = :seen"
+            fail = _Check(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": counter_key(counter, bucket),
+                        "UpdateExpression": "ADD n :one SET lastFailAt = :now, #ttl = :ttl",
+                        "ConditionExpression": exact,
+                        "ExpressionAttributeNames": {"#ttl": "ttl"},
+                        "ExpressionAttributeValues": {
+                            ":one": _n(1),
+                            ":now": _n(now),
+                            ":seen": _n(current),
+                            ":ttl": _n((bucket + 2) * counter.window + _HOUR),
+                        },
+                    }
+                },
+                lambda _: _StaleReadError(),
+            )
+            checks = [update, fail, self._unchanged(counter_key(counter, bucket - 1), previous)]
+            if locks_after_failure(previous, current, now, self._settings):
+                own = own_lock_subject(challenge.number_key, challenge.owner)
+                checks.append(self._lock_update(own, now, now + self._settings.lockout_seconds))
+                others = [s for s in lock_subjects(challenge.number_key, challenge.owner) if s != own]
+                checks.extend(self._lock_check(subject, now) for subject in others)
+            else:
+                checks.extend(self._lock_checks(challenge.number_key, challenge.owner, now))
+            return checks
+
+        keys = [counter_key(counter, bucket), counter_key(counter, bucket - 1)]
+        try:
+            self._with_fresh_counts(build, keys)
+        except _AttemptLostError as lost:
+            return self._lost(lost, challenge)
+        return VerifyOutcome.WRONG
 
     def mark_verified(
         self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
@@ -357,20 +456,38 @@ class DynamoChallengeRepository(ChallengeRepository):
                 ":ttl": _n(max(self._challenge_ttl(challenge.expires_at), claimable_until + _RETENTION)),
             },
         )
-        checks = [update, *self._lock_checks(challenge.number_key, now)]
+        checks = [update, *self._lock_checks(challenge.number_key, challenge.owner, now)]
         if effects is not None:
             checks.extend(self._effect_ops(effects, now))
-        return self._attempt(checks, challenge, VerifyOutcome.VERIFIED)
+        try:
+            self._transact(checks)
+        except _EnrollConflictError:
+            return VerifyOutcome.ENROLL_CONFLICT
+        except _AttemptLostError as lost:
+            return self._lost(lost, challenge)
+        return VerifyOutcome.VERIFIED
 
     def _effect_ops(self, effects: VerifiedEffects, now: int) -> list[_Check]:
         checks: list[_Check] = []
         if effects.enroll is not None:
-            update = {"TableName": self._table, **authenticator_update(effects.enroll)}
-            if effects.enroll_only_if_new:
-                update["ConditionExpression"] = "attribute_not_exists(pk)"
-            # The user enrolled a number meanwhile: an "add" may not replace it, so the code no longer counts.
-            checks.append(_Check({"Update": update}, lambda _: _AttemptLostError(None)))
+            put = {
+                "TableName": self._table,
+                "Item": authenticator_item(effects.enroll),
+                **replace_condition(effects.replaces),
+            }
+            checks.append(_Check({"Put": put}, lambda _: _EnrollConflictError()))
         ops: list[dict[str, Any]] = []
+        if effects.consume_proof is not None:
+            proof_id, proof_expires_at = effects.consume_proof
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": used_token_item(proof_id, proof_expires_at),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         if effects.attempt_id is not None:
             ops.append(
                 {
@@ -378,9 +495,9 @@ class DynamoChallengeRepository(ChallengeRepository):
                         "TableName": self._table,
                         "Key": attempt_key(effects.attempt_id),
                         "UpdateExpression": "SET #state = :succeeded",
-                        "ConditionExpression": "attribute_exists(pk)",
+                        "ConditionExpression": "attribute_exists(pk) AND expiresAt > :now",
                         "ExpressionAttributeNames": {"#state": "state"},
-                        "ExpressionAttributeValues": {":succeeded": _s("CHALLENGE_SUCCEEDED")},
+                        "ExpressionAttributeValues": {":succeeded": _s("CHALLENGE_SUCCEEDED"), ":now": _n(now)},
                     }
                 }
             )
@@ -388,7 +505,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             user_id, device = effects.seen_device
             item = {**device_key_of(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
             ops.append({"Put": {"TableName": self._table, "Item": item}})
-        # A failed attempt condition means the tracked attempt expired: the verification does not count.
+        # A spent proof or an expired tracked attempt: the verification does not count.
         return checks + [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
 
     def _attempt_update(
@@ -417,22 +534,18 @@ class DynamoChallengeRepository(ChallengeRepository):
             lambda old: _AttemptLostError(old),
         )
 
-    def _attempt(self, checks: Sequence[_Check], challenge: Challenge, success: VerifyOutcome) -> VerifyOutcome:
-        try:
-            self._transact(checks)
-        except _AttemptLostError as lost:
-            old = lost.item
-            if old is None:
-                current = self.get(challenge.challenge_id)
-            else:
-                current = from_item(old) if "challengeId" in old else None
-            exhausted = (
-                current is not None
-                and current.state is ChallengeState.PENDING
-                and (current.attempts >= current.max_attempts)
-            )
-            return VerifyOutcome.EXHAUSTED if exhausted else VerifyOutcome.INVALID
-        return success
+    def _lost(self, lost: _AttemptLostError, challenge: Challenge) -> VerifyOutcome:
+        old = lost.item
+        # Without the old item (a linked record failed), read the challenge to tell exhausted from gone.
+        current = (
+            self.get(challenge.challenge_id) if old is None else (from_item(old) if "challengeId" in old else None)
+        )
+        exhausted = (
+            current is not None
+            and current.state is ChallengeState.PENDING
+            and (current.attempts >= current.max_attempts)
+        )
+        return VerifyOutcome.EXHAUSTED if exhausted else VerifyOutcome.INVALID
 
     # -- claim --------------------------------------------------------------------------------------------
 
@@ -466,82 +579,109 @@ class DynamoChallengeRepository(ChallengeRepository):
     def _challenge_ttl(self, expires_at: int) -> int:
         return expires_at + self._settings.token_ttl_seconds + _RETENTION
 
-    @staticmethod
-    def _fail_key(number_key: str, bucket: int) -> Item:
-        return {"pk": _s(f"CNT#FAIL#{number_key}"), "sk": _s(str(bucket))}
-
-    def _locked(self, old: Item | None, now: int) -> RateLimitedError:
-        lockout = self._settings.lockout_seconds
-        last = int(old["lastFailAt"]["N"]) if old and "lastFailAt" in old else now
-        return RateLimitedError(
-            "too many failed verifications for this number; try again later", retry_after=last + lockout - now
-        )
-
-    def _lock_check(self, number_key: str, bucket: int, now: int) -> _Check:
+    def _lock_check(self, subject: str, now: int) -> _Check:
         return _Check(
             {
                 "ConditionCheck": {
                     "TableName": self._table,
-                    "Key": self._fail_key(number_key, bucket),
-                    "ConditionExpression": "attribute_not_exists(n) OR n < :threshold OR lastFailAt <= :cut",
-                    "ExpressionAttributeValues": {
-                        ":threshold": _n(self._settings.lockout_threshold),
-                        ":cut": _n(now - self._settings.lockout_seconds),
-                    },
+                    "Key": lock_key(subject),
+                    "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
+                    "ExpressionAttributeNames": {"#until": "until"},
+                    "ExpressionAttributeValues": {":now": _n(now)},
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            lambda old: self._locked(old, now),
+            lambda old: _locked(old, now),
         )
 
-    def _lock_checks(self, number_key: str, now: int) -> list[_Check]:
-        bucket = now // self._settings.lockout_window_seconds
-        return [self._lock_check(number_key, bucket, now), self._lock_check(number_key, bucket - 1, now)]
+    def _lock_update(self, subject: str, now: int, until: int) -> _Check:
+        return _Check(
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": lock_key(subject),
+                    "UpdateExpression": "SET #until = :until, #ttl = :ttl",
+                    "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
+                    "ExpressionAttributeNames": {"#until": "until", "#ttl": "ttl"},
+                    "ExpressionAttributeValues": {":now": _n(now), ":until": _n(until), ":ttl": _n(until + _HOUR)},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            lambda old: _locked(old, now),
+        )
 
-    def _counters(self, quota: SendQuota) -> list[tuple[Item, int, int]]:
-        """(key, cap, seconds until the window ends) of each counter a send is charged to."""
-        now, settings = quota.now, self._settings
-        counters = [
-            ("SEND10", quota.number_key, _TEN_MINUTES, settings.max_sends_per_10_minutes),
-            ("SENDDAY", quota.number_key, _DAY, settings.max_sends_per_day),
-        ]
-        if quota.ip_key is not None:
-            counters.append(("IPHOUR", quota.ip_key, _HOUR, settings.max_sends_per_ip_per_hour))
-        if quota.user_key is not None:
-            # An end user may not spread sends over many numbers: the daily cap holds per user as well.
-            counters.append(("USERDAY", quota.user_key, _DAY, settings.max_sends_per_day))
-        return [
-            (
-                {"pk": _s(f"CNT#{kind}#{subject}"), "sk": _s(str(now // window))},
-                cap,
-                (now // window + 1) * window - now,
-            )
-            for kind, subject, window, cap in counters
-        ]
+    def _lock_checks(self, number_key: str, owner: bool, now: int) -> list[_Check]:
+        return [self._lock_check(subject, now) for subject in lock_subjects(number_key, owner)]
 
-    def _send_charges(self, quota: SendQuota) -> list[_Check]:
+    def _unchanged(self, key: Item, seen: int) -> _Check:
+        """The previous window's count is still what the allowance was computed from."""
+        return _Check(
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "ConditionExpression": "attribute_not_exists(n) OR n <= :seen",
+                    "ExpressionAttributeValues": {":seen": _n(seen)},
+                }
+            },
+            lambda _: _StaleReadError(),
+        )
+
+    def _charge_keys(self, quota: SendQuota) -> list[Item]:
+        keys = []
+        for counter in send_counters(quota, self._settings):
+            bucket = counter.bucket(quota.now)
+            keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
+        return keys
+
+    def _charges(self, quota: SendQuota, counts: dict[tuple[str, str], int]) -> list[_Check]:
+        """One increment per counter, capped by its sliding allowance; a cap already reached raises at once."""
+        now = quota.now
         charges = []
-        for key, cap, retry_after in self._counters(quota):
+        for counter in send_counters(quota, self._settings):
+            bucket = counter.bucket(now)
+            current = counts.get(_ref(counter_key(counter, bucket)), 0)
+            previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)
+            allowed = sliding_allowance(counter.cap, previous, now, counter.window)
+            limited = _send_limited(sliding_retry_after(counter.cap, previous, current, now, counter.window))
+            if current >= allowed:
+                raise limited(None)
             charges.append(
                 _Check(
                     {
                         "Update": {
                             "TableName": self._table,
-                            "Key": key,
+                            "Key": counter_key(counter, bucket),
                             "UpdateExpression": "ADD n :one SET #ttl = :ttl",
-                            "ConditionExpression": "attribute_not_exists(n) OR n < :cap",
+                            "ConditionExpression": "attribute_not_exists(n) OR n < :allowed",
                             "ExpressionAttributeNames": {"#ttl": "ttl"},
                             "ExpressionAttributeValues": {
                                 ":one": _n(1),
-                                ":cap": _n(cap),
-                                ":ttl": _n(quota.now + retry_after + _HOUR),
+                                ":allowed": _n(allowed),
+                                ":ttl": _n((bucket + 2) * counter.window + _HOUR),
                             },
                         }
                     },
-                    _send_limited(retry_after),
+                    limited,
                 )
             )
+            charges.append(self._unchanged(counter_key(counter, bucket - 1), previous))
         return charges
+
+    def _with_fresh_counts(
+        self, build: Callable[[dict[tuple[str, str], int]], list[_Check]], keys: Sequence[Item]
+    ) -> None:
+        """Read the counters, build the transaction from them, run it; read again when a count moved."""
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                self._transact(build(self._counts(keys)))
+            except _StaleReadError:
+                if attempt == _CONFLICT_RETRIES:
+                    break
+                self._sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not a secret
+            else:
+                return
+        raise RateLimitedError("too many concurrent requests for this challenge or number", retry_after=1)
 
     def _transact(self, checks: Sequence[_Check]) -> None:
         """Run one transaction; map a failed condition to its error, retry lost conflicts briefly."""
@@ -568,6 +708,16 @@ class DynamoChallengeRepository(ChallengeRepository):
                 return
 
 
+def used_token_item(token_id: str, expires_at: int) -> Item:
+    """A token that was validated or spent as a step-up proof (kept until it could no longer verify)."""
+    return {"pk": _s(f"USED#{token_id}"), "sk": _s("USED"), "ttl": _n(expires_at + _HOUR)}
+
+
+def _locked(old: Item | None, now: int) -> RateLimitedError:
+    until = int(old["until"]["N"]) if old and "until" in old else now + 1
+    return RateLimitedError("too many failed verifications for this number; try again later", retry_after=until - now)
+
+
 def _send_limited(retry_after: int) -> Callable[[Item | None], Exception]:
     def explain(_: Item | None) -> Exception:
         return RateLimitedError(
@@ -575,6 +725,10 @@ def _send_limited(retry_after: int) -> Callable[[Item | None], Exception]:
         )
 
     return explain
+
+
+class _EnrollConflictError(Exception):
+    """The user's authenticator is no longer the one the enrollment was decided against."""
 
 
 class _AttemptLostError(Exception):

@@ -1,13 +1,15 @@
 """DynamoDB implementation of the identity repository, in the challenges' table.
 
 Items: ``USER#<userId>`` / ``AUTH#SMS`` (the SMS authenticator), ``USER#<userId>`` / ``DEVICE#<deviceKey>``
-(a device that completed a challenge or was allowed in), ``TRACK#<attemptId>`` / ``TRACK`` (a tracked
+(a device that completed a challenge), ``USER#<userId>`` / ``DEVICE#<deviceKey>#ACT#<action>`` (a device allowed in
+for one action), ``TRACK#<attemptId>`` / ``TRACK`` (a tracked
 attempt), ``PTR#<key>`` / ``PTR`` (where a signed-in user's pending challenge is), ``USED#<jti>`` / ``USED``
 (a token that has been validated).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,10 +21,12 @@ from otp_core.adapters.dynamodb import (
     _s,
     attempt_key,
     authenticator_from_item,
+    authenticator_item,
     authenticator_key,
-    authenticator_update,
     device_key_of,
     pointer_key,
+    replace_condition,
+    used_token_item,
 )
 from otp_core.errors import DependencyError
 from otp_core.ports import Authenticator, IdentityRepository, TrackedAttempt
@@ -61,13 +65,18 @@ class DynamoIdentityRepository(IdentityRepository):
         return authenticator_from_item(item) if item else None
 
     def put_authenticator(self, authenticator: Authenticator) -> Authenticator:
-        try:
-            response = self._client.update_item(
-                TableName=self._table, ReturnValues="ALL_NEW", **authenticator_update(authenticator)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise DependencyError(_UNAVAILABLE) from exc
-        return authenticator_from_item(response["Attributes"])
+        # The read only chooses the write; its condition makes a concurrent change fail and be read again.
+        for _ in range(4):
+            current = self.get_authenticator(authenticator.user_id)
+            if current is not None and current.phone_number == authenticator.phone_number:
+                stored = dataclasses.replace(current, verified_at=authenticator.verified_at)
+                replaces: str | None = current.authenticator_id
+            else:
+                stored = authenticator
+                replaces = current.authenticator_id if current is not None else None
+            if self._conditional(self._client.put_item, Item=authenticator_item(stored), **replace_condition(replaces)):
+                return stored
+        raise DependencyError("the authenticator changed concurrently; retry")
 
     def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
         return self._conditional(
@@ -106,7 +115,7 @@ class DynamoIdentityRepository(IdentityRepository):
         try:
             if seen_device and attempt.device_key:
                 device = {
-                    **device_key_of(attempt.user_id, attempt.device_key),
+                    **device_key_of(attempt.user_id, attempt.device_key, attempt.action),
                     "seenAt": _n(attempt.created_at),
                     "ttl": _n(attempt.created_at + _DEVICE_RETENTION),
                 }
@@ -133,8 +142,20 @@ class DynamoIdentityRepository(IdentityRepository):
             challenge_id=item["challengeId"]["S"] if "challengeId" in item else None,
         )
 
-    def is_known_device(self, user_id: str, device_key: str) -> bool:
-        return self._get(device_key_of(user_id, device_key)) is not None
+    def is_known_device(self, user_id: str, device_key: str, action: str) -> bool:
+        keys = [device_key_of(user_id, device_key), device_key_of(user_id, device_key, action)]
+        try:
+            response = self._client.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "pk"}}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError(_UNAVAILABLE) from exc
+        if response.get("UnprocessedKeys"):
+            raise DependencyError(_UNAVAILABLE)
+        return bool(response.get("Responses", {}).get(self._table))
+
+    def token_used(self, token_id: str) -> bool:
+        return self._get(_used_key(token_id)) is not None
 
     def get_pointer(self, key: str) -> str | None:
         item = self._get(pointer_key(key))
@@ -143,6 +164,11 @@ class DynamoIdentityRepository(IdentityRepository):
     def consume_token(self, token_id: str, expires_at: int) -> bool:
         return self._conditional(
             self._client.put_item,
-            Item={"pk": _s(f"USED#{token_id}"), "sk": _s("USED"), "ttl": _n(expires_at + 3_600)},
+            Item=used_token_item(token_id, expires_at),
             ConditionExpression="attribute_not_exists(pk)",
         )
+
+
+def _used_key(token_id: str) -> Item:
+    item = used_token_item(token_id, 0)
+    return {"pk": item["pk"], "sk": item["sk"]}

@@ -1,0 +1,152 @@
+"""Send caps and the lockout as pure rules over counters and a clock.
+
+Both stores (DynamoDB and the in-memory fake) ask this module the same questions and turn the answers into
+one conditional write, so the rules live here once:
+
+- which counters a send charges (:func:`send_counters`), and which lock and failure counter a challenge uses
+  (:func:`lock_subject`), with the owner's allowance of the contract's Policy table;
+- how many more events a sliding window admits (:func:`sliding_allowance`) and when the next one will be
+  admitted (:func:`sliding_retry_after`);
+- when failed verifications lock a number (:func:`locks_after_failure`).
+
+Windows slide by the weighted estimate ``current + previous x (unexpired part of the previous window)``:
+counters are stored per fixed window, and the previous window's count, which no longer grows, weighs in with
+the share of it that still lies inside the sliding window. A burst across a window boundary therefore meets
+the same cap as a burst inside one window.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+
+from otp_core.ports import SendQuota
+from otp_core.settings import Settings
+
+TEN_MINUTES = 600
+HOUR = 3_600
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One sliding-window counter a send is charged to.
+
+    ``kind`` names the counter family (``SEND10``, ``OWNERDAY``, ``IPHOUR``...), ``subject`` the opaque keyed
+    identifier it counts (never a number or an address in clear).
+    """
+
+    kind: str
+    subject: str
+    window: int
+    cap: int
+
+    def bucket(self, now: int) -> int:
+        return now // self.window
+
+
+def send_counters(quota: SendQuota, settings: Settings) -> list[Counter]:
+    """The counters one SMS send is charged to.
+
+    A send that names the owner of the enrolled number (``quota.owner``) draws on the owner's own allowance
+    (``OWNER10`` / ``OWNERDAY``), which sends not naming the owner cannot spend; every other send draws on the
+    number's shared caps (``SEND10`` / ``SENDDAY``). Source address and end user caps apply to both.
+    """
+    prefix = "OWNER" if quota.owner else "SEND"
+    counters = [
+        Counter(f"{prefix}10", quota.number_key, TEN_MINUTES, settings.max_sends_per_10_minutes),
+        Counter(f"{prefix}DAY", quota.number_key, DAY, settings.max_sends_per_day),
+    ]
+    if quota.ip_key is not None:
+        counters.append(Counter("IPHOUR", quota.ip_key, HOUR, settings.max_sends_per_ip_per_hour))
+    if quota.user_key is not None:
+        # An end user may not spread sends over many numbers: the daily cap holds per user as well.
+        counters.append(Counter("USERDAY", quota.user_key, DAY, settings.max_sends_per_day))
+    return counters
+
+
+def failure_counter(number_key: str, owner: bool, settings: Settings) -> Counter:
+    """The counter of failed verifications a wrong code of this challenge is charged to."""
+    kind = "OWNERFAIL" if owner else "FAIL"
+    return Counter(kind, number_key, settings.lockout_window_seconds, settings.lockout_threshold)
+
+
+def lock_subjects(number_key: str, owner: bool) -> list[str]:
+    """The locks a challenge obeys, as ``<kind>#<number key>``.
+
+    Owner challenges obey only the owner's lock, so other requesters' wrong guesses cannot lock the owner out;
+    other challenges obey both locks, since a number whose owner's codes are being guessed is under attack.
+    """
+    if owner:
+        return [f"OWNERLOCK#{number_key}"]
+    return [f"LOCK#{number_key}", f"OWNERLOCK#{number_key}"]
+
+
+def own_lock_subject(number_key: str, owner: bool) -> str:
+    """The lock a failure of this challenge sets when it reaches the threshold."""
+    return f"{'OWNERLOCK' if owner else 'LOCK'}#{number_key}"
+
+
+def _weight(now: int, window: int) -> float:
+    """Share of the previous fixed window still inside the sliding window that ends at ``now``."""
+    return 1.0 - (now % window) / window
+
+
+def sliding_count(previous: int, current: int, now: int, window: int) -> int:
+    """The sliding estimate of events in the last ``window`` seconds, rounded up (never under-counts a burst)."""
+    return current + math.ceil(previous * _weight(now, window) - 1e-9)
+
+
+def sliding_allowance(cap: int, previous: int, now: int, window: int) -> int:
+    """How high the current window's count may go before this event: the event is admitted iff
+    ``current < sliding_allowance(...)``."""
+    return cap - math.ceil(previous * _weight(now, window) - 1e-9)
+
+
+def sliding_retry_after(cap: int, previous: int, current: int, now: int, window: int) -> int:
+    """Seconds until one more event would be admitted, given the counts read now.
+
+    Within the current window the previous count decays linearly; once the window ends the current count
+    becomes the previous one.
+    """
+    elapsed = now % window
+    room = cap - 1 - current  # how much of the previous window's weight may remain
+    if room >= 0:
+        if previous <= room:
+            return 1
+        # previous x (1 - f) <= room  <=>  f >= 1 - room / previous
+        needed = math.ceil((1.0 - room / previous) * window)
+        return max(1, needed - elapsed)
+    # The current count must first become the previous one, then decay far enough.
+    return max(1, window - elapsed + math.ceil((1.0 - (cap - 1) / current) * window))
+
+
+def locks_after_failure(previous: int, current_before: int, now: int, settings: Settings) -> bool:
+    """True when this failed verification brings the sliding failure count to the lockout threshold."""
+    window = settings.lockout_window_seconds
+    return sliding_count(previous, current_before + 1, now, window) >= settings.lockout_threshold
+
+
+# -- addresses ---------------------------------------------------------------------------------------------
+
+
+def ip_subject(address: str) -> str:
+    """The value per-IP caps count for an address: one IPv4 address, or the /64 network of an IPv6 address.
+
+    IPv4-mapped IPv6 (``::ffff:198.51.100.71``) counts as its IPv4 address, so a second spelling gets no
+    second allowance; hosts of one IPv6 /64 (what one subscriber line is given) share one allowance.
+
+    Raises
+    ------
+    ValueError
+        Not an IPv4 or IPv6 address (zone IDs included).
+    """
+    parsed = ipaddress.ip_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.scope_id is not None:
+            raise ValueError("an IPv6 zone ID is not an address")
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
