@@ -1,0 +1,331 @@
+"""One behaviour suite for both stores: the in-memory fake and the DynamoDB repository on DynamoDB Local.
+
+The rules (sliding caps, the lockout, the owner's allowance, enrollment and proof conditions, attempt expiry)
+live in otp_core.policy and in the stores' conditional writes; this suite checks that both stores enforce
+them the same way, with explicit clocks, and that DynamoDB holds them under concurrent requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from otp_core.adapters.dynamodb import DynamoChallengeRepository
+from otp_core.adapters.identity import DynamoIdentityRepository
+from otp_core.errors import ConflictError, RateLimitedError
+from otp_core.ports import (
+    Authenticator,
+    Challenge,
+    ChallengeLink,
+    ChallengeRepository,
+    IdentityRepository,
+    SendQuota,
+    TrackedAttempt,
+    VerifiedEffects,
+    VerifyOutcome,
+)
+from otp_core.settings import Settings
+from tests.fakes import InMemoryRepository
+
+HASH, WRONG = "a" * 64, "b" * 64
+
+
+@dataclass
+class Store:
+    repository: ChallengeRepository
+    identities: IdentityRepository
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def make_store(request: pytest.FixtureRequest) -> Callable[..., Store]:
+    def build(**overrides: Any) -> Store:
+        if request.param == "memory":
+            settings = Settings(**overrides)
+            repository = InMemoryRepository(settings)
+            return Store(repository, repository.identities)
+        stack = request.getfixturevalue("stack")
+        settings = Settings(table_name=stack.table, **overrides)
+        client = boto3.client("dynamodb")
+        return Store(
+            DynamoChallengeRepository(client, settings, sleep=lambda _: None),
+            DynamoIdentityRepository(client, stack.table),
+        )
+
+    return build
+
+
+def future_boundary(window: int) -> int:
+    """A window boundary a little ahead of real time (DynamoDB Local deletes items whose TTL has passed)."""
+    return (int(time.time()) // window + 2) * window
+
+
+def challenge(now: int, number_key: str, *, owner: bool = False, max_attempts: int = 5, **fields: Any) -> Challenge:
+    return Challenge(
+        challenge_id=str(uuid.uuid4()),
+        phone_number="+14155552671",
+        action="signIn",
+        user_id=fields.pop("user_id", None),
+        scope=fields.pop("scope", None),
+        code_hash=HASH,
+        code_mask="123456",
+        number_key=number_key,
+        ip_key=None,
+        message=None,
+        sender_id=None,
+        locale=None,
+        created_at=now,
+        expires_at=now + 600,
+        max_attempts=max_attempts,
+        owner=owner,
+        **fields,
+    )
+
+
+def send(
+    store: Store, now: int, number_key: str, *, owner: bool = False, link: ChallengeLink | None = None, **fields: Any
+) -> Challenge:
+    created = challenge(now, number_key, owner=owner, **fields)
+    store.repository.create(created, SendQuota(number_key, None, now, owner=owner), link)
+    return created
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+# -- sliding send caps ----------------------------------------------------------------------------------------
+
+
+def test_a_burst_across_a_window_boundary_meets_one_cap(make_store):
+    # Given five sends (the 10-minute cap) in the last second of a window
+    store = make_store()
+    number, boundary = key(), future_boundary(600)
+    for _ in range(5):
+        send(store, boundary - 1, number)
+
+    # When the next window has just opened, then the number is still capped
+    with pytest.raises(RateLimitedError) as limited:
+        send(store, boundary + 1, number)
+    assert 1 <= limited.value.retry_after <= 600
+
+    # And once the previous window has decayed enough, one more send goes out
+    send(store, boundary + 121, number)
+
+
+def test_the_owners_allowance_is_separate_from_the_numbers(make_store):
+    store = make_store()
+    number, now = key(), future_boundary(600) + 10
+    for _ in range(5):
+        send(store, now, number)
+    with pytest.raises(RateLimitedError):
+        send(store, now, number)
+
+    for _ in range(5):
+        send(store, now, number, owner=True)
+    with pytest.raises(RateLimitedError):
+        send(store, now, number, owner=True)
+
+
+def test_a_refund_returns_the_send(make_store):
+    store = make_store()
+    number, now = key(), future_boundary(600) + 10
+    sent = [send(store, now, number) for _ in range(5)]
+    store.repository.refund_send(sent[-1], SendQuota(number, None, now), delete=True)
+
+    send(store, now, number)
+    assert store.repository.get(sent[-1].challenge_id) is None
+
+
+# -- sliding lockout, owner's lock ----------------------------------------------------------------------------
+
+
+def fail(store: Store, now: int, number: str, count: int, *, owner: bool = False) -> list[VerifyOutcome]:
+    target = send(store, now, number, owner=owner, max_attempts=10)
+    return [store.repository.record_failure(target, WRONG, now) for _ in range(count)]
+
+
+def test_no_boundary_lets_twice_the_lockout_threshold_through(make_store):
+    # Given nine failures (threshold 10 per hour) in the last seconds of a window
+    store = make_store(max_sends_per_10_minutes=100, max_sends_per_day=100)
+    number, boundary = key(), future_boundary(3600)
+    assert fail(store, boundary - 5, number, 9) == [VerifyOutcome.WRONG] * 9
+
+    # When guessing goes on just after the boundary
+    target = send(store, boundary + 5, number, max_attempts=10)
+    tenth = store.repository.record_failure(target, WRONG, boundary + 5)
+
+    # Then the tenth failure locks the number for the lockout, for guesses, right codes and sends alike
+    assert tenth is VerifyOutcome.WRONG
+    with pytest.raises(RateLimitedError) as locked:
+        store.repository.record_failure(target, WRONG, boundary + 6)
+    assert locked.value.retry_after == 899
+    with pytest.raises(RateLimitedError):
+        store.repository.mark_verified(target, HASH, boundary + 6)
+    with pytest.raises(RateLimitedError):
+        send(store, boundary + 6, number)
+
+    # And the lock ends after 15 minutes
+    later = send(store, boundary + 5 + 900, number)
+    assert store.repository.mark_verified(later, HASH, boundary + 5 + 900) is VerifyOutcome.VERIFIED
+
+
+def test_other_requesters_cannot_lock_the_owner_out(make_store):
+    # Given ten failures on challenges to a number that do not name its owner
+    store = make_store(max_sends_per_10_minutes=100, max_sends_per_day=100)
+    number, now = key(), future_boundary(3600) + 10
+    fail(store, now, number, 10)
+    with pytest.raises(RateLimitedError):
+        send(store, now, number)
+
+    # When the owner is challenged, then the owner's challenge is sent and verifies
+    owners = send(store, now, number, owner=True)
+    assert store.repository.mark_verified(owners, HASH, now) is VerifyOutcome.VERIFIED
+
+
+def test_the_owners_failures_lock_everyone(make_store):
+    store = make_store(max_sends_per_10_minutes=100, max_sends_per_day=100)
+    number, now = key(), future_boundary(3600) + 10
+    fail(store, now, number, 10, owner=True)
+
+    with pytest.raises(RateLimitedError):
+        send(store, now, number, owner=True)
+    with pytest.raises(RateLimitedError):
+        send(store, now, number)
+
+
+# -- conditions of a verification -----------------------------------------------------------------------------
+
+
+def test_an_expired_tracked_attempt_takes_no_challenge_and_verifies_none(make_store):
+    store = make_store()
+    now = future_boundary(600)
+    attempt = TrackedAttempt(str(uuid.uuid4()), "user-1", "signIn", "CHALLENGE_REQUIRED", None, now, now + 60)
+    store.identities.put_attempt(attempt, seen_device=False)
+    link = ChallengeLink("user-1", attempt_id=attempt.attempt_id)
+    linked = send(store, now, key(), link=link, user_id="user-1")
+
+    # A verification after the attempt expired does not count, and no new challenge can join it
+    effects = VerifiedEffects(attempt_id=attempt.attempt_id)
+    assert store.repository.mark_verified(linked, HASH, now + 61, effects) is VerifyOutcome.INVALID
+    with pytest.raises(ConflictError):
+        send(store, now + 61, key(), link=link, user_id="user-1")
+    assert store.repository.get(linked.challenge_id).state.value == "PENDING"
+
+
+def test_a_step_up_proof_is_spent_once(make_store):
+    store = make_store()
+    now = future_boundary(600)
+    proof = (str(uuid.uuid4()), now + 600)
+    first, second = send(store, now, key()), send(store, now, key())
+
+    effects = VerifiedEffects(consume_proof=proof)
+    assert store.repository.mark_verified(first, HASH, now, effects) is VerifyOutcome.VERIFIED
+    assert store.repository.mark_verified(second, HASH, now, effects) is VerifyOutcome.INVALID
+    assert store.identities.token_used(proof[0])
+    assert store.repository.get(second.challenge_id).attempts == 0
+
+
+def test_an_enrollment_holds_only_against_the_authenticator_it_was_decided_on(make_store):
+    store = make_store()
+    now = future_boundary(600)
+    user = f"user-{uuid.uuid4()}"
+    current = store.identities.put_authenticator(Authenticator(str(uuid.uuid4()), user, "+14155552671", now, now))
+    new = Authenticator(str(uuid.uuid4()), user, "+14155552672", now, now)
+    first, stale = send(store, now, key()), send(store, now, key())
+
+    replaced = VerifiedEffects(enroll=new, replaces=current.authenticator_id)
+    assert store.repository.mark_verified(first, HASH, now, replaced) is VerifyOutcome.VERIFIED
+    again = dataclasses.replace(replaced, enroll=dataclasses.replace(new, authenticator_id=str(uuid.uuid4())))
+    assert store.repository.mark_verified(stale, HASH, now, again) is VerifyOutcome.ENROLL_CONFLICT
+
+    stored = store.identities.get_authenticator(user)
+    assert (stored.authenticator_id, stored.phone_number) == (new.authenticator_id, "+14155552672")
+    assert store.repository.get(stale.challenge_id).attempts == 0  # nothing was written
+
+
+def test_the_same_number_keeps_its_authenticator_and_another_is_new(make_store):
+    store = make_store()
+    user = f"user-{uuid.uuid4()}"
+    first = store.identities.put_authenticator(Authenticator("id-1", user, "+14155552671", 1, 1))
+    same = store.identities.put_authenticator(Authenticator("id-2", user, "+14155552671", 2, 2))
+    other = store.identities.put_authenticator(Authenticator("id-3", user, "+14155552672", 3, 3))
+
+    assert (first.authenticator_id, same.authenticator_id, same.verified_at) == ("id-1", "id-1", 2)
+    assert other.authenticator_id == "id-3"
+    assert store.identities.get_authenticator(user) == other
+
+
+def test_allow_makes_a_device_known_for_its_action_only(make_store):
+    store = make_store()
+    now = future_boundary(600)
+    attempt = TrackedAttempt(str(uuid.uuid4()), "user-1", "viewPage", "ALLOW", "device-1", now, now + 600)
+    store.identities.put_attempt(attempt, seen_device=True)
+
+    assert store.identities.is_known_device("user-1", "device-1", "viewPage")
+    assert not store.identities.is_known_device("user-1", "device-1", "withdraw")
+
+
+# -- races on DynamoDB Local ----------------------------------------------------------------------------------
+
+
+def race(count: int, work: Callable[[], object]) -> list[object]:
+    barrier, results = threading.Barrier(count), []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(work())
+        except Exception as exc:  # the outcome of each request is what the test inspects
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_sends_never_pass_the_cap(make_store):
+    # Given twenty concurrent sends to one number whose 10-minute cap is five
+    store = make_store()
+    number, now = key(), future_boundary(600) + 10
+
+    results = race(20, lambda: send(store, now, number))
+
+    # Then at most five went out and every other one was refused as rate limited
+    sent = [r for r in results if isinstance(r, Challenge)]
+    assert 1 <= len(sent) <= 5
+    assert all(isinstance(r, Challenge | RateLimitedError) for r in results)
+
+
+def test_concurrent_failures_count_at_most_the_threshold_and_lock(make_store):
+    # Given twenty concurrent wrong codes on challenges to one number (threshold ten)
+    store = make_store(max_sends_per_10_minutes=100, max_sends_per_day=100)
+    number, now = key(), future_boundary(3600) + 10
+    targets = [send(store, now, number, max_attempts=10) for _ in range(20)]
+    pending = iter(targets)
+    lock = threading.Lock()
+
+    def guess() -> object:
+        with lock:
+            target = next(pending)
+        return store.repository.record_failure(target, WRONG, now)
+
+    results = race(20, guess)
+
+    # Then no more than ten failures were counted and the number ends locked
+    counted = [r for r in results if r is VerifyOutcome.WRONG]
+    assert 1 <= len(counted) <= 10
+    assert all(r is VerifyOutcome.WRONG or isinstance(r, RateLimitedError) for r in results)
+    if len(counted) == 10:
+        with pytest.raises(RateLimitedError):
+            send(store, now, number)
