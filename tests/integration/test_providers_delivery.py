@@ -5,6 +5,7 @@ The table comes from template.yaml through the ``stack`` fixture; the provider s
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import json
@@ -254,10 +255,14 @@ def chain(*changes: Change) -> Change:
     return change
 
 
-def invoke(event_name: str, change: Change) -> tuple[int, Any]:
+def invoke(event_name: str, change: Change, *, raw: Change | None = None) -> tuple[int, Any]:
+    """Run the function on ``event_name`` changed by ``change``; ``raw`` then edits the final event as is
+    (repeated headers, base64 bodies), after ``multiValueHeaders`` is derived from ``headers``."""
     event = copy.deepcopy(json.loads((ROOT / "events" / f"{event_name}.json").read_text()))
     change(event)
     event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
+    if raw is not None:
+        raw(event)
     event["requestContext"]["requestId"] = str(uuid.uuid4())
     module = importlib.import_module("functions.delivery_status.app")
     context = LambdaContext(
@@ -442,3 +447,153 @@ def test_twilio_is_verified_against_the_configured_public_url(
 
     assert status == 204
     assert delivery_of(dynamodb, stack.table, challenge_id)["status"] == "delivered"
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+
+
+def _header(name: str, value: str) -> Change:
+    """Set one header to ``value`` in both ``headers`` and ``multiValueHeaders``, as API Gateway would."""
+
+    def change(event: dict[str, Any]) -> None:
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+
+    return change
+
+
+def _repeated(name: str, junk: str = "0" * 64) -> Change:
+    """Send header ``name`` twice: API Gateway keeps the last in ``headers``, both in ``multiValueHeaders``.
+
+    The valid value stays the one in ``headers``, so a handler reading only that map would accept the request.
+    """
+
+    def change(event: dict[str, Any]) -> None:
+        valid = event["headers"][name]
+        event["multiValueHeaders"][name] = [junk, valid]
+
+    return change
+
+
+def _body(value: str, *, base64_encoded: bool = False) -> Change:
+    def change(event: dict[str, Any]) -> None:
+        event["body"] = value
+        event["isBase64Encoded"] = base64_encoded
+
+    return change
+
+
+def _arabic_indic(text: str) -> str:
+    return "".join(chr(0x0660 + int(char)) for char in text)
+
+
+def _now_in_arabic_indic(event: dict[str, Any]) -> None:
+    # int() reads these digits as the current time: the old check let them through to an ASCII encode
+    _header("X-Otp-Timestamp", _arabic_indic(event["headers"]["X-Otp-Timestamp"]))(event)
+
+
+HOSTILE_WEBHOOK: dict[str, Change] = {
+    "timestamp superscript two": _header("X-Otp-Timestamp", "\u00b2"),
+    "timestamp arabic-indic digits": _now_in_arabic_indic,
+    "timestamp fullwidth digits": _header("X-Otp-Timestamp", "\uff11\uff17\uff19\uff15"),
+    "timestamp overlong": _header("X-Otp-Timestamp", "9" * 5000),
+    "signature non-ascii": _header("X-Otp-Signature", "\u00e9" * 64),
+    "signature lone surrogate": _header("X-Otp-Signature", "\ud800" * 64),
+    "signature overlong": _header("X-Otp-Signature", "a" * 100_000),
+    "signature repeated": _repeated("X-Otp-Signature"),
+    "timestamp repeated": _repeated("X-Otp-Timestamp", "1"),
+    "body not base64": _body("!!not-base64!!", base64_encoded=True),
+    "body lone surrogate": _body('{"challengeId": "\ud800"}'),
+}
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE_WEBHOOK.values()), ids=list(HOSTILE_WEBHOOK))
+def test_hostile_webhook_headers_and_bodies_are_401_and_record_nothing(
+    hostile: Change, callbacks: None, dynamodb: Any, stack: Stack, challenge_id: str
+) -> None:
+    # Given a sent message and a correctly signed report about it
+    record_delivery(dynamodb, stack.table, challenge_id, "webhook", "wh-1", "sent", 1)
+    sign = webhook_event({"challengeId": challenge_id, "messageId": "wh-1", "status": "delivered"})
+
+    # When a header or the body is replaced by something no provider sends
+    status, body = invoke("delivery_status_webhook", sign, raw=hostile)
+
+    # Then the request is unauthorized (never a 500), and the record is unchanged
+    assert (status, body["code"]) == (401, "UNAUTHORIZED")
+    assert delivery_of(dynamodb, stack.table, challenge_id)["status"] == "sent"
+
+
+def _query(value: Any) -> Change:
+    def change(event: dict[str, Any]) -> None:
+        event["queryStringParameters"] = {"challengeId": value}
+        event["multiValueQueryStringParameters"] = {"challengeId": [value]}
+
+    return change
+
+
+HOSTILE_TWILIO: dict[str, Change] = {
+    "signature non-ascii": _header("X-Twilio-Signature", "\u00e9" * 28),
+    "signature lone surrogate": _header("X-Twilio-Signature", "\udc80" * 28),
+    "signature overlong": _header("X-Twilio-Signature", "A" * 100_000),
+    "signature repeated": _repeated("X-Twilio-Signature", "A" * 27 + "="),
+    "host lone surrogate": _header("Host", "\udc80.example"),
+    "challenge lone surrogate": _query("\ud800"),
+    "challenge non-ascii": _query("\u00e9" * 36),
+    "challenge not a string": _query(None),
+    "body lone surrogate": _body("MessageStatus=delivered&MessageSid=\ud800"),
+    "body not base64": _body("%%%", base64_encoded=True),
+    "body not utf-8": _body(base64.b64encode(b"MessageStatus=delivered&x=\xff").decode(), base64_encoded=True),
+    "body too many fields": _body("&".join(f"f{index}=x" for index in range(500))),
+}
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE_TWILIO.values()), ids=list(HOSTILE_TWILIO))
+def test_hostile_twilio_headers_queries_and_bodies_are_401_and_record_nothing(
+    hostile: Change, callbacks: None, dynamodb: Any, stack: Stack, challenge_id: str
+) -> None:
+    # Given a sent message and a correctly signed Twilio callback about it
+    record_delivery(dynamodb, stack.table, challenge_id, "twilio", "SM1", "sent", 1)
+    sign = twilio_event(challenge_id, "undelivered")
+
+    # When a header, the query or the body is replaced by something Twilio never sends
+    status, body = invoke("delivery_status_twilio", sign, raw=hostile)
+
+    # Then the request is unauthorized (never a 500), and the record is unchanged
+    assert (status, body["code"]) == (401, "UNAUTHORIZED")
+    assert delivery_of(dynamodb, stack.table, challenge_id)["status"] == "sent"
+
+
+def test_a_signed_base64_webhook_report_is_verified_over_its_bytes(
+    callbacks: None, dynamodb: Any, stack: Stack, challenge_id: str
+) -> None:
+    # Given a correctly signed report delivered base64-encoded (a binary media type on the API)
+    record_delivery(dynamodb, stack.table, challenge_id, "webhook", "wh-1", "sent", 1)
+    sign = webhook_event({"challengeId": challenge_id, "messageId": "wh-1", "status": "failed"})
+
+    def as_base64(event: dict[str, Any]) -> None:
+        event["body"] = base64.b64encode(event["body"].encode()).decode()
+        event["isBase64Encoded"] = True
+
+    # When it is received, then it is recorded
+    status, _ = invoke("delivery_status_webhook", sign, raw=as_base64)
+    assert status == 204
+    assert delivery_of(dynamodb, stack.table, challenge_id)["status"] == "failed"
+
+
+def test_a_signed_twilio_callback_with_a_repeated_status_changes_nothing(
+    callbacks: None, dynamodb: Any, stack: Stack, challenge_id: str
+) -> None:
+    # Given a callback signed over two MessageStatus values (Twilio sends one; which would be meant?)
+    record_delivery(dynamodb, stack.table, challenge_id, "twilio", "SM1", "sent", 1)
+    params = [("MessageSid", "SM1"), ("MessageStatus", "delivered"), ("MessageStatus", "undelivered")]
+    url = twilio_callback_url(f"https://{HOST}/api", challenge_id)
+
+    def signed_twice(event: dict[str, Any]) -> None:
+        twilio_event(challenge_id, "delivered")(event)
+        event["body"] = urlencode(params)
+        event["headers"]["X-Twilio-Signature"] = twilio_signature(TWILIO_TOKEN, url, params)
+
+    # When it is received, then it is acknowledged and ignored
+    status, _ = invoke("delivery_status_twilio", signed_twice)
+    assert status == 204
+    assert delivery_of(dynamodb, stack.table, challenge_id)["status"] == "sent"

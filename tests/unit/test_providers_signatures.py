@@ -119,3 +119,81 @@ def test_the_twilio_callback_url_carries_the_challenge() -> None:
         twilio_callback_url("https://api.example.com/api/", "abc")
         == "https://api.example.com/api/v1/delivery-status/twilio?challengeId=abc"
     )
+
+
+# ---------------------------------------------------------------------------------------------- hostile headers
+
+_VALID_TIMESTAMP, _VALID_SIGNATURE = signed()
+
+
+def _digits(number: int, zero: int) -> str:
+    """``number`` written in the digits of another script (``zero`` is that script's digit zero)."""
+    return "".join(chr(zero + int(digit)) for digit in str(number))
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "²",  # superscript two: str.isdigit() is True, int() raises
+        _digits(NOW, 0x0660),  # Arabic-Indic digits: int() accepts them, the signature input must be ASCII
+        _digits(NOW, 0xFF10),  # fullwidth digits
+        f"{NOW}\n",
+        f"+{NOW}",
+        f"{NOW}.0",
+        " ",
+        "\x00",
+        "9" * 13,
+        "1" * 10_000,
+    ],
+    ids=["superscript", "arabic-indic", "fullwidth", "newline", "plus", "decimal", "space", "nul", "13-digits", "huge"],
+)
+def test_a_hostile_webhook_timestamp_fails_to_verify_without_raising(timestamp: str) -> None:
+    # Given a correct signature and a timestamp no receiver would send
+    # When verifying, then it is simply refused (no exception escapes)
+    assert not verify_webhook(SECRET, timestamp=timestamp, signature=_VALID_SIGNATURE, body=BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "é" * 64,  # hmac.compare_digest raises TypeError on non-ASCII str
+        _VALID_SIGNATURE[:-1] + "é",
+        _VALID_SIGNATURE[:-1] + "\ud800",
+        "\uff46" * 64,  # fullwidth f: .lower() and isalnum() would not catch it
+        _VALID_SIGNATURE + "00",
+        _VALID_SIGNATURE[:-2],
+        _VALID_SIGNATURE + "\n" + _VALID_SIGNATURE,
+        "g" * 64,
+        "a" * 100_000,
+        "",
+    ],
+    ids=["non-ascii", "one-non-ascii", "surrogate", "fullwidth", "long", "short", "two", "not-hex", "huge", "empty"],
+)
+def test_a_hostile_webhook_signature_fails_to_verify_without_raising(signature: str) -> None:
+    assert not verify_webhook(SECRET, timestamp=_VALID_TIMESTAMP, signature=signature, body=BODY, now=NOW)
+
+
+def test_a_webhook_signature_survives_surrounding_spaces_and_upper_case() -> None:
+    # Given the right signature, upper-cased and padded as a proxy might leave it
+    # When verifying, then it still verifies (the comparison is over the normalised ASCII bytes)
+    padded = f" {_VALID_SIGNATURE.upper()}\t"
+    assert verify_webhook(SECRET, timestamp=f" {_VALID_TIMESTAMP} ", signature=padded, body=BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["é" * 28, "RSOYDt4T1cUTdK1PDd93/VVr8B8é", "RSOYDt4T1cUTdK1PDd93/VVr8B8=\ud800", "\uff21" * 28, "A" * 100_000, " "],
+    ids=["non-ascii", "one-non-ascii", "surrogate", "fullwidth", "huge", "blank"],
+)
+def test_a_hostile_twilio_signature_fails_to_verify_without_raising(signature: str) -> None:
+    params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309")]
+    assert not verify_twilio("12345", url="https://mycompany.com/x", params=params, signature=signature)
+
+
+def test_a_twilio_body_or_url_without_a_utf8_form_fails_to_verify_without_raising() -> None:
+    # Given a lone surrogate in a posted value and in the URL (possible in an event's JSON, never from Twilio)
+    signature = twilio_signature("12345", "https://x", [("MessageStatus", "delivered")])
+
+    # When verifying, then it is refused rather than raising UnicodeEncodeError
+    assert not verify_twilio("12345", url="https://x", params=[("MessageStatus", "\ud800")], signature=signature)
+    assert not verify_twilio("12345", url="https://x\udfff", params=[], signature=signature)

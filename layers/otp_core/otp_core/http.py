@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 import traceback
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel, ValidationError
@@ -64,20 +67,88 @@ def make_resolver() -> APIGatewayRestResolver:
     return app
 
 
+def _reject_constant(name: str) -> NoReturn:
+    # NaN, Infinity and -Infinity are not JSON (RFC 8259), and NaN compares false with everything, so a
+    # "greater than" check on it would silently pass.
+    raise ValueError("non-finite numbers are not JSON")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        # 1e400 is valid JSON syntax but overflows a double to infinity.
+        raise ValueError("number out of range")
+    return value
+
+
+def _check_strings(document: Any) -> None:
+    # "\ud800" is valid JSON syntax but decodes to a lone surrogate, which has no UTF-8 form: it would fail
+    # later, deep in a hash, a key or a log line, instead of here as a 400 (RFC 7493, I-JSON, forbids it).
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            item.encode("utf-8")
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` for request bodies: finite numbers and encodable strings only, at any depth.
+
+    Raises
+    ------
+    ValueError
+        Not JSON, ``NaN``/``Infinity``/``-Infinity``, a number that overflows a double, an integer too long
+        for Python to convert, or a string holding an unpaired surrogate.
+    RecursionError
+        Nesting deeper than the interpreter allows.
+    """
+    document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    _check_strings(document)
+    return document
+
+
+def request_text(app: APIGatewayRestResolver) -> str | None:
+    """The request body as text (base64 bodies decoded), or None when it has none.
+
+    Raises
+    ------
+    InvalidRequestError
+        A base64 body that does not decode, or bytes that are not UTF-8.
+    """
+    event = app.current_event.raw_event
+    body = event.get("body")
+    if body is None or body == "":
+        return None
+    if not isinstance(body, str):
+        raise InvalidRequestError("the request body is not valid JSON")
+    if event.get("isBase64Encoded") is not True:
+        return body
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidRequestError("the request body is not valid JSON") from exc
+
+
 def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
     """Parse the request body strictly into ``model``.
 
     Raises
     ------
     InvalidRequestError
-        Not a JSON object, wrong types, missing or unknown fields; ``errors`` names each field.
+        Not a JSON object (including ``NaN``, ``Infinity`` or numbers overflowing a double anywhere in it), wrong
+        types, missing or unknown fields; ``errors`` names each field.
     """
-    raw = app.current_event.decoded_body
+    raw = request_text(app)
     if not raw:
         raise InvalidRequestError("the request body must be a JSON object")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        data = loads_strict(raw)
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequestError("the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("the request body must be a JSON object")

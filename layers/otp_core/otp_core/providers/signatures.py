@@ -1,6 +1,9 @@
 """Request signatures: the webhook provider's (both directions) and Twilio's status callbacks.
 
-Every comparison is constant-time (:func:`hmac.compare_digest`); a malformed header simply fails to verify.
+Every header value reaching these functions is untrusted: it may be absent, overlong, non-ASCII or hold
+characters Python calls digits (``"²"``, ``"١٢٣"``). Each is checked against a strict ASCII pattern first, the
+comparison is constant-time over bytes (:func:`hmac.compare_digest` raises on non-ASCII ``str``), and a value
+that fails any check simply fails to verify: nothing here raises on request input.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import urllib.parse
 from collections.abc import Iterable
 
@@ -15,6 +19,15 @@ TIMESTAMP_HEADER = "X-Otp-Timestamp"
 SIGNATURE_HEADER = "X-Otp-Signature"
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
 DEFAULT_TOLERANCE_SECONDS = 300
+
+# Epoch seconds in ASCII digits only: str.isdigit() and int() also accept other scripts' digits.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# Hex SHA-256 is 64 characters; upper case is accepted because some receivers' libraries emit it.
+_WEBHOOK_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+# Base64 of a 20-byte SHA-1 digest is 28 characters; the cap only bounds what is compared.
+_TWILIO_SIGNATURE = re.compile(r"[A-Za-z0-9+/]{1,64}={0,2}")
+# Whitespace a proxy may leave around a header value; only ASCII (str.strip() would also drop U+2003...).
+_HEADER_WHITESPACE = " \t"
 
 
 # -- webhook provider -------------------------------------------------------------------------------------
@@ -56,14 +69,16 @@ def verify_webhook(
     Returns
     -------
     bool
-        True only for a well-formed, fresh, correctly signed request.
+        True only for a well-formed, fresh, correctly signed request; False for anything else, never an error.
     """
-    if not secret or not timestamp or not signature or not timestamp.isdigit() or len(timestamp) > 12:
+    timestamp = _token(timestamp, _TIMESTAMP)
+    signature = _token(signature, _WEBHOOK_SIGNATURE)
+    if not secret or timestamp is None or signature is None:
         return False
     if abs(now - int(timestamp)) > tolerance_seconds:
         return False
     expected = webhook_signature(secret, timestamp, body)
-    return hmac.compare_digest(expected, signature.strip().lower())
+    return hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("ascii"))
 
 
 # -- Twilio -----------------------------------------------------------------------------------------------
@@ -100,7 +115,24 @@ def verify_twilio(auth_token: str, *, url: str, params: Iterable[tuple[str, str]
     Twilio signatures carry no timestamp, so a captured callback could be posted again; the delivery-status
     function makes that harmless (a replay writes the outcome already recorded, for the same message ID).
     """
-    if not auth_token or not signature:
+    presented = _token(signature, _TWILIO_SIGNATURE)
+    if not auth_token or presented is None:
         return False
-    expected = twilio_signature(auth_token, url, params)
-    return hmac.compare_digest(expected, signature.strip())
+    try:
+        expected = twilio_signature(auth_token, url, params)
+    except UnicodeEncodeError:
+        # A lone surrogate in the body or the URL (possible in an event's JSON) has no UTF-8 form: it cannot
+        # be what Twilio signed.
+        return False
+    return hmac.compare_digest(expected.encode("ascii"), presented.encode("ascii"))
+
+
+def _token(value: object, pattern: re.Pattern[str]) -> str | None:
+    """``value`` without surrounding ASCII whitespace if it is a ``str`` matching ``pattern`` exactly, else None.
+
+    ``pattern`` is ASCII-only, so a match is safe to encode as ASCII and to pass to ``int()``.
+    """
+    if not isinstance(value, str) or len(value) > 256:
+        return None
+    value = value.strip(_HEADER_WHITESPACE)
+    return value if pattern.fullmatch(value) else None

@@ -1,0 +1,165 @@
+"""The HTTP edge (otp_core.http): strict JSON bodies, whatever the client sends, through a real resolver."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel, ConfigDict
+
+from otp_core.http import json_response, loads_strict, make_resolver, parse_body
+from tests.local.gateway import LambdaContext
+
+EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "track.json").read_text())
+
+
+class Anything(BaseModel):
+    """A model that takes any JSON object, so only the JSON layer decides what is refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Amount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float
+
+
+app = make_resolver()
+
+
+@app.post("/v1/track")
+def _echo() -> Response[str]:
+    return json_response(200, parse_body(app, Anything).model_dump())
+
+
+@app.post("/v1/amount")
+def _amount() -> Response[str]:
+    return json_response(200, parse_body(app, Amount).model_dump())
+
+
+def call(body: str | None, *, path: str = "/v1/track", base64_encoded: bool = False) -> tuple[int, Any]:
+    event = copy.deepcopy(EVENT)
+    event["path"] = event["resource"] = path
+    event["body"] = body
+    event["isBase64Encoded"] = base64_encoded
+    context: Any = LambdaContext(  # the gateway's stand-in for the Lambda runtime's context
+        function_name="test_http",
+        memory_limit_in_mb=128,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test_http",
+        aws_request_id="00000000-0000-4000-8000-000000000000",
+    )
+    result = app.resolve(event, context)
+    return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+
+# -------------------------------------------------------------------------------- non-finite numbers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"userId": "u", "score": NaN}',
+        '{"userId": "u", "score": Infinity}',
+        '{"userId": "u", "score": -Infinity}',
+        '{"attributes": {"custom": {"amount": NaN}}}',
+        '{"attributes": {"custom": {"list": [1, 2, [Infinity]]}}}',
+        '{"score": 1e400}',
+        '{"score": -1e400}',
+        '{"attributes": {"custom": {"amount": 1.5e999}}}',
+    ],
+    ids=["nan", "infinity", "-infinity", "nested-nan", "nested-infinity", "overflow", "-overflow", "nested-overflow"],
+)
+def test_non_finite_numbers_are_an_invalid_request(body: str) -> None:
+    # Given a body that Python's json module would accept, holding a number that is not finite
+    # When it is parsed as a request body
+    status, problem = call(body)
+
+    # Then it is a 400 INVALID_REQUEST that says the body is not JSON and echoes nothing of it
+    assert status == 400
+    assert problem["code"] == "INVALID_REQUEST"
+    assert problem["detail"] == "the request body is not valid JSON"
+    assert "NaN" not in json.dumps(problem)
+    assert "Infinity" not in json.dumps(problem)
+
+
+def test_nan_cannot_slip_past_a_number_field() -> None:
+    # Given a float field, which pydantic would otherwise fill with nan
+    status, problem = call('{"amount": NaN}', path="/v1/amount")
+
+    # Then the request is refused before validation
+    assert (status, problem["code"]) == (400, "INVALID_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"amount": 1.5}', 1.5),
+        ('{"amount": 1e308}', 1e308),
+        ('{"amount": -2.5e-300}', -2.5e-300),
+        ('{"amount": 42}', 42.0),
+    ],
+)
+def test_finite_numbers_still_parse(body: str, expected: float) -> None:
+    status, answer = call(body, path="/v1/amount")
+    assert (status, answer) == (200, {"amount": expected})
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "[1e400]", '{"a": {"b": [NaN]}}'])
+def test_loads_strict_refuses_what_json_loads_accepts(literal: str) -> None:
+    # Given text the standard library parses into a non-finite float
+    assert json.loads(literal) is not None
+    # When parsed strictly, then it is refused
+    with pytest.raises(ValueError, match="non-finite|out of range"):
+        loads_strict(literal)
+
+
+# -------------------------------------------------------------------------------- strings and encodings
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"userId": "\\ud800"}', '{"\\udfff": 1}', '{"attributes": {"custom": {"k": ["ok", "\\ud83d"]}}}'],
+    ids=["value", "key", "nested"],
+)
+def test_an_unpaired_surrogate_is_an_invalid_request(body: str) -> None:
+    # Given a JSON escape that decodes to half a UTF-16 pair (no UTF-8 form: it would fail later in a hash or
+    # a key)
+    status, problem = call(body)
+
+    # Then it is refused here, as a 400
+    assert (status, problem["code"]) == (400, "INVALID_REQUEST")
+
+
+def test_a_paired_surrogate_escape_is_an_ordinary_character() -> None:
+    status, answer = call('{"name": "\\ud83d\\ude00"}')
+    assert (status, answer) == (200, {"name": "\U0001f600"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["!!not base64!!", base64.b64encode(b"\xff\xfe{}").decode(), "é"],
+    ids=["not-base64", "not-utf8", "non-ascii"],
+)
+def test_an_undecodable_base64_body_is_an_invalid_request(body: str) -> None:
+    # Given a body flagged base64 that does not decode to UTF-8 text
+    status, problem = call(body, base64_encoded=True)
+
+    # Then it is a 400, not a 500
+    assert (status, problem["code"]) == (400, "INVALID_REQUEST")
+
+
+def test_a_base64_body_is_decoded() -> None:
+    status, answer = call(base64.b64encode(b'{"userId": "u-1"}').decode(), base64_encoded=True)
+    assert (status, answer) == (200, {"userId": "u-1"})
+
+
+@pytest.mark.parametrize("body", [None, "", "[]", '"text"', "{", "1" * 5000])
+def test_anything_but_a_json_object_is_an_invalid_request(body: str | None) -> None:
+    status, problem = call(body)
+    assert (status, problem["code"]) == (400, "INVALID_REQUEST")
