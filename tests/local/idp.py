@@ -1,5 +1,8 @@
 """A tiny identity provider for the local stack: one RSA key, its JWKS, and user access tokens (RS256).
 
+Its tokens are RFC 9068 access tokens (header ``typ: at+jwt``), which is what the stack accepts with
+IDP_ACCESS_TOKEN_CLAIM empty, its default; a token minted with ``headers={"typ": "JWT"}`` stands for an ID token.
+
 Phone verification for signed-in users (``/v1/verification/sms/*``) accepts access tokens of the customer's own
 identity provider. Locally that provider is this module: the key lives in ``.local/idp-key.pem`` (created on
 first use, git-ignored), the gateway publishes its JWKS at ``GET /_local/idp/jwks.json`` and mints tokens at
@@ -36,6 +39,7 @@ DEFAULT_AUDIENCE: Final = "local-app"
 DEFAULT_TTL_SECONDS: Final = 3600
 MAX_TTL_SECONDS: Final = 24 * 3600
 ALGORITHM: Final = "RS256"
+ACCESS_TOKEN_TYPE: Final = "at+jwt"
 ISSUER_PATH: Final = "/_local/idp"
 JWKS_PATH: Final = f"{ISSUER_PATH}/jwks.json"
 TOKEN_PATH: Final = f"{ISSUER_PATH}/token"
@@ -130,7 +134,7 @@ def mint_token(
     claims: Mapping[str, Any] | None = None,
     headers: Mapping[str, Any] | None = None,
 ) -> str:
-    """A user access token: RS256, ``kid`` header, claims iss, aud, sub, iat, exp (plus ``claims``).
+    """A user access token: RS256, ``kid`` and ``typ: at+jwt`` headers, claims iss, aud, sub, iat, exp (plus ``claims``).
 
     ``claims`` and ``headers`` override the defaults, and a None value removes an entry, which is how tests
     forge expired, foreign or incomplete tokens.
@@ -144,7 +148,7 @@ def mint_token(
         "exp": issued + ttl_seconds,
         **(claims or {}),
     }
-    header = {"kid": key_id(private_key.public_key()), "typ": "JWT", **(headers or {})}
+    header = {"kid": key_id(private_key.public_key()), "typ": ACCESS_TOKEN_TYPE, **(headers or {})}
     return jwt.encode(
         {name: value for name, value in payload.items() if value is not None},
         private_key,

@@ -45,7 +45,8 @@ def claims(**overrides):
 
 
 def token(key=RSA_KEY, alg="RS256", kid="rsa-1", headers=None, **overrides) -> str:
-    return jwt.encode(claims(**overrides), key, algorithm=alg, headers={"kid": kid, **(headers or {})})
+    """An RFC 9068 access token by default (``typ: at+jwt``); ``headers={"typ": "JWT"}`` makes an ID token."""
+    return jwt.encode(claims(**overrides), key, algorithm=alg, headers={"kid": kid, "typ": "at+jwt", **(headers or {})})
 
 
 @pytest.fixture
@@ -114,3 +115,74 @@ def test_unreachable_jwks_is_a_503():
     verifier = IdpTokenVerifier(ISS, AUD, "https://idp.example/jwks", jwk_client=FakeJwkClient(down=True))
     with pytest.raises(DependencyError):
         verifier.subject(f"Bearer {token()}")
+
+
+# ---------------------------------------------------------------------------------------------- token kind
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"])
+def test_rfc9068_access_token_types_are_accepted_in_any_case(verifier, typ):
+    # Given an access token whose typ is one of RFC 9068's spellings
+    access = token(headers={"typ": typ})
+
+    # When it is verified, then it gives the subject
+    assert verifier.subject(f"Bearer {access}") == "user-9"
+
+
+@pytest.mark.parametrize(
+    "typ",
+    ["JWT", "jwt", None, "", "id+jwt", "at+jwt2", "application/jwt", "at+jwt ", 1],
+    ids=["JWT", "jwt", "absent", "empty", "id+jwt", "suffix", "application/jwt", "space", "number"],
+)
+def test_an_id_token_or_any_other_typ_is_refused_as_an_access_token(verifier, typ):
+    # Given a token signed by the provider's own key for the right issuer and audience, but not typed as an
+    # access token (an ID token carries typ JWT, or none)
+    # (pyjwt leaves typ out when given None or "")
+    forged = jwt.encode(claims(), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1", "typ": typ})
+    assert jwt.get_unverified_header(forged).get("typ") == (typ if typ != "" else None)
+
+    # When it is presented as a user access token, then it is refused
+    with pytest.raises(UnauthorizedError):
+        verifier.subject(f"Bearer {forged}")
+
+
+@pytest.fixture
+def cognito() -> IdpTokenVerifier:
+    """A verifier told that access tokens carry token_use=access (Amazon Cognito sets no at+jwt typ)."""
+    return IdpTokenVerifier(
+        ISS, AUD, "https://idp.example/jwks", access_token_claim="token_use=access", jwk_client=FakeJwkClient()
+    )
+
+
+def test_under_the_claim_mode_a_token_with_the_claim_is_accepted_whatever_its_typ(cognito):
+    # Given Cognito-style access tokens: typ JWT (or none) and token_use=access
+    typed_jwt = token(headers={"typ": "JWT"}, token_use="access")
+    typed_at = token(token_use="access")
+
+    # When verified, then both give the subject
+    assert cognito.subject(f"Bearer {typed_jwt}") == "user-9"
+    assert cognito.subject(f"Bearer {typed_at}") == "user-9"
+
+
+@pytest.mark.parametrize(
+    "token_use",
+    ["id", "ACCESS", "access ", ["access"], True, None],
+    ids=["id", "upper", "space", "list", "bool", "absent"],
+)
+def test_under_the_claim_mode_an_id_token_is_refused(cognito, token_use):
+    # Given a token of the right issuer, audience and key whose token_use is not exactly "access", even one
+    # typed at+jwt
+    overrides = {} if token_use is None else {"token_use": token_use}
+    id_token = token(**overrides)
+
+    # When presented as an access token, then it is refused
+    with pytest.raises(UnauthorizedError):
+        cognito.subject(f"Bearer {id_token}")
+
+
+@pytest.mark.parametrize("rule", ["token_use", "=access", "token_use=", "a=b=c", "token use=access", "x" * 65 + "=y"])
+def test_a_malformed_access_token_claim_is_refused_at_construction(rule):
+    # Given a claim rule that could never match (it would refuse every user, silently), when building, then
+    # the verifier refuses the configuration
+    with pytest.raises(ValueError, match="claim=value"):
+        IdpTokenVerifier(ISS, AUD, "https://idp.example/jwks", access_token_claim=rule, jwk_client=FakeJwkClient())

@@ -129,9 +129,10 @@ def test_minted_token_carries_the_claims_and_kid(key: rsa.RSAPrivateKey) -> None
     # When a token is minted for a user at a fixed time
     token = mint_token(key, sub="user-123", issuer=ISSUER, ttl_seconds=600, now=NOW)
 
-    # Then it is RS256 with the key's kid, and holds iss, aud, sub, iat and exp
+    # Then it is an RFC 9068 access token (typ at+jwt), RS256 with the key's kid, and holds iss, aud, sub, iat
+    # and exp
     header = jwt.get_unverified_header(token)
-    assert (header["alg"], header["typ"], header["kid"]) == ("RS256", "JWT", key_id(key.public_key()))
+    assert (header["alg"], header["typ"], header["kid"]) == ("RS256", "at+jwt", key_id(key.public_key()))
     assert _verify(token, key) == {"iss": ISSUER, "aud": "local-app", "sub": "user-123", "iat": NOW, "exp": NOW + 600}
 
 
@@ -158,6 +159,35 @@ def test_a_token_from_another_key_does_not_verify(key: rsa.RSAPrivateKey) -> Non
 
     with pytest.raises(jwt.InvalidSignatureError):
         _verify(forged, key)
+
+
+class _OneKey:
+    """Stands in for PyJWKClient over the local IdP's JWKS."""
+
+    def __init__(self, private_key: rsa.RSAPrivateKey) -> None:
+        self.jwk = jwt.PyJWK(jwks(private_key)["keys"][0])
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        if kid != self.jwk.key_id:
+            raise jwt.PyJWKClientError("unknown kid")
+        return self.jwk
+
+
+def test_the_stacks_verifier_accepts_local_access_tokens_and_refuses_id_tokens(key: rsa.RSAPrivateKey) -> None:
+    from otp_core.errors import UnauthorizedError
+    from otp_core.idp import IdpTokenVerifier
+
+    # Given the verifier the local stack builds (IDP_ACCESS_TOKEN_CLAIM empty: typ must be at+jwt)
+    idp = LocalIdp(key, ISSUER)
+    verifier = IdpTokenVerifier(ISSUER, DEFAULT_AUDIENCE, local_jwks_url(ISSUER), jwk_client=_OneKey(key))
+
+    # When the local IdP mints an access token, then the stack accepts it
+    assert verifier.subject(f"Bearer {idp.mint('user-1')}") == "user-1"
+
+    # And a token of the same key, issuer and audience typed as an ID token is refused
+    id_token = mint_token(key, sub="user-1", issuer=ISSUER, headers={"typ": "JWT"})
+    with pytest.raises(UnauthorizedError):
+        verifier.subject(f"Bearer {id_token}")
 
 
 def test_local_idp_mints_for_its_issuer_and_audience(key: rsa.RSAPrivateKey) -> None:

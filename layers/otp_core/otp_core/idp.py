@@ -3,10 +3,16 @@
 Only RS256 and ES256 are accepted, each with a key of its own family from the provider's JWKS. The key set is
 cached for five minutes and fetched again when a token names an unknown ``kid`` (a key rotation), so a
 token signed by a key from any other key set is refused.
+
+The same provider also signs ID tokens, with the same keys, issuer and often the same audience (the client
+ID). An ID token is proof of a login meant for the client, not a credential for an API, so only access
+tokens are accepted: by their RFC 9068 header ``typ`` (``at+jwt``) or, for providers that do not set it (Amazon
+Cognito), by a configured claim such as ``token_use=access``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jwt
@@ -15,7 +21,27 @@ from otp_core.errors import DependencyError, UnauthorizedError
 
 _ALGORITHM_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+# RFC 9068 section 2.1; media types are case-insensitive and "application/" may be left out (RFC 7515 4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# The same shape as the stack parameter IdpAccessTokenClaim allows.
+_CLAIM_RULE = re.compile(r"^(?P<claim>[A-Za-z0-9_:.-]{1,64})=(?P<value>[A-Za-z0-9_:.-]{1,64})$")
 _INVALID = "the access token is invalid or expired"
+
+
+def parse_access_token_claim(rule: str) -> tuple[str, str] | None:
+    """Parse the ``IDP_ACCESS_TOKEN_CLAIM`` setting: ``""`` gives None (check ``typ``), ``"a=b"`` gives ``("a", "b")``.
+
+    Raises
+    ------
+    ValueError
+        Anything else (a claim check that could never match would refuse every user, silently).
+    """
+    if not rule:
+        return None
+    match = _CLAIM_RULE.fullmatch(rule)
+    if match is None:
+        raise ValueError("the access token claim must be empty or claim=value")
+    return match["claim"], match["value"]
 
 
 class IdpTokenVerifier:
@@ -27,13 +53,31 @@ class IdpTokenVerifier:
         Expected ``iss`` and ``aud``.
     jwks_url:
         Where the provider publishes its keys.
+    access_token_claim:
+        How an access token is told from an ID token. Empty: the JOSE header ``typ`` must be ``at+jwt`` or
+        ``application/at+jwt`` (RFC 9068, any case). ``"claim=value"`` (Cognito: ``token_use=access``): that
+        claim must be the string ``value`` instead, whatever the ``typ``.
     jwk_client:
         A ``jwt.PyJWKClient`` (tests pass their own); built from ``jwks_url`` when None.
+
+    Raises
+    ------
+    ValueError
+        ``access_token_claim`` is neither empty nor ``claim=value``.
     """
 
-    def __init__(self, issuer: str, audience: str, jwks_url: str, *, jwk_client: Any = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        jwks_url: str,
+        *,
+        access_token_claim: str = "",
+        jwk_client: Any = None,
+    ) -> None:
         self._issuer = issuer
         self._audience = audience
+        self._required_claim = parse_access_token_claim(access_token_claim)
         self._keys = jwk_client or jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=300, timeout=3)
 
     def subject(self, authorization: str | None) -> str:
@@ -42,7 +86,8 @@ class IdpTokenVerifier:
         Raises
         ------
         UnauthorizedError
-            Missing, malformed, forged, expired, or for another issuer or audience.
+            Missing, malformed, forged, expired, for another issuer or audience, or not an access token (an ID
+            token, say).
         DependencyError
             The provider's JWKS could not be fetched.
         """
@@ -56,6 +101,8 @@ class IdpTokenVerifier:
             raise UnauthorizedError(_INVALID) from exc
         algorithm = header.get("alg")
         if algorithm not in _ALGORITHM_KEY_TYPES or _FORBIDDEN_HEADERS.intersection(header) or not header.get("kid"):
+            raise UnauthorizedError(_INVALID)
+        if self._required_claim is None and not _is_access_token_type(header.get("typ")):
             raise UnauthorizedError(_INVALID)
         try:
             key = self._keys.get_signing_key(header["kid"])
@@ -79,7 +126,16 @@ class IdpTokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(_INVALID) from exc
+        if self._required_claim is not None:
+            name, value = self._required_claim
+            presented = claims.get(name)
+            if not isinstance(presented, str) or presented != value:
+                raise UnauthorizedError(_INVALID)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
             raise UnauthorizedError(_INVALID)
         return subject
+
+
+def _is_access_token_type(typ: object) -> bool:
+    return isinstance(typ, str) and typ.lower() in ACCESS_TOKEN_TYPES

@@ -159,7 +159,12 @@ def idp_verifier() -> Any:
     config = settings()
     if not (config.idp_issuer and config.idp_audience and config.idp_jwks_url):
         raise DependencyError("phone verification for signed-in users is not configured")
-    return IdpTokenVerifier(config.idp_issuer, config.idp_audience, config.idp_jwks_url)
+    return IdpTokenVerifier(
+        config.idp_issuer,
+        config.idp_audience,
+        config.idp_jwks_url,
+        access_token_claim=config.idp_access_token_claim,
+    )
 
 
 def challenge_service(*, codes: bool = True, sending: bool = False, signing: bool = False) -> ChallengeService:

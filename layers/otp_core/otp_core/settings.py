@@ -77,7 +77,7 @@ class Settings(BaseModel):
     idp_jwks_url: str = ""
     # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
     # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
-    idp_access_token_claim: str = ""
+    idp_access_token_claim: Annotated[str, Field(pattern=r"^(|[A-Za-z0-9_:.-]{1,64}=[A-Za-z0-9_:.-]{1,64})$")] = ""
     # Sender IDs end users may pick on /v1/verification/sms/send (empty: none, the stack's own sender is used).
     end_user_sender_ids: tuple[str, ...] = ()
     # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
