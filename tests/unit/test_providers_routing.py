@@ -335,3 +335,116 @@ def test_every_circuit_open_fails_fast_without_calls() -> None:
     with pytest.raises(DeliveryFailedError):
         sender.send(sms())
     assert first.sent == second.sent == []
+
+
+# ---------------------------------------------------------------------------------------------- refusals of the request
+
+
+def refused(name: str, reason: str = "rejected_content") -> ProviderError:
+    return ProviderError(name, reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "counts"),
+    [
+        ("rejected_content", False),
+        ("rejected_destination", False),
+        ("rejected", True),
+        ("http_5xx", True),
+        ("timeout", True),
+        ("auth", True),
+        ("config", True),
+        ("throttled", True),
+    ],
+)
+def test_only_refusals_of_the_request_are_kept_out_of_the_circuit(reason: str, counts: bool) -> None:
+    assert ProviderError("a", reason).counts_against_circuit is counts
+
+
+@pytest.mark.parametrize("reason", ["rejected_content", "rejected_destination"])
+def test_refusals_of_the_request_fail_over_but_never_open_the_circuit(
+    reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a breaker opening after 2 failures, and a first provider refusing every message's sender ID
+    clock = FakeClock(1_000_000)
+    store = MemoryCircuitStore()
+    first, second = Scripted("a", refused("a", reason)), Scripted("b")
+    sender = FailoverSender({"a": first, "b": second}, default_route=("a", "b"), breaker=breaker(clock, store))
+
+    # When one caller sends ten such messages
+    for _ in range(10):
+        assert sender.send(sms(NZ)).provider == "b"
+
+    # Then each failed over, the first provider was still asked every time, and its circuit has not moved
+    assert len(first.sent) == 10
+    assert store.read("a") == CircuitState()
+    # And the metrics count refusals, not provider failures
+    metrics_out = emitted(capsys)
+    assert metrics_out.count(("SmsRejected", {"provider": "a", "country": "NZ"})) == 10
+    assert [name for name, _ in metrics_out if name == "SmsFailed"] == []
+
+
+def test_genuine_failures_still_open_the_circuit_between_refusals() -> None:
+    # Given a threshold of 2 and a provider that is down, with a refusal of the request in between
+    clock = FakeClock(1_000_000)
+    store = MemoryCircuitStore()
+    first = Scripted("a", down("a", "http_5xx"), refused("a"), refused("a"), down("a", "http_5xx"), None)
+    sender = FailoverSender({"a": first, "b": Scripted("b")}, default_route=("a", "b"), breaker=breaker(clock, store))
+
+    # When four sends go out
+    for _ in range(4):
+        sender.send(sms())
+
+    # Then the refusals neither counted nor reset the count: the two 5xx opened the circuit
+    assert store.read("a").status is CircuitStatus.OPEN
+    assert store.read("a").failures == 2
+    # And the next send skips the provider
+    sender.send(sms())
+    assert len(first.sent) == 4
+
+
+def test_n_refusals_leave_the_circuit_closed_while_n_failures_open_it() -> None:
+    # Given the same threshold (3) for two providers: one refusing content, one answering 5xx
+    clock = FakeClock(1_000_000)
+    store = MemoryCircuitStore()
+    content, outage = Scripted("content", refused("content")), Scripted("outage", down("outage", "http_5xx"))
+    cb = breaker(clock, store, threshold=3)
+    refusing = FailoverSender({"content": content, "b": Scripted("b")}, default_route=("content", "b"), breaker=cb)
+    failing = FailoverSender({"outage": outage, "b": Scripted("b")}, default_route=("outage", "b"), breaker=cb)
+
+    # When each gets three sends
+    for _ in range(3):
+        refusing.send(sms())
+        failing.send(sms())
+
+    # Then only the outage opened its circuit
+    assert store.read("content").status is CircuitStatus.CLOSED
+    assert store.read("content").failures == 0
+    assert store.read("outage").status is CircuitStatus.OPEN
+
+
+def test_a_refusal_on_the_probe_is_a_healthy_answer_and_closes_the_circuit() -> None:
+    # Given an open circuit whose cool-down is over
+    clock = FakeClock(1_000_000)
+    store = MemoryCircuitStore()
+    store.states["a"] = CircuitState(status=CircuitStatus.OPEN, failures=2, open_until=clock.now())
+    first = Scripted("a", refused("a"))
+    sender = FailoverSender({"a": first, "b": Scripted("b")}, default_route=("a", "b"), breaker=breaker(clock, store))
+
+    # When the probe's message is refused for its sender ID
+    assert sender.send(sms()).provider == "b"
+
+    # Then the provider answered properly, as for a bad number: the circuit closes
+    assert len(first.sent) == 1
+    assert store.read("a").status is CircuitStatus.CLOSED
+
+
+def test_every_provider_refusing_the_request_is_delivery_failed() -> None:
+    sender = FailoverSender(
+        {"a": Scripted("a", refused("a")), "b": Scripted("b", refused("b"))}, default_route=("a", "b")
+    )
+    with pytest.raises(DeliveryFailedError) as caught:
+        sender.send(sms())
+    # A plain DeliveryFailedError (502, refunded by the service), the provider's reason only in the cause
+    assert type(caught.value) is DeliveryFailedError
+    assert caught.value.detail == "the SMS could not be sent; retry later"

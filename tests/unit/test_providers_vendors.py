@@ -239,12 +239,47 @@ def test_twilio_final_destination_errors_are_bad_numbers(mode: str, fakes: dict[
         adapter("twilio", fakes["twilio"]).send(sms())
 
 
-@pytest.mark.parametrize(("mode", "reason"), [("region", "rejected"), ("auth", "auth"), ("throttled", "throttled")])
+@pytest.mark.parametrize(("mode", "reason"), [("auth", "auth"), ("throttled", "throttled"), ("bad_sender", "rejected")])
 def test_twilio_account_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    # Given an account-level refusal (including a bad configured 'From': no sender ID in the request)
     fakes["twilio"].mode = mode
     with pytest.raises(ProviderError) as caught:
         adapter("twilio", fakes["twilio"]).send(sms())
+    # Then it is this provider's failure, counted against its circuit
     assert caught.value.reason == reason
+    assert caught.value.counts_against_circuit
+
+
+@pytest.mark.parametrize(
+    ("mode", "sender_id", "reason"),
+    [
+        ("bad_sender", "MyBrand", "rejected_content"),  # 21212: the request's sender ID
+        ("unreachable", "MyBrand", "rejected_content"),  # 21612 with an alphanumeric From
+        ("too_long", None, "rejected_content"),  # 21617: the text
+        ("region", None, "rejected_destination"),  # 21408: a country this account may not send to
+    ],
+)
+def test_twilio_refusals_of_the_request_fail_over_without_counting(
+    mode: str, sender_id: str | None, reason: str, fakes: dict[str, FakeVendor]
+) -> None:
+    # Given Twilio refusing what this request asked for
+    fakes["twilio"].mode = mode
+
+    # When sending to NZ (where the request's alphanumeric sender ID is used)
+    with pytest.raises(ProviderError) as caught:
+        adapter("twilio", fakes["twilio"]).send(sms(sender_id=sender_id))
+
+    # Then it fails over, but says the provider is not to blame
+    assert caught.value.reason == reason
+    assert not caught.value.counts_against_circuit
+
+
+def test_twilio_unreachable_without_a_request_sender_is_still_a_bad_number(fakes: dict[str, FakeVendor]) -> None:
+    # Given 21612 for a message sent from the configured number (no sender ID: towards +1)
+    fakes["twilio"].mode = "unreachable"
+    # Then the number is the problem, as before
+    with pytest.raises(InvalidPhoneNumberError):
+        adapter("twilio", fakes["twilio"]).send(sms(to=US, sender_id="MyBrand"))
 
 
 # ---------------------------------------------------------------------------------------------- Bird
@@ -268,13 +303,15 @@ def test_bird_request_is_the_documented_channel_message(fakes: dict[str, FakeVen
 
 @pytest.mark.parametrize(
     ("mode", "reason"),
-    [("invalid_body", "rejected"), ("auth", "auth"), ("not_found", "rejected"), ("throttled", "throttled")],
+    [("invalid_body", "rejected_content"), ("auth", "auth"), ("not_found", "rejected"), ("throttled", "throttled")],
 )
 def test_bird_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
     fakes["bird"].mode = mode
     with pytest.raises(ProviderError) as caught:
         adapter("bird", fakes["bird"]).send(sms())
     assert caught.value.reason == reason
+    # Only a refusal of the text (the body) is the request's doing
+    assert caught.value.counts_against_circuit is (reason != "rejected_content")
 
 
 # ---------------------------------------------------------------------------------------------- MessageMedia
@@ -313,6 +350,18 @@ def test_messagemedia_other_errors_fail_over(mode: str, reason: str, fakes: dict
     with pytest.raises(ProviderError) as caught:
         adapter("messagemedia", fakes["messagemedia"]).send(sms())
     assert caught.value.reason == reason
+    assert caught.value.counts_against_circuit
+
+
+@pytest.mark.parametrize(("mode", "sender_id"), [("bad_source", "MyBrand"), ("bad_content", None)])
+def test_messagemedia_refusing_the_request_sender_or_text_does_not_count(
+    mode: str, sender_id: str | None, fakes: dict[str, FakeVendor]
+) -> None:
+    fakes["messagemedia"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("messagemedia", fakes["messagemedia"]).send(sms(sender_id=sender_id))
+    assert caught.value.reason == "rejected_content"
+    assert not caught.value.counts_against_circuit
 
 
 # ---------------------------------------------------------------------------------------------- TNZ
@@ -366,6 +415,18 @@ def test_modica_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, 
     with pytest.raises(ProviderError) as caught:
         adapter("modica", fakes["modica"]).send(sms())
     assert caught.value.reason == reason
+    assert caught.value.counts_against_circuit
+
+
+@pytest.mark.parametrize(("mode", "sender_id"), [("bad_mask", "MyBrand"), ("bad_content", None)])
+def test_modica_refusing_the_request_mask_or_text_does_not_count(
+    mode: str, sender_id: str | None, fakes: dict[str, FakeVendor]
+) -> None:
+    fakes["modica"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("modica", fakes["modica"]).send(sms(sender_id=sender_id))
+    assert caught.value.reason == "rejected_content"
+    assert not caught.value.counts_against_circuit
 
 
 @pytest.mark.parametrize(("answer", "expected"), [([4711], "4711"), (4711, "4711"), ({"id": 9}, "9"), ({}, None)])
@@ -410,6 +471,24 @@ def test_vonage_error_statuses_in_a_200_fail_over(mode: str, reason: str, fakes:
     with pytest.raises(ProviderError) as caught:
         adapter("vonage", fakes["vonage"]).send(sms())
     assert caught.value.reason == reason
+    assert caught.value.counts_against_circuit
+
+
+@pytest.mark.parametrize(
+    ("mode", "sender_id", "reason", "counts"),
+    [
+        ("bad_sender", "MyBrand", "rejected_content", False),  # 15 for the request's sender ID
+        ("bad_sender", None, "status_15", True),  # 15 for the configured sender: misconfigured
+        ("too_long", None, "rejected_content", False),  # 12: the text
+    ],
+)
+def test_vonage_sender_and_text_refusals(
+    mode: str, sender_id: str | None, reason: str, counts: bool, fakes: dict[str, FakeVendor]
+) -> None:
+    fakes["vonage"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("vonage", fakes["vonage"]).send(sms(sender_id=sender_id))
+    assert (caught.value.reason, caught.value.counts_against_circuit) == (reason, counts)
 
 
 def test_gsm7_detection() -> None:
@@ -446,12 +525,27 @@ def test_webhook_request_is_signed_json(fakes: dict[str, FakeVendor]) -> None:
     assert sent.message_id == "wh-0001"
 
 
-@pytest.mark.parametrize(("mode", "reason"), [("bad_request", "rejected"), ("auth", "auth")])
+@pytest.mark.parametrize(
+    ("mode", "reason"), [("bad_request", "rejected"), ("auth", "auth"), ("bad_sender", "rejected")]
+)
 def test_webhook_other_errors_fail_over(mode: str, reason: str, fakes: dict[str, FakeVendor]) -> None:
+    # (INVALID_SENDER_ID for a message that had no senderId is the receiver's doing)
     fakes["webhook"].mode = mode
     with pytest.raises(ProviderError) as caught:
         adapter("webhook", fakes["webhook"]).send(sms())
     assert caught.value.reason == reason
+    assert caught.value.counts_against_circuit
+
+
+@pytest.mark.parametrize(("mode", "sender_id"), [("bad_sender", "MyBrand"), ("bad_message", None)])
+def test_webhook_refusing_the_sender_id_or_text_does_not_count(
+    mode: str, sender_id: str | None, fakes: dict[str, FakeVendor]
+) -> None:
+    fakes["webhook"].mode = mode
+    with pytest.raises(ProviderError) as caught:
+        adapter("webhook", fakes["webhook"]).send(sms(sender_id=sender_id))
+    assert caught.value.reason == "rejected_content"
+    assert not caught.value.counts_against_circuit
 
 
 # ---------------------------------------------------------------------------------------------- failover over HTTP
@@ -485,3 +579,32 @@ def test_a_bad_number_at_the_first_vendor_is_not_sent_elsewhere(fakes: dict[str,
     with pytest.raises(InvalidPhoneNumberError):
         sender.send(sms())
     assert fakes["vonage"].requests == []
+
+
+def test_bad_sender_ids_at_one_vendor_never_open_its_circuit(fakes: dict[str, FakeVendor]) -> None:
+    from otp_core.providers.circuit import CircuitBreaker, CircuitStatus, MemoryCircuitStore
+
+    # Given Twilio refusing the request's sender ID, Vonage healthy, and a breaker that opens after 2 failures
+    fakes["twilio"].mode = "bad_sender"
+    store = MemoryCircuitStore()
+    breaker = CircuitBreaker(store, FakeClock(), threshold=2, window_seconds=60, cooldown_seconds=30)
+    sender = FailoverSender(
+        {"twilio": adapter("twilio", fakes["twilio"]), "vonage": adapter("vonage", fakes["vonage"])},
+        default_route=("twilio", "vonage"),
+        breaker=breaker,
+    )
+
+    # When one caller sends five messages with that sender ID
+    for _ in range(5):
+        assert sender.send(sms(sender_id="MyBrand")).provider == "vonage"
+
+    # Then Twilio was asked every time (never skipped) and its circuit is closed with no failures
+    assert len(fakes["twilio"].requests) == 5
+    assert (store.read("twilio").status, store.read("twilio").failures) == (CircuitStatus.CLOSED, 0)
+
+    # While Twilio being down still opens it after two sends
+    fakes["twilio"].mode = "fail"
+    for _ in range(3):
+        sender.send(sms())
+    assert store.read("twilio").status is CircuitStatus.OPEN
+    assert len(fakes["twilio"].requests) == 7

@@ -7,7 +7,7 @@ Each fake answers with its vendor's documented reply for the current ``mode``:
 - ``slow``: sleep ``delay`` seconds, then succeed (past a short client timeout);
 - ``bad_number``: the vendor's documented "invalid / unreachable number" reply;
 - ``drop``: close the connection without answering;
-- any other key of the vendor's ``REPLIES`` entry (``auth``, ``throttled``...).
+- any other key of the vendor's ``REPLIES`` entry (``auth``, ``throttled``, ``bad_sender``...).
 
 No fake ever sends anything anywhere: they only record what they receive.
 """
@@ -64,6 +64,15 @@ REPLIES: Mapping[str, Mapping[str, Reply]] = {
         "region": Reply(
             400, {"code": 21408, "message": "Permission to send an SMS has not been enabled", "status": 400}
         ),
+        "bad_sender": Reply(
+            400, {"code": 21212, "message": "The 'From' number is not a valid phone number", "status": 400}
+        ),
+        "too_long": Reply(
+            400, {"code": 21617, "message": "The concatenated message body exceeds the 1600 character limit"}
+        ),
+        "unreachable": Reply(
+            400, {"code": 21612, "message": "The 'To' phone number is not currently reachable", "status": 400}
+        ),
         "auth": Reply(401, {"code": 20003, "message": "Authenticate", "status": 401}),
         "throttled": Reply(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
         "fail": Reply(503, {"code": 20500, "message": "Service Unavailable", "status": 503}),
@@ -119,6 +128,9 @@ REPLIES: Mapping[str, Mapping[str, Reply]] = {
         "bad_source": Reply(
             400, {"message": "Invalid message request", "details": ["messages.0.source_number: not permitted"]}
         ),
+        "bad_content": Reply(
+            400, {"message": "Invalid message request", "details": ["messages.0.content: exceeds maximum length"]}
+        ),
         "auth": Reply(401, {"message": "Unauthorized"}),
         "disabled": Reply(403, {"message": "Feature not enabled"}),
         "fail": Reply(503, {"message": "Internal Server Error"}),
@@ -136,6 +148,7 @@ REPLIES: Mapping[str, Mapping[str, Reply]] = {
         "ok": Reply(201, [4711]),
         "bad_number": Reply(400, {"error": "invalid_attrib", "error_description": "Invalid destination"}),
         "bad_mask": Reply(400, {"error": "invalid_attrib", "error_description": "Invalid mask"}),
+        "bad_content": Reply(400, {"error": "invalid_attrib", "error_description": "Invalid content"}),
         "missing": Reply(400, {"error": "missing_attrib", "error_description": "content is required"}),
         "auth": Reply(401, None),
         "fail": Reply(500, {"error": "send_failed", "error_description": "Unable to queue message"}),
@@ -169,12 +182,20 @@ REPLIES: Mapping[str, Mapping[str, Reply]] = {
         "demo": Reply(
             200, {"message-count": "1", "messages": [{"status": "29", "error-text": "Non White-listed Destination"}]}
         ),
+        "too_long": Reply(
+            200, {"message-count": "1", "messages": [{"status": "12", "error-text": "Message too long"}]}
+        ),
+        "bad_sender": Reply(
+            200, {"message-count": "1", "messages": [{"status": "15", "error-text": "Invalid Sender Address"}]}
+        ),
         "fail": Reply(500, None),
     },
     "webhook": {
         "ok": Reply(200, {"messageId": "wh-0001"}),
         "bad_number": Reply(422, {"code": "INVALID_PHONE_NUMBER"}),
         "bad_request": Reply(400, {"code": "SOMETHING_ELSE"}),
+        "bad_sender": Reply(422, {"code": "INVALID_SENDER_ID"}),
+        "bad_message": Reply(422, {"code": "INVALID_MESSAGE"}),
         "auth": Reply(401, None),
         "fail": Reply(502, None),
     },

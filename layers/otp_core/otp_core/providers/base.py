@@ -6,7 +6,13 @@ and reads the reply into exactly one of three outcomes:
 - a :class:`~otp_core.ports.SentSms` (the vendor accepted the message),
 - :class:`~otp_core.errors.InvalidPhoneNumberError` (the vendor documented the number as invalid or unreachable:
   no other provider will do better, so the failover sender stops and the caller gets a 400),
-- :class:`ProviderError` (this provider could not take the message now: the failover sender tries the next one).
+- :class:`ProviderError` (this provider did not take the message: the failover sender tries the next one).
+
+A :class:`ProviderError` says whose fault the refusal was. Most are the provider's (down, slow, throttled,
+misconfigured) and count towards its circuit breaker. A documented refusal of *this request* (the end user's
+sender ID, the text, or a destination this account may not send to) is not: the provider answered properly,
+and counting it would let one caller with a bad sender ID open the circuit for everyone. Those carry a reason
+in :data:`REQUEST_REFUSALS` and ``counts_against_circuit`` False.
 
 Adapters never log or put into an error anything the vendor answered: replies can echo the number or the body.
 """
@@ -26,6 +32,13 @@ from otp_core.ports import Clock, OutgoingSms, SentSms, SmsSender, SystemClock
 UNAVAILABLE_DETAIL = "the SMS could not be sent; retry later"
 BAD_NUMBER_DETAIL = "the SMS provider rejected this phone number"
 
+# The provider refused the request's sender ID or text (another provider may use another sender, or count
+# the text differently).
+REJECTED_CONTENT = "rejected_content"
+# The provider's account may not send to this destination (a country not enabled), though the number is fine.
+REJECTED_DESTINATION = "rejected_destination"
+REQUEST_REFUSALS = frozenset({REJECTED_CONTENT, REJECTED_DESTINATION})
+
 
 class ProviderError(DeliveryFailedError):
     """One provider could not take the message; another provider may.
@@ -38,8 +51,8 @@ class ProviderError(DeliveryFailedError):
     provider:
         The adapter's name (``twilio``, ``bird``...).
     reason:
-        A short fixed token for logs and metrics (``timeout``, ``connect``, ``http_503``, ``throttled``,
-        ``auth``, ``config``, ``rejected``...), never vendor text.
+        A short fixed token for logs and metrics (``timeout``, ``connect``, ``http_5xx``, ``throttled``,
+        ``auth``, ``config``, ``rejected``, ``rejected_content``, ``rejected_destination``...), never vendor text.
     ambiguous:
         True when the request reached the vendor and no answer came back (a read timeout or a dropped
         connection): the message may still be delivered. See :mod:`otp_core.providers.routing` for why that
@@ -51,6 +64,24 @@ class ProviderError(DeliveryFailedError):
         self.provider = provider
         self.reason = reason
         self.ambiguous = ambiguous
+
+    @property
+    def counts_against_circuit(self) -> bool:
+        """Whether this failure says something about the provider's health (False for a refusal of the request).
+
+        Derived from ``reason`` so that no adapter can name a request refusal and still open the circuit.
+        """
+        return self.reason not in REQUEST_REFUSALS
+
+
+def rejected_content(provider: str) -> ProviderError:
+    """The provider refused this request's sender ID or text: fail over, but do not count it as a failure."""
+    return ProviderError(provider, REJECTED_CONTENT)
+
+
+def rejected_destination(provider: str) -> ProviderError:
+    """The provider's account may not send to this destination: fail over, but do not count it as a failure."""
+    return ProviderError(provider, REJECTED_DESTINATION)
 
 
 def bad_number() -> InvalidPhoneNumberError:
@@ -178,8 +209,17 @@ def alphanumeric_allowed(phone_number: str) -> bool:
     return not phone_number.startswith("+1")
 
 
+def uses_request_sender(sms: OutgoingSms) -> bool:
+    """Whether an adapter that honours sender IDs sends ``sms`` from the request's own sender ID.
+
+    A sender refusal is the request's doing only then; a refusal of the configured sender is this provider's
+    misconfiguration and counts against it.
+    """
+    return bool(sms.sender_id) and alphanumeric_allowed(sms.to)
+
+
 def sender_for(sms: OutgoingSms, fallback: str | None) -> str | None:
     """The sender to use: the request's alphanumeric sender ID where allowed, else the configured one."""
-    if sms.sender_id and alphanumeric_allowed(sms.to):
+    if uses_request_sender(sms):
         return sms.sender_id
     return fallback

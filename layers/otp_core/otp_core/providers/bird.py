@@ -14,8 +14,9 @@ The sender is the channel's: Bird binds a number or an alphanumeric sender to ea
 request's ``senderId`` cannot be applied per message (configure a channel per sender instead).
 
 Replies: ``202 Accepted`` with the message (``id``, ``status: "accepted"``). A 400/422 validation error
-about the ``receiver`` (or an ``invalid_recipient`` error type) is a bad number; every other status is this
-provider failing.
+about the ``receiver`` (or an ``invalid_recipient`` error type) is a bad number; one about the ``body`` (the
+text) refuses this request and does not count against the circuit; every other status is this provider
+failing.
 
 Secret (``bird``): ``{"accessKey", "workspaceId", "channelId"}``.
 """
@@ -26,7 +27,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, bad_number
+from otp_core.providers.base import ProviderError, VendorSender, bad_number, rejected_content
 from otp_core.providers.http import TransportError, json_body, post
 
 
@@ -62,23 +63,30 @@ class BirdSender(VendorSender):
         if reply.status in (200, 201, 202):
             message_id = answer.get("id") if isinstance(answer, dict) else None
             return SentSms(provider=self.name, message_id=message_id if isinstance(message_id, str) else None)
-        if reply.status in (400, 422) and _names_receiver(answer):
-            raise bad_number()
+        if reply.status in (400, 422):
+            error, fields = _validation_error(answer)
+            recipient = "invalid_recipient" in (error.get("type"), error.get("code"))
+            if recipient or any(field.startswith("receiver") for field in fields):
+                raise bad_number()
+            if fields and all(field.startswith("body") for field in fields):
+                raise rejected_content(self.name)
         raise self.failure_for_status(reply.status)
 
 
-def _names_receiver(answer: Any) -> bool:
-    """Whether a validation error points at the receiver (the only caller-supplied part of the request)."""
+def _validation_error(answer: Any) -> tuple[dict[str, Any], list[str]]:
+    """The error object of a validation reply and the request fields it names (``receiver...``, ``body...``).
+
+    The receiver and the body are the caller-supplied parts of the request; any other field is this adapter's
+    or this account's doing.
+    """
     if not isinstance(answer, dict):
-        return False
+        return {}, []
     nested = answer.get("error")
     error: dict[str, Any] = nested if isinstance(nested, dict) else answer
-    if error.get("type") == "invalid_recipient" or error.get("code") == "invalid_recipient":
-        return True
     details = error.get("details")
     fields: list[str] = []
     if isinstance(details, dict):
         fields = [str(key) for key in details]
     elif isinstance(details, list):
         fields = [str(d.get("param") or d.get("field") or "") for d in details if isinstance(d, dict)]
-    return any(field.startswith("receiver") for field in fields)
+    return error, fields

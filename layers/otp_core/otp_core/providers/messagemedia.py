@@ -14,7 +14,8 @@ Request: ``POST https://api.messagemedia.com/v1/messages``, HTTP Basic auth (API
 
 Replies: ``202 Accepted`` with ``{"messages": [{"message_id", "status", ...}]}``; ``400`` with
 ``{"message", "details": [...]}`` for invalid requests. A 400 whose details name ``destination_number`` is a bad
-number; every other status is this provider failing.
+number; one naming ``content``, or ``source_number`` when that was the request's sender ID, refuses this request
+and does not count against the circuit; every other status is this provider failing.
 
 Secret (``messagemedia``): ``{"apiKey", "apiSecret", "sourceNumber"?}``.
 """
@@ -24,7 +25,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, alphanumeric_allowed, bad_number, basic_auth
+from otp_core.providers.base import (
+    ProviderError,
+    VendorSender,
+    bad_number,
+    basic_auth,
+    rejected_content,
+    uses_request_sender,
+)
 from otp_core.providers.http import TransportError, json_body, post
 
 
@@ -41,7 +49,8 @@ class MessageMediaSender(VendorSender):
 
         message: dict[str, Any] = {"content": sms.body, "destination_number": sms.to, "format": "SMS"}
         configured = self.optional(credentials, "sourceNumber")
-        if sms.sender_id and alphanumeric_allowed(sms.to):
+        request_sender = uses_request_sender(sms)
+        if request_sender:
             message["source_number"] = sms.sender_id
             message["source_number_type"] = "ALPHANUMERIC"
         elif configured:
@@ -66,8 +75,14 @@ class MessageMediaSender(VendorSender):
         answer = reply.json()
         if reply.status in (200, 201, 202):
             return SentSms(provider=self.name, message_id=_message_id(answer))
-        if reply.status == 400 and _names_destination(answer):
-            raise bad_number()
+        if reply.status == 400:
+            details = _details(answer)
+            if any("destination_number" in detail for detail in details):
+                raise bad_number()
+            named = [_named_field(detail) for detail in details]
+            refused = {"content"} | ({"source_number", "source_number_type"} if request_sender else set())
+            if named and all(field in refused for field in named):
+                raise rejected_content(self.name)
         raise self.failure_for_status(reply.status)
 
 
@@ -79,6 +94,12 @@ def _message_id(answer: Any) -> str | None:
     return None
 
 
-def _names_destination(answer: Any) -> bool:
+def _details(answer: Any) -> list[str]:
     details = answer.get("details") if isinstance(answer, dict) else None
-    return isinstance(details, list) and any("destination_number" in str(detail) for detail in details)
+    return [str(detail) for detail in details] if isinstance(details, list) else []
+
+
+def _named_field(detail: str) -> str:
+    """The message field a detail such as ``"messages.0.source_number: not permitted"`` is about."""
+    path, _, _ = detail.partition(":")
+    return path.strip().rsplit(".", 1)[-1]

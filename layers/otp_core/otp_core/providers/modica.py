@@ -13,8 +13,9 @@ allowed, else the configured one; ``source`` is sent when the secret names a sou
 
 Replies: ``201 Created`` with the new message ID (a number, alone or in a list or object). Errors carry an
 ``error`` code (``send_failed``, ``invalid_json``, ``missing_attrib``, ``invalid_attrib``, ``broadcast_limit``)
-and a description; ``invalid_attrib`` about the ``destination`` is a bad number, everything else is this
-provider failing.
+and a description; ``invalid_attrib`` about the ``destination`` is a bad number; about the ``content``, or the
+``mask`` when that was the request's sender ID, it refuses this request and does not count against the
+circuit; everything else is this provider failing.
 
 Secret (``modica``): ``{"applicationName", "password", "mask"?, "source"?}``.
 """
@@ -24,7 +25,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, bad_number, basic_auth, sender_for
+from otp_core.providers.base import (
+    ProviderError,
+    VendorSender,
+    bad_number,
+    basic_auth,
+    rejected_content,
+    sender_for,
+    uses_request_sender,
+)
 from otp_core.providers.http import TransportError, json_body, post
 
 MEDIA_TYPE = "application/vnd.modica.gateway.v1+json"
@@ -64,8 +73,12 @@ class ModicaSender(VendorSender):
         answer = reply.json()
         if reply.status in (200, 201):
             return SentSms(provider=self.name, message_id=_message_id(answer))
-        if isinstance(answer, dict) and answer.get("error") == "invalid_attrib" and _about_destination(answer):
-            raise bad_number()
+        if isinstance(answer, dict) and answer.get("error") == "invalid_attrib":
+            about = _attribute(answer)
+            if about == "destination":
+                raise bad_number()
+            if about == "content" or (about == "mask" and uses_request_sender(sms)):
+                raise rejected_content(self.name)
         raise self.failure_for_status(reply.status)
 
 
@@ -79,6 +92,11 @@ def _message_id(answer: Any) -> str | None:
     return str(answer)
 
 
-def _about_destination(answer: dict[str, Any]) -> bool:
-    # Modica names the offending attribute in the description; only "destination" comes from the caller.
-    return "destination" in str(answer.get("error_description", "")).lower()
+def _attribute(answer: dict[str, Any]) -> str | None:
+    """The attribute an ``invalid_attrib`` error is about: ``destination``, ``content``, ``mask`` or None.
+
+    Modica names the offending attribute in the description; those three can come from the caller.
+    """
+    description = str(answer.get("error_description", "")).lower()
+    named = [attribute for attribute in ("destination", "content", "mask") if attribute in description]
+    return named[0] if len(named) == 1 else None

@@ -9,6 +9,10 @@ What moves on to the next provider, and what does not:
 
 - :class:`~otp_core.errors.InvalidPhoneNumberError` stops at once: the vendor documented the number as
   invalid or unreachable, no other provider will do better, and the caller gets a 400.
+- A refusal of this request (``ProviderError.counts_against_circuit`` False: the request's sender ID, its text,
+  or a destination country the account may not send to) fails over, since the next provider may use another
+  sender or route, but is recorded as a healthy answer, not a failure: the request caused it, so a caller
+  sending bad sender IDs cannot open the circuit of a provider everyone else depends on.
 - Any other failure fails over: errors that cannot have delivered (connection refused, DNS, TLS, 429,
   documented "not accepted" 4xx/5xx, authentication or configuration problems at that provider), and also a
   timeout *after* the request was sent. That last one is ambiguous (the vendor may have queued the message),
@@ -23,8 +27,9 @@ whole send well inside the 10 s function timeout. A provider whose circuit is op
 network call (see :mod:`otp_core.providers.circuit`); when every provider is skipped or fails, the send raises
 :class:`~otp_core.errors.DeliveryFailedError` (502, refunded by the service).
 
-Metrics: ``SmsSent``, ``SmsFailed`` (provider failures only; a bad number is not one) and ``SmsFailover`` (an
-attempt on a provider after an earlier one failed), each with dimensions ``provider`` and ``country``.
+Metrics: ``SmsSent``, ``SmsFailed`` (provider failures only; a bad number is not one), ``SmsRejected`` (a
+provider refused the request's sender, text or destination) and ``SmsFailover`` (an attempt on a provider after
+an earlier one failed or refused), each with dimensions ``provider`` and ``country``.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.observability import logger, metrics
 from otp_core.ports import OutgoingSms, SentSms, SmsSender
-from otp_core.providers.base import UNAVAILABLE_DETAIL, VendorSender
+from otp_core.providers.base import UNAVAILABLE_DETAIL, ProviderError, VendorSender
 from otp_core.providers.circuit import CircuitBreaker, Permit
 
 UNKNOWN_COUNTRY = "ZZ"
@@ -173,19 +178,10 @@ class FailoverSender(SmsSender):
                 logger.info("sms provider rejected the number", provider=name, country=country)
                 raise
             except Exception as exc:
-                # Whatever went wrong here (outage, misconfiguration, even a bug in one adapter), another
-                # provider may still deliver the same code.
+                # Whatever went wrong here (outage, misconfiguration, a refusal of this request, even a bug in
+                # one adapter), another provider may still deliver the same code.
                 last_error = exc
-                self._report(permit, ok=False)
-                emit("SmsFailed", name, country)
-                logger.warning(
-                    "sms provider failed",
-                    provider=name,
-                    country=country,
-                    challenge_id=sms.challenge_id,
-                    reason=getattr(exc, "reason", type(exc).__name__),
-                    ambiguous=bool(getattr(exc, "ambiguous", False)),
-                )
+                self._record_failure(permit, name, country, sms, exc)
                 continue
             self._report(permit, ok=True)
             emit("SmsSent", name, country)
@@ -193,6 +189,33 @@ class FailoverSender(SmsSender):
             return SentSms(provider=sent.provider or name, message_id=sent.message_id)
         logger.warning("sms delivery failed on every provider", country=country, attempts=attempts)
         raise DeliveryFailedError(UNAVAILABLE_DETAIL) from last_error
+
+    def _record_failure(self, permit: Permit, name: str, country: str, sms: OutgoingSms, exc: Exception) -> None:
+        """Report a failed attempt to the breaker, metrics and logs, by whose fault it was."""
+        reason = getattr(exc, "reason", type(exc).__name__)
+        if isinstance(exc, ProviderError) and not exc.counts_against_circuit:
+            # The provider answered as documented, refusing what this request asked for: it is healthy, and
+            # a caller choosing bad sender IDs or texts must not be able to open its circuit for everyone.
+            self._report(permit, ok=True)
+            emit("SmsRejected", name, country)
+            logger.info(
+                "sms provider refused the message",
+                provider=name,
+                country=country,
+                challenge_id=sms.challenge_id,
+                reason=reason,
+            )
+            return
+        self._report(permit, ok=False)
+        emit("SmsFailed", name, country)
+        logger.warning(
+            "sms provider failed",
+            provider=name,
+            country=country,
+            challenge_id=sms.challenge_id,
+            reason=reason,
+            ambiguous=bool(getattr(exc, "ambiguous", False)),
+        )
 
     def _attempt(self, provider: SmsSender, sms: OutgoingSms, timeout: float) -> SentSms:
         if isinstance(provider, VendorSender):

@@ -10,7 +10,9 @@ request's alphanumeric sender ID where Twilio allows one (not towards +1 numbers
 
 Replies: ``201 Created`` with the Message JSON (its ``sid`` is the message ID); errors are
 ``{"code", "message", "more_info", "status"}``. Codes that say the destination is invalid or cannot receive
-SMS are a bad number; everything else is this provider failing.
+SMS are a bad number. Codes that refuse the request's own sender ID, the text, or the destination's region
+fail over without counting against the circuit (see :mod:`otp_core.providers.base`); everything else is this
+provider failing.
 
 Secret (``twilio``): ``{"accountSid", "authToken", "from"?, "messagingServiceSid"?}`` (``from`` or
 ``messagingServiceSid`` required).
@@ -22,7 +24,16 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, bad_number, basic_auth, sender_for
+from otp_core.providers.base import (
+    ProviderError,
+    VendorSender,
+    bad_number,
+    basic_auth,
+    rejected_content,
+    rejected_destination,
+    sender_for,
+    uses_request_sender,
+)
 from otp_core.providers.http import TransportError, form_body, post
 from otp_core.providers.signatures import twilio_callback_url
 
@@ -30,6 +41,17 @@ from otp_core.providers.signatures import twilio_callback_url
 # 21635 'To' is a landline; 21610 the recipient replied STOP to this sender (sending it elsewhere would
 # circumvent the opt-out, so it is final too).
 BAD_NUMBER_CODES = frozenset({21211, 21610, 21612, 21614, 21635})
+# 21612 also answers an alphanumeric 'From' towards a country that does not take one ("not reachable using
+# the 'From'"): with the request's sender ID it is that sender's refusal, and another provider may deliver.
+UNREACHABLE_CODE = 21612
+# Refusals of the 'From': 21212 invalid From; 21606 From cannot send to this destination; 21659 From is not a
+# Twilio number; 21661 From is not SMS-capable. The request's doing only when From was its sender ID.
+SENDER_CODES = frozenset({21212, 21606, 21659, 21661})
+# Refusals of the text: 21602 body required; 21617 body over 1600 characters; 21658 a parameter over its
+# length limit; 30007 filtered by the carrier.
+CONTENT_CODES = frozenset({21602, 21617, 21658, 30007})
+# 21408: the account's geographic permissions do not include the 'To' number's country.
+DESTINATION_CODES = frozenset({21408})
 
 
 class TwilioSender(VendorSender):
@@ -71,8 +93,16 @@ class TwilioSender(VendorSender):
             sid = document.get("sid") if isinstance(document, dict) else None
             return SentSms(provider=self.name, message_id=sid if isinstance(sid, str) else None)
         code = document.get("code") if isinstance(document, dict) else None
-        if reply.status == 400 and code in BAD_NUMBER_CODES:
-            raise bad_number()
+        if reply.status == 400:
+            request_sender = uses_request_sender(sms)
+            if code == UNREACHABLE_CODE and request_sender:
+                raise rejected_content(self.name)
+            if code in BAD_NUMBER_CODES:
+                raise bad_number()
+            if code in CONTENT_CODES or (code in SENDER_CODES and request_sender):
+                raise rejected_content(self.name)
+            if code in DESTINATION_CODES:
+                raise rejected_destination(self.name)
         if code == 20429:
             raise ProviderError(self.name, "throttled")
         raise self.failure_for_status(reply.status)

@@ -13,7 +13,9 @@ configured sender.
 Replies: ``200`` with ``{"message-count", "messages": [{"status", "message-id", ...}]}``. A ``status`` other than
 ``"0"`` is an error even with HTTP 200: 6 (unrecognised number prefix), 7 (number barred) and 33 (number
 de-activated) are a bad number; 1 (throttled), 5 (internal error) and 10 (too many binds) are transient;
-every other code is a configuration or account problem at Vonage. All but the bad-number codes fail over.
+12 (message too long) and 15 (invalid sender address, when it was the request's sender ID) refuse this
+request and do not count against the circuit; every other code is a configuration or account problem at
+Vonage. All but the bad-number codes fail over.
 
 Secret (``vonage``): ``{"apiKey", "apiSecret", "from"}``.
 """
@@ -23,11 +25,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, bad_number, basic_auth, sender_for
+from otp_core.providers.base import (
+    ProviderError,
+    VendorSender,
+    bad_number,
+    basic_auth,
+    rejected_content,
+    sender_for,
+    uses_request_sender,
+)
 from otp_core.providers.http import TransportError, form_body, post
 
 BAD_NUMBER_STATUSES = frozenset({"6", "7", "33"})
 TRANSIENT_STATUSES = frozenset({"1", "5", "10"})
+MESSAGE_TOO_LONG = "12"
+INVALID_SENDER = "15"
 
 # GSM 03.38 basic character set and its extension table (escaped characters still encode as GSM-7).
 _GSM_CHARS = frozenset(
@@ -84,6 +96,8 @@ class VonageSender(VendorSender):
             raise bad_number()
         if status in TRANSIENT_STATUSES:
             raise ProviderError(self.name, "throttled" if status == "1" else "unavailable")
+        if status == MESSAGE_TOO_LONG or (status == INVALID_SENDER and uses_request_sender(sms)):
+            raise rejected_content(self.name)
         raise ProviderError(self.name, f"status_{status}" if status.isdigit() and len(status) <= 3 else "rejected")
 
 

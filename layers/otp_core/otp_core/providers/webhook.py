@@ -13,8 +13,10 @@ secret, of ``f"{timestamp}.{raw body}"``. Receivers recompute it over the raw by
 refuse timestamps more than five minutes away from their clock (replays).
 
 Replies: any 2xx accepts the message; a JSON ``{"messageId": "..."}`` in it is recorded. ``422`` (or ``400``) with
-``{"code": "INVALID_PHONE_NUMBER"}`` says the number is bad (no failover); any other status is this provider
-failing. Delivery outcomes may be posted back to ``/v1/delivery-status/webhook`` as
+``{"code": "INVALID_PHONE_NUMBER"}`` says the number is bad (no failover); with ``{"code": "INVALID_SENDER_ID"}``
+(for a request that had a ``senderId``) or ``{"code": "INVALID_MESSAGE"}`` it refuses this message's sender or
+text: the next provider is tried, and the refusal does not count against this one's circuit. Any other status
+is this provider failing. Delivery outcomes may be posted back to ``/v1/delivery-status/webhook`` as
 ``{"challengeId", "messageId"?, "status": "delivered" | "failed"}``, signed the same way.
 
 Secret (``webhook``): ``{"url", "secret"}``.
@@ -25,12 +27,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from otp_core.ports import OutgoingSms, SentSms
-from otp_core.providers.base import ProviderError, VendorSender, bad_number
+from otp_core.providers.base import ProviderError, VendorSender, bad_number, rejected_content
 from otp_core.providers.http import TransportError, json_body, post
 from otp_core.providers.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_signature
 from otp_core.timefmt import rfc3339
 
 BAD_NUMBER_CODE = "INVALID_PHONE_NUMBER"
+BAD_SENDER_CODE = "INVALID_SENDER_ID"
+BAD_MESSAGE_CODE = "INVALID_MESSAGE"
 
 
 class WebhookSender(VendorSender):
@@ -71,6 +75,9 @@ class WebhookSender(VendorSender):
         if 200 <= reply.status < 300:
             message_id = answer.get("messageId") if isinstance(answer, dict) else None
             return SentSms(provider=self.name, message_id=message_id if isinstance(message_id, str) else None)
-        if reply.status in (400, 422) and isinstance(answer, dict) and answer.get("code") == BAD_NUMBER_CODE:
+        code = answer.get("code") if reply.status in (400, 422) and isinstance(answer, dict) else None
+        if code == BAD_NUMBER_CODE:
             raise bad_number()
+        if code == BAD_MESSAGE_CODE or (code == BAD_SENDER_CODE and sms.sender_id is not None):
+            raise rejected_content(self.name)
         raise self.failure_for_status(reply.status)
