@@ -46,12 +46,16 @@ def tracked(mfa: Mfa, user: str = "user-1", action: str = "signIn") -> dict:
     return jwt.decode(result.token, options={"verify_signature": False})
 
 
-def succeeded_claims(mfa: Mfa, user: str = "user-1") -> dict:
-    """The claims of a CHALLENGE_SUCCEEDED client token of an enrolled user (a step-up proof)."""
+def succeeded(mfa: Mfa, user: str = "user-1") -> tuple[str, dict]:
+    """A CHALLENGE_SUCCEEDED client token of an enrolled user (a step-up proof) and its claims."""
     _, claims = mfa.track(user=user)
     mfa.service.client_challenge(claims)
     token = mfa.service.client_verify(claims, mfa.code()).token
-    return mfa.service.authenticate(f"Bearer {token}")
+    return token, mfa.service.authenticate(f"Bearer {token}")
+
+
+def succeeded_claims(mfa: Mfa, user: str = "user-1") -> dict:
+    return succeeded(mfa, user)[1]
 
 
 # -- 1. an access token alone never moves the second factor ---------------------------------------------------
@@ -141,11 +145,8 @@ def test_two_enrollments_started_with_one_proof_change_the_number_once(mfa, worl
 def test_a_validated_proof_changes_nothing(mfa):
     # Given a proof the customer's server already validated
     mfa.authenticators.enroll("user-1", PHONE)
-    _, claims = mfa.track()
-    mfa.service.client_challenge(claims)
-    token = mfa.service.client_verify(claims, mfa.code()).token
+    token, proof = succeeded(mfa)
     assert mfa.service.validate(token, "signIn").is_valid
-    proof = mfa.service.authenticate(f"Bearer {token}")
 
     # When it is used to change the number, then 403 and nothing changes
     with pytest.raises(ForbiddenError):
@@ -156,10 +157,7 @@ def test_a_validated_proof_changes_nothing(mfa):
 def test_a_proof_validated_while_the_change_is_pending_cancels_it(mfa):
     # Given an enroll challenge started with a proof
     mfa.authenticators.enroll("user-1", PHONE)
-    _, claims = mfa.track()
-    mfa.service.client_challenge(claims)
-    token = mfa.service.client_verify(claims, mfa.code()).token
-    proof = mfa.service.authenticate(f"Bearer {token}")
+    token, proof = succeeded(mfa)
     mfa.service.client_enroll(proof, OTHER)
     code = mfa.code()
 
