@@ -22,8 +22,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.local.iam import DENIAL_MARKER
 from tests.local.idp import load_or_create_key, mint_token
-from tests.local.stack import spawn_local_stack
+from tests.local.stack import LocalStackProcess, spawn_local_stack
 
 # Adaptive MFA rules of the e2e stack (the TrackRules format, see otp_core.rules): a risk score over 90 blocks
 # every action; "withdraw" is allowed on a known device and needs a challenge on a device never seen before.
@@ -68,6 +69,7 @@ class Api:
     api_key: str
     local: bool
     aws_endpoint: str = ""
+    process: LocalStackProcess | None = None
 
     def call(
         self,
@@ -121,7 +123,25 @@ def api() -> Iterator[Api]:
         yield Api(os.environ["API_URL"].rstrip("/"), os.environ["API_KEY"], local=False)
         return
     with spawn_local_stack(env=E2E_POLICY) as stack:
-        yield Api(stack.url, stack.api_key, local=True, aws_endpoint=stack.aws_endpoint)
+        yield Api(stack.url, stack.api_key, local=True, aws_endpoint=stack.aws_endpoint, process=stack)
+
+
+@pytest.fixture(autouse=True)
+def _no_access_denied(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test when the local stack denied a call a function's template policy does not allow.
+
+    The handler answers such a call with a 503, which a test expecting an error could take for its own;
+    the stack's console names every denial, so the test fails on that instead.
+    """
+    api = request.getfixturevalue("api") if "api" in request.fixturenames else None
+    if api is None or api.process is None:
+        yield
+        return
+    seen = len(api.process.log())
+    yield
+    denied = [line for line in api.process.log()[seen:].splitlines() if DENIAL_MARKER in line]
+    if denied:
+        pytest.fail("\n".join(denied), pytrace=False)
 
 
 _suffix = iter(range(1000, 9999))

@@ -1,6 +1,8 @@
 """Handlers driven by API Gateway events against DynamoDB Local (the table) and moto (SNS, KMS, Secrets).
 
-The resources come from template.yaml, so a schema change that the code does not follow fails here.
+The resources come from template.yaml, so a schema change that the code does not follow fails here. Every
+handler runs under its function's IAM policy from the template (``tests.local.iam``), however a test calls
+it, and a call that policy does not allow fails the test even when the handler turned it into a 503.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import pytest
 
 from otp_core import runtime
 from tests.local.gateway import LambdaContext
+from tests.local.iam import IAM, enforced_handlers, install_iam_hook
 from tests.local.services import (
     java_missing_warning,
     patched_environ,
-    provision,
+    provision_stack,
     start_dynamodb_local,
     start_moto_server,
 )
@@ -53,21 +56,35 @@ def stack() -> Iterator[Stack]:
             pytest.fail("Java 17 is required for DynamoDB Local in CI")
         print(java_missing_warning())
     try:
-        environment = provision(
+        provisioned = provision_stack(
             template,
             dynamodb_endpoint=dynamodb.endpoint if dynamodb else moto.endpoint,
             aws_endpoint=moto.endpoint,
             api_key=API_KEY,
             environ={},
         )
-        with patched_environ(environment):
+        IAM.configure(template, provisioned.resolver)
+        # Before the runtime builds its clients: a client copies its session's hooks when it is created.
+        install_iam_hook(IAM)
+        with patched_environ(provisioned.environment), enforced_handlers(template, IAM):
             runtime.reset()
-            yield Stack(environment, template)
+            yield Stack(provisioned.environment, template)
     finally:
+        IAM.clear()
         runtime.reset()
         moto.stop()
         if dynamodb:
             dynamodb.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_access_denied() -> Iterator[None]:
+    """Fail the test when a handler made a call its function's template policy does not allow."""
+    seen = len(IAM.denials())
+    yield
+    denied = IAM.denials()[seen:]
+    if denied:
+        pytest.fail("\n".join(denial.report() for denial in denied), pytrace=False)
 
 
 @pytest.fixture

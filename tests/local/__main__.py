@@ -24,6 +24,7 @@ def _banner(stack: LocalStack) -> str:
         + f" at {stack.dynamodb_endpoint}",
         f"KMS, Secrets Manager, SNS: moto at {stack.aws_endpoint}",
         _idp_line(stack),
+        _iam_line(stack),
         "Routes:",
         *(
             f"  {route.method:<7}{route.path:<{width}}{route.function_id}{'' if route.authorizer else '  (public)'}"
@@ -47,6 +48,12 @@ def _idp_line(stack: LocalStack) -> str:
     if not stack.serves_verification:
         return "Local IdP:      not used (IDP_ISSUER is empty): /v1/verification/sms/* is left out"
     return f"Local IdP:      iss {stack.idp.issuer}, aud {stack.idp.audience}, RS256 key in .local/idp-key.pem"
+
+
+def _iam_line(stack: LocalStack) -> str:
+    if stack.iam is None:
+        return "IAM:            not enforced (OTP_LOCAL_IAM=off): calls a function's policy lacks go through"
+    return "IAM:            each function's template.yaml Policies are enforced (OTP_LOCAL_IAM=off to stop)"
 
 
 def _idp_try_lines(stack: LocalStack) -> list[str]:

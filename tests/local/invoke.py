@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.local.gateway import LambdaContext, import_handler
+from tests.local.iam import IAM, enabled_by_environment, install_iam_hook
 from tests.local.outbox import OUTBOX, install_outbox_hook
 from tests.local.services import (
     java_missing_warning,
     patched_environ,
-    provision,
+    provision_stack,
     start_dynamodb_local,
     start_moto_server,
     warn,
@@ -39,18 +40,25 @@ def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFA
         else:
             stack.enter_context(dynamodb)
         moto = stack.enter_context(start_moto_server())
-        environment = provision(
+        provisioned = provision_stack(
             template,
             dynamodb_endpoint=dynamodb.endpoint if dynamodb else moto.endpoint,
             aws_endpoint=moto.endpoint,
             api_key=local_api_key(),
         )
-        stack.enter_context(patched_environ(environment))
+        stack.enter_context(patched_environ(provisioned.environment))
         OUTBOX.echo = sys.stderr
         install_outbox_hook(OUTBOX)
+        enforce = enabled_by_environment()
+        if enforce:
+            IAM.configure(template, provisioned.resolver)
+            stack.callback(IAM.clear)
+            install_iam_hook(IAM)
         # Handler logs and metrics print to stdout; keep stdout for the result alone, as sam does.
         with contextlib.redirect_stdout(sys.stderr):
             handler = import_handler(function)
+            if enforce:
+                handler = IAM.wrap(function.logical_id, handler)
             return handler(event, LambdaContext.for_function(function))
 
 

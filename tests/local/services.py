@@ -207,6 +207,16 @@ def start_moto_server(port: int | None = None) -> Service:
 # ------------------------------------------------------------------------------------ provisioning
 
 
+@dataclass(frozen=True)
+class Provisioned:
+    """What ``provision_stack`` made: the functions' environment, and the resolver that knows the physical
+    ids of the created resources (table names and ARNs, key ids, secret ARNs) for anything else that
+    resolves the template, such as the functions' IAM policies."""
+
+    environment: dict[str, str]
+    resolver: Resolver
+
+
 def provision(
     template: Template,
     *,
@@ -216,7 +226,27 @@ def provision(
     region: str = "us-east-1",
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Create the template's resources on the local services and return the functions' environment.
+    """``provision_stack(...).environment``: create the resources and return the functions' environment."""
+    return provision_stack(
+        template,
+        dynamodb_endpoint=dynamodb_endpoint,
+        aws_endpoint=aws_endpoint,
+        api_key=api_key,
+        region=region,
+        environ=environ,
+    ).environment
+
+
+def provision_stack(
+    template: Template,
+    *,
+    dynamodb_endpoint: str,
+    aws_endpoint: str,
+    api_key: str,
+    region: str = "us-east-1",
+    environ: Mapping[str, str] | None = None,
+) -> Provisioned:
+    """Create the template's resources on the local services; return the functions' environment and resolver.
 
     Tables (key schema, billing mode, indexes, TTL) go to ``dynamodb_endpoint``; KMS keys and aliases and the
     Secrets Manager secrets go to moto at ``aws_endpoint``. The API key secret (the one API_KEY_SECRET_ID
@@ -247,7 +277,7 @@ def provision(
             "POWERTOOLS_TRACE_DISABLED": "1",
         }
     )
-    return environment
+    return Provisioned(environment, resolver)
 
 
 def resolve_environment(template: Template, resolver: Resolver, environ: Mapping[str, str]) -> dict[str, str]:

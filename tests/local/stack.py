@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from tests.local.gateway import Gateway, GatewayServer, start
+from tests.local.gateway import FunctionRunner, Gateway, GatewayServer, import_handler, start
+from tests.local.iam import IAM, IamEnforcer, enabled_by_environment, install_iam_hook
 from tests.local.idp import (
     DEFAULT_AUDIENCE,
     ENV_AUDIENCE,
@@ -37,7 +38,7 @@ from tests.local.outbox import OUTBOX, Outbox, install_outbox_hook
 from tests.local.services import (
     java_missing_warning,
     patched_environ,
-    provision,
+    provision_stack,
     start_dynamodb_local,
     start_moto_server,
     warn,
@@ -79,6 +80,9 @@ class LocalStack:
         The functions' environment variables (table name, key ids, policy settings, local endpoints).
     idp:
         The local identity provider (``/_local/idp/...``) whose tokens the verification endpoints accept.
+    iam:
+        The enforcer that checks each function's AWS calls against its template policy, or None when
+        ``OTP_LOCAL_IAM=off`` turned that off.
     """
 
     url: str
@@ -91,6 +95,7 @@ class LocalStack:
     aws_endpoint: str
     uses_dynamodb_local: bool
     idp: LocalIdp
+    iam: IamEnforcer | None = None
 
     @property
     def table_name(self) -> str:
@@ -112,6 +117,7 @@ def run_local_stack(
     api_key: str | None = None,
     dynamodb_local: bool = True,
     region: str = "us-east-1",
+    enforce_iam: bool | None = None,
 ) -> Iterator[LocalStack]:
     """Start the local stack in this process and stop all of it on exit.
 
@@ -123,6 +129,9 @@ def run_local_stack(
         Default ``local_api_key()``.
     dynamodb_local:
         False keeps the table on moto even when Java is available (faster start, less faithful).
+    enforce_iam:
+        Whether each function's AWS calls are checked against its template.yaml policy (``tests.local.iam``);
+        None reads ``OTP_LOCAL_IAM`` (on unless ``off``).
 
     The functions' IDP_ISSUER, IDP_AUDIENCE and IDP_JWKS_URL point at the stack's own IdP unless the
     environment sets them (``IDP_ISSUER=`` leaves the verification endpoints out, like an empty IdpIssuer).
@@ -141,7 +150,7 @@ def run_local_stack(
         # Bound before provisioning: the IdP settings name the gateway's URL, whose port 0 picks only now.
         server = GatewayServer(None, host, port)
         stack.callback(server.server_close)
-        environment = provision(
+        provisioned = provision_stack(
             template,
             dynamodb_endpoint=dynamodb_endpoint,
             aws_endpoint=moto.endpoint,
@@ -149,6 +158,7 @@ def run_local_stack(
             region=region,
             environ={**os.environ, **stack_environment(server.url, os.environ)},
         )
+        environment = provisioned.environment
         idp = LocalIdp.load(
             issuer=environment.get(ENV_ISSUER) or local_issuer(server.url),
             audience=environment.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE,
@@ -159,7 +169,12 @@ def run_local_stack(
         _forget_runtime_caches()
         # Before any handler is imported: clients copy the hooks of their session when they are created.
         install_outbox_hook(OUTBOX)
-        gateway = server.gateway = _gateway(template, region, idp)
+        iam = IAM if (enabled_by_environment() if enforce_iam is None else enforce_iam) else None
+        if iam is not None:
+            iam.configure(template, provisioned.resolver)
+            install_iam_hook(iam)
+            stack.callback(iam.clear)
+        gateway = server.gateway = _gateway(template, region, idp, iam)
         server, thread = start(server)
         stack.callback(_shutdown, server, thread)
         yield LocalStack(
@@ -173,13 +188,18 @@ def run_local_stack(
             aws_endpoint=moto.endpoint,
             uses_dynamodb_local=dynamodb is not None,
             idp=idp,
+            iam=iam,
         )
 
 
-def _gateway(template: Template, region: str, idp: LocalIdp) -> Gateway:
+def _gateway(template: Template, region: str, idp: LocalIdp, iam: IamEnforcer | None) -> Gateway:
     resolver = Resolver(template, environ=os.environ, region=region)
     stage = resolver.resolve_str(template.api_properties.get("StageName", "api")) or "api"
-    return Gateway(template, stage=stage, region=region, outbox=OUTBOX, active=resolver.is_active, idp=idp)
+    loader = import_handler if iam is None else lambda function: iam.wrap(function.logical_id, import_handler(function))
+    runner = FunctionRunner(loader=loader, region=region)
+    return Gateway(
+        template, stage=stage, region=region, runner=runner, outbox=OUTBOX, active=resolver.is_active, idp=idp
+    )
 
 
 def _forget_runtime_caches() -> None:

@@ -51,6 +51,7 @@ def succeeded(mfa: Mfa, user: str = "user-1") -> tuple[str, dict]:
     _, claims = mfa.track(user=user)
     mfa.service.client_challenge(claims)
     token = mfa.service.client_verify(claims, mfa.code()).token
+    assert token is not None
     return token, mfa.service.authenticate(f"Bearer {token}")
 
 

@@ -200,7 +200,8 @@ def mfa_service(*, sending: bool = False, tracking: bool = False) -> MfaService:
         clock(),
         challenges=challenge_service(sending=True) if sending else None,
         tokens=token_issuer(),
-        verifier=token_verifier(),
+        # Track never verifies a token: building the verifier would fetch public keys it has no grant for.
+        verifier=None if tracking else token_verifier(),
         rules=rules() if tracking else None,
         device_key=(lambda user, device: codes.subject_key("device", f"{user}\x00{device}")) if codes else None,
     )
