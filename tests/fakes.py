@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-import time
 from collections import defaultdict
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,37 +13,50 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from otp_core import policy
 from otp_core.adapters.kms import der_to_raw_signature
 from otp_core.errors import ConflictError, DeliveryFailedError, RateLimitedError
+from otp_core.policy import FailureRule, SendCharge
 from otp_core.ports import (
+    ChallengeRepository,
+    Clock,
+    DeliveryLog,
+    IdentityRepository,
+    PublicKeySource,
+    Signer,
+    SmsSender,
+)
+from otp_core.records import (
     Authenticator,
     Challenge,
     ChallengeLink,
-    ChallengeRepository,
     ChallengeState,
-    Clock,
-    IdentityRepository,
     OutgoingSms,
-    PublicKeySource,
-    SendQuota,
     SentSms,
-    Signer,
-    SmsSender,
     TrackedAttempt,
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.settings import Settings
+
+# A fixed instant one hour into a UTC day (and at the start of every shorter window): tests that count
+# windows never depend on the time of day they run at. Token checks take the same clock.
+EPOCH = 1_799_971_200 + 3_600
 
 
 class FakeClock(Clock):
     def __init__(self, now: int | None = None) -> None:
-        # Starts at the real time so tokens it stamps pass pyjwt's own exp/nbf checks.
-        self.current = int(time.time()) if now is None else now
+        self.current = EPOCH if now is None else now
 
     def now(self) -> int:
         return self.current
 
     def advance(self, seconds: int) -> None:
         self.current += seconds
+
+
+class FakeDeliveryLog(DeliveryLog):
+    def __init__(self) -> None:
+        self.records: list[tuple[str, SentSms, int]] = []
+
+    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
+        self.records.append((challenge_id, sent, at))
 
 
 class FakeSender(SmsSender):
@@ -83,8 +95,7 @@ class FakeSigner(Signer, PublicKeySource):
 class InMemoryRepository(ChallengeRepository):
     """Every method runs under one lock, as each DynamoDB write is atomic; the rules come from otp_core.policy."""
 
-    def __init__(self, settings: Settings, identities: InMemoryIdentities | None = None) -> None:
-        self._settings = settings
+    def __init__(self, identities: InMemoryIdentities | None = None) -> None:
         self.identities = identities or InMemoryIdentities()
         self._lock = self.identities.lock
         self.challenges: dict[str, Challenge] = {}
@@ -92,15 +103,15 @@ class InMemoryRepository(ChallengeRepository):
         self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
         self.locks: dict[str, int] = {}
 
-    def _check_lock(self, number_key: str, owner: bool, now: int) -> None:
-        for subject in policy.lock_subjects(number_key, owner):
+    def _check_lock(self, locks: tuple[str, ...], now: int) -> None:
+        for subject in locks:
             until = self.locks.get(subject, 0)
             if until > now:
                 raise RateLimitedError("locked", retry_after=until - now)
 
-    def _charge(self, quota: SendQuota) -> None:
-        now = quota.now
-        counters = policy.send_counters(quota, self._settings)
+    def _charge(self, charge: SendCharge) -> None:
+        now = charge.now
+        counters = charge.counters
         for counter in counters:
             bucket = counter.bucket(now)
             current = self.counters[(counter.kind, counter.subject, bucket)]
@@ -111,15 +122,15 @@ class InMemoryRepository(ChallengeRepository):
         for counter in counters:
             self.counters[(counter.kind, counter.subject, counter.bucket(now))] += 1
 
-    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
         with self._lock:
-            self._check_lock(quota.number_key, quota.owner, quota.now)
+            self._check_lock(charge.locks, charge.now)
             attempts = self.identities.attempts
             if link and link.attempt_id:
                 attempt = attempts.get(link.attempt_id)
-                if attempt is None or attempt.user_id != link.user_id or attempt.expires_at <= quota.now:
+                if attempt is None or attempt.user_id != link.user_id or attempt.expires_at <= charge.now:
                     raise ConflictError("attempt expired")
-            self._charge(quota)
+            self._charge(charge)
             self.challenges[challenge.challenge_id] = challenge
             if link and link.attempt_id:
                 attempts[link.attempt_id] = dataclasses.replace(
@@ -132,21 +143,21 @@ class InMemoryRepository(ChallengeRepository):
         with self._lock:
             return self.challenges.get(challenge_id)
 
-    def record_resend(self, challenge: Challenge, quota: SendQuota, next_resend_at: int) -> Challenge:
+    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
         with self._lock:
             current = self.challenges.get(challenge.challenge_id)
-            if current is None or current.resends != challenge.resends or current.state_at(quota.now) != "PENDING":
+            if current is None or current.resends != challenge.resends or current.state_at(charge.now) != "PENDING":
                 raise ConflictError("changed")
-            self._check_lock(quota.number_key, quota.owner, quota.now)
-            self._charge(quota)
+            self._check_lock(charge.locks, charge.now)
+            self._charge(charge)
             updated = dataclasses.replace(current, resends=current.resends + 1, next_resend_at=next_resend_at)
             self.challenges[challenge.challenge_id] = updated
             return updated
 
-    def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
+    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
         with self._lock:
-            for counter in policy.send_counters(quota, self._settings):
-                key = (counter.kind, counter.subject, counter.bucket(quota.now))
+            for counter in charge.counters:
+                key = (counter.kind, counter.subject, counter.bucket(charge.now))
                 self.counters[key] = max(0, self.counters[key] - 1)
             if delete:
                 self.challenges.pop(challenge.challenge_id, None)
@@ -159,31 +170,37 @@ class InMemoryRepository(ChallengeRepository):
             return VerifyOutcome.EXHAUSTED
         return current
 
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
+    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
         with self._lock:
             current = self._pending(challenge.challenge_id, now)
             if isinstance(current, VerifyOutcome):
                 return current
-            self._check_lock(challenge.number_key, challenge.owner, now)
-            counter = policy.failure_counter(challenge.number_key, challenge.owner, self._settings)
+            self._check_lock(rule.locks, now)
+            counter = rule.counter
             bucket = counter.bucket(now)
             failures = self.counters[(counter.kind, counter.subject, bucket)]
             previous = self.counters[(counter.kind, counter.subject, bucket - 1)]
             self.challenges[current.challenge_id] = dataclasses.replace(current, attempts=current.attempts + 1)
             self.counters[(counter.kind, counter.subject, bucket)] = failures + 1
-            if policy.locks_after_failure(previous, failures, now, self._settings):
-                subject = policy.own_lock_subject(challenge.number_key, challenge.owner)
-                self.locks[subject] = now + self._settings.lockout_seconds
+            if policy.locks_after_failure(previous, failures, now, rule):
+                self.locks[rule.own_lock] = now + rule.lockout_seconds
             return VerifyOutcome.WRONG
 
     def mark_verified(
-        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+        self,
+        challenge: Challenge,
+        code_hash: str,
+        now: int,
+        *,
+        locks: tuple[str, ...],
+        claimable_until: int,
+        effects: VerifiedEffects | None = None,
     ) -> VerifyOutcome:
         with self._lock:
             current = self._pending(challenge.challenge_id, now)
             if isinstance(current, VerifyOutcome):
                 return current
-            self._check_lock(challenge.number_key, challenge.owner, now)
+            self._check_lock(locks, now)
             if current.code_hash != code_hash:
                 return VerifyOutcome.INVALID
             identities = self.identities
@@ -199,7 +216,11 @@ class InMemoryRepository(ChallengeRepository):
                 if expected != effects.replaces:
                     return VerifyOutcome.ENROLL_CONFLICT
             self.challenges[current.challenge_id] = dataclasses.replace(
-                current, attempts=current.attempts + 1, state=ChallengeState.VERIFIED, verified_at=now
+                current,
+                attempts=current.attempts + 1,
+                state=ChallengeState.VERIFIED,
+                verified_at=now,
+                claimable_until=claimable_until,
             )
             if effects:
                 identities.apply(effects, now)
@@ -210,7 +231,7 @@ class InMemoryRepository(ChallengeRepository):
             current = self.challenges.get(challenge_id)
             if current is None:
                 raise ConflictError("unknown")
-            claim_window_open = (current.verified_at or 0) + self._settings.token_ttl_seconds > now
+            claim_window_open = (current.claimable_until or 0) > now
             if current.state is ChallengeState.CLAIMED and current.claimed_by == user_id:
                 return current
             if (

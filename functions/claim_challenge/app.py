@@ -8,23 +8,24 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body
 from otp_core.models import ClaimChallengeRequest
 from otp_core.observability import logger, metrics, tracer
-from otp_core.service import ChallengeService
+from otp_core.service import ChallengeRecords
 
 app = make_resolver()
 
 
-def service() -> ChallengeService:
-    return runtime.challenge_service(codes=False)
+def service() -> ChallengeRecords:
+    return runtime.challenge_records()
 
 
 @app.post("/v1/challenges/<challengeId>/claim")
 def claim_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, ClaimChallengeRequest)
-    return json_response(200, service().claim(challengeId, request.user_id))
+    claimed = service().claim(challengeId, request.user_id)
+    return json_response(200, replies.claim_result(claimed, request.user_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.errors import InvalidRequestError
 from otp_core.http import json_response, make_resolver, source_ip
 from otp_core.observability import logger, metrics, tracer
@@ -18,12 +18,13 @@ app = make_resolver()
 
 @app.post("/v1/client/sms/challenge")
 def client_challenge() -> Response[str]:
-    service = runtime.mfa_service(sending=True)
-    claims = service.authenticate(app.current_event.headers.get("Authorization"))
+    flows = runtime.client_flows()
+    claims = flows.authenticate(app.current_event.headers.get("Authorization"))
     body = app.current_event.decoded_body
     if body and body.strip() not in ("", "{}"):
         raise InvalidRequestError("this endpoint takes no request body")
-    return json_response(200, service.client_challenge(claims, source_ip(app)))
+    sent = flows.challenge(claims, runtime.policy(), source_ip(app))
+    return json_response(200, replies.client_challenge_sent(sent))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -11,12 +11,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
 from otp_core.http import json_response, make_resolver, parse_body, principal
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
-from otp_core.service import ChallengeService
+from otp_core.service import ChallengeStarter
 
 app = make_resolver()
 # Replays within an hour return the first answer; the key is scoped to the API key that sent it.
@@ -29,12 +29,24 @@ idempotency = IdempotencyConfig(
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def service() -> ChallengeService:
-    return runtime.challenge_service(sending=True)
+def service() -> ChallengeStarter:
+    return runtime.challenge_starter()
 
 
 def create(request: dict[str, Any]) -> dict[str, Any]:
-    return service().create(CreateChallengeRequest.model_validate(request["body"])).to_json()
+    body = CreateChallengeRequest.model_validate(request["body"])
+    created = service().create(
+        runtime.policy(),
+        action=body.action,
+        phone_number=body.phone_number,
+        user_id=body.user_id,
+        scope=body.scope,
+        message=body.message,
+        sender_id=body.sender_id,
+        locale=body.locale,
+        ip_address=body.ip_address,
+    )
+    return replies.challenge_sent(created).to_json()
 
 
 @cache

@@ -9,7 +9,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
-from otp_core.authenticators import AuthenticatorService
 from otp_core.http import make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
@@ -18,8 +17,7 @@ app = make_resolver()
 
 @app.delete("/v1/users/<userId>/authenticators/<authenticatorId>")
 def delete_authenticator(userId: str, authenticatorId: str) -> Response[str]:  # noqa: N803 - contract names
-    service = AuthenticatorService(runtime.settings(), runtime.identities(), runtime.clock())
-    service.delete(path_user_id(userId), authenticatorId)
+    runtime.authenticator_directory().delete(path_user_id(userId), authenticatorId)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

@@ -8,12 +8,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
-from otp_core.authenticators import AuthenticatorService
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body, path_user_id
 from otp_core.models import EnrollAuthenticatorRequest
 from otp_core.observability import logger, metrics, tracer
-from otp_core.phone import check_phone_number
 
 app = make_resolver()
 
@@ -22,8 +20,8 @@ app = make_resolver()
 def enroll_authenticator(userId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
     user_id = path_user_id(userId)
     request = parse_body(app, EnrollAuthenticatorRequest)
-    service = AuthenticatorService(runtime.settings(), runtime.identities(), runtime.clock(), check_phone_number)
-    return json_response(201, service.enroll(user_id, request.phone_number))
+    enrolled = runtime.authenticator_enroller().enroll(user_id, request.phone_number, runtime.policy())
+    return json_response(201, replies.authenticator_view(enrolled))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

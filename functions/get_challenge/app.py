@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
 
@@ -17,7 +17,8 @@ app = make_resolver()
 
 @app.get("/v1/challenges/<challengeId>")
 def get_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
-    return json_response(200, runtime.challenge_service(codes=False).get(challengeId))
+    records = runtime.challenge_records()
+    return json_response(200, replies.challenge_view(records.get(challengeId), records.now()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,8 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
-from otp_core.authenticators import AuthenticatorService
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
@@ -18,8 +17,8 @@ app = make_resolver()
 
 @app.get("/v1/users/<userId>/authenticators")
 def list_authenticators(userId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
-    service = AuthenticatorService(runtime.settings(), runtime.identities(), runtime.clock())
-    return json_response(200, service.list(path_user_id(userId)))
+    listed = runtime.authenticator_directory().list(path_user_id(userId))
+    return json_response(200, replies.authenticator_list(listed))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

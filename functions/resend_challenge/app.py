@@ -8,17 +8,17 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.errors import InvalidRequestError
 from otp_core.http import json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
-from otp_core.service import ChallengeService
+from otp_core.service import ChallengeStarter
 
 app = make_resolver()
 
 
-def service() -> ChallengeService:
-    return runtime.challenge_service(sending=True)
+def service() -> ChallengeStarter:
+    return runtime.challenge_starter()
 
 
 @app.post("/v1/challenges/<challengeId>/resend")
@@ -26,7 +26,7 @@ def resend_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the con
     body = app.current_event.decoded_body
     if body and body.strip() not in ("", "{}"):
         raise InvalidRequestError("resend takes no request body")
-    return json_response(200, service().resend(challengeId))
+    return json_response(200, replies.challenge_sent(service().resend(challengeId, runtime.policy())))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body
 from otp_core.models import TrackRequest
 from otp_core.observability import logger, metrics, tracer
@@ -19,7 +19,16 @@ app = make_resolver()
 @app.post("/v1/track")
 def track() -> Response[str]:
     request = parse_body(app, TrackRequest)
-    return json_response(200, runtime.mfa_service(tracking=True).track(request))
+    attributes = request.attributes
+    tracked = runtime.tracker().track(
+        runtime.policy(),
+        user_id=request.user_id,
+        action=request.action,
+        attributes=attributes.model_dump(by_alias=True, exclude_none=True),
+        device_id=attributes.device_id,
+        phone_number=attributes.phone_number,
+    )
+    return json_response(200, replies.track_result(tracked))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

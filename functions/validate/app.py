@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body
 from otp_core.models import ValidateRequest
 from otp_core.observability import logger, metrics, tracer
@@ -19,7 +19,9 @@ app = make_resolver()
 @app.post("/v1/validate")
 def validate() -> Response[str]:
     request = parse_body(app, ValidateRequest)
-    return json_response(200, runtime.mfa_service().validate(request.token, request.action))
+    return json_response(
+        200, replies.validate_result(runtime.token_validator().validate(request.token, request.action))
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

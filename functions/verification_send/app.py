@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body, source_ip
 from otp_core.models import PhoneSendRequest
 from otp_core.observability import logger, metrics, tracer
@@ -20,9 +20,15 @@ app = make_resolver()
 def verification_send() -> Response[str]:
     subject = runtime.idp_verifier().subject(app.current_event.headers.get("Authorization"))
     request = parse_body(app, PhoneSendRequest)
-    service = runtime.phone_verification_service()
-    sent = service.send(subject, request.phone_number, request.message, request.sender_id, source_ip(app))
-    return json_response(202, sent)
+    sent = runtime.phone_verification().send(
+        subject,
+        request.phone_number,
+        runtime.policy(),
+        message=request.message,
+        sender_id=request.sender_id,
+        ip_address=source_ip(app),
+    )
+    return json_response(202, replies.phone_sent(sent))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body
 from otp_core.models import PhoneValidateRequest
 from otp_core.observability import logger, metrics, tracer
@@ -20,8 +20,8 @@ app = make_resolver()
 def verification_validate() -> Response[str]:
     subject = runtime.idp_verifier().subject(app.current_event.headers.get("Authorization"))
     request = parse_body(app, PhoneValidateRequest)
-    service = runtime.phone_verification_service()
-    return json_response(200, service.validate(subject, request.phone_number, request.passcode))
+    check = runtime.phone_verification().validate(subject, request.phone_number, request.passcode, runtime.policy())
+    return json_response(200, replies.phone_validate_result(check))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,23 +8,23 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from otp_core import runtime
+from otp_core import replies, runtime
 from otp_core.http import json_response, make_resolver, parse_body
 from otp_core.models import VerifyChallengeRequest
 from otp_core.observability import logger, metrics, tracer
-from otp_core.service import ChallengeService
+from otp_core.service import ChallengeVerifier
 
 app = make_resolver()
 
 
-def service() -> ChallengeService:
-    return runtime.challenge_service(signing=True)
+def service() -> ChallengeVerifier:
+    return runtime.challenge_verifier()
 
 
 @app.post("/v1/challenges/<challengeId>/verify")
 def verify_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, VerifyChallengeRequest)
-    return json_response(200, service().verify(challengeId, request.code))
+    return json_response(200, replies.verify_result(service().verify(challengeId, request.code, runtime.policy())))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

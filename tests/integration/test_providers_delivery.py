@@ -21,9 +21,9 @@ import boto3
 import pytest
 
 from otp_core.adapters.circuit import DeliveryRecorder, DynamoCircuitStore, circuit_key, record_delivery
-from otp_core.ports import SentSms
 from otp_core.providers.circuit import CircuitBreaker, CircuitStatus
 from otp_core.providers.signatures import twilio_callback_url, twilio_signature, webhook_signature
+from otp_core.records import SentSms
 from tests.fakes import FakeClock
 from tests.integration.conftest import Stack
 from tests.local.gateway import LambdaContext

@@ -13,8 +13,8 @@ import pytest
 from otp_core import runtime
 from otp_core.adapters.circuit import DeliveryRecorder, circuit_key
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.ports import OutgoingSms
 from otp_core.providers import build_sender
+from otp_core.records import OutgoingSms
 from otp_core.settings import Settings
 from tests.fakes import FakeClock
 from tests.integration.conftest import Stack

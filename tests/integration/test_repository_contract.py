@@ -21,18 +21,18 @@ import pytest
 from otp_core.adapters.dynamodb import DynamoChallengeRepository
 from otp_core.adapters.identity import DynamoIdentityRepository
 from otp_core.errors import ConflictError, RateLimitedError
-from otp_core.ports import (
+from otp_core.policy import failure_rule, lock_subjects, send_charge
+from otp_core.ports import ChallengeRepository, IdentityRepository
+from otp_core.records import (
     Authenticator,
     Challenge,
     ChallengeLink,
-    ChallengeRepository,
-    IdentityRepository,
     SendQuota,
     TrackedAttempt,
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.settings import Settings
+from otp_core.settings import Policy
 from tests.fakes import InMemoryRepository
 
 HASH, WRONG = "a" * 64, "b" * 64
@@ -40,23 +40,47 @@ HASH, WRONG = "a" * 64, "b" * 64
 
 @dataclass
 class Store:
+    """A repository pair under test, with the policy its rules are drawn from.
+
+    Its methods call the repository the way the use cases do: the charge, rule and locks from otp_core.policy.
+    """
+
     repository: ChallengeRepository
     identities: IdentityRepository
+    policy: Policy
+
+    def create(self, challenge: Challenge, now: int, link: ChallengeLink | None = None) -> None:
+        quota = SendQuota(challenge.number_key, None, now, owner=challenge.owner)
+        self.repository.create(challenge, send_charge(quota, self.policy), link)
+
+    def refund(self, challenge: Challenge, now: int) -> None:
+        quota = SendQuota(challenge.number_key, None, now, owner=challenge.owner)
+        self.repository.refund_send(challenge, send_charge(quota, self.policy), delete=True)
+
+    def fail(self, challenge: Challenge, now: int) -> VerifyOutcome:
+        rule = failure_rule(challenge.number_key, challenge.owner, self.policy)
+        return self.repository.record_failure(challenge, WRONG, now, rule)
+
+    def verify(self, challenge: Challenge, now: int, effects: VerifiedEffects | None = None) -> VerifyOutcome:
+        locks = tuple(lock_subjects(challenge.number_key, challenge.owner))
+        return self.repository.mark_verified(
+            challenge, HASH, now, locks=locks, claimable_until=now + 600, effects=effects
+        )
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def make_store(request: pytest.FixtureRequest) -> Callable[..., Store]:
     def build(**overrides: Any) -> Store:
+        policy = Policy(**overrides)
         if request.param == "memory":
-            settings = Settings(**overrides)
-            repository = InMemoryRepository(settings)
-            return Store(repository, repository.identities)
+            repository = InMemoryRepository()
+            return Store(repository, repository.identities, policy)
         stack = request.getfixturevalue("stack")
-        settings = Settings(table_name=stack.table, **overrides)
         client = boto3.client("dynamodb")
         return Store(
-            DynamoChallengeRepository(client, settings, sleep=lambda _: None),
+            DynamoChallengeRepository(client, stack.table, sleep=lambda _: None),
             DynamoIdentityRepository(client, stack.table),
+            policy,
         )
 
     return build
@@ -93,7 +117,7 @@ def send(
     store: Store, now: int, number_key: str, *, owner: bool = False, link: ChallengeLink | None = None, **fields: Any
 ) -> Challenge:
     created = challenge(now, number_key, owner=owner, **fields)
-    store.repository.create(created, SendQuota(number_key, None, now, owner=owner), link)
+    store.create(created, now, link)
     return created
 
 
@@ -138,7 +162,7 @@ def test_a_refund_returns_the_send(make_store):
     store = make_store()
     number, now = key(), future_boundary(600) + 10
     sent = [send(store, now, number) for _ in range(5)]
-    store.repository.refund_send(sent[-1], SendQuota(number, None, now), delete=True)
+    store.refund(sent[-1], now)
 
     send(store, now, number)
     assert store.repository.get(sent[-1].challenge_id) is None
@@ -149,7 +173,7 @@ def test_a_refund_returns_the_send(make_store):
 
 def fail(store: Store, now: int, number: str, count: int, *, owner: bool = False) -> list[VerifyOutcome]:
     target = send(store, now, number, owner=owner, max_attempts=10)
-    return [store.repository.record_failure(target, WRONG, now) for _ in range(count)]
+    return [store.fail(target, now) for _ in range(count)]
 
 
 def test_no_boundary_lets_twice_the_lockout_threshold_through(make_store):
@@ -160,21 +184,21 @@ def test_no_boundary_lets_twice_the_lockout_threshold_through(make_store):
 
     # When guessing goes on just after the boundary
     target = send(store, boundary + 5, number, max_attempts=10)
-    tenth = store.repository.record_failure(target, WRONG, boundary + 5)
+    tenth = store.fail(target, boundary + 5)
 
     # Then the tenth failure locks the number for the lockout, for guesses, right codes and sends alike
     assert tenth is VerifyOutcome.WRONG
     with pytest.raises(RateLimitedError) as locked:
-        store.repository.record_failure(target, WRONG, boundary + 6)
+        store.fail(target, boundary + 6)
     assert locked.value.retry_after == 899
     with pytest.raises(RateLimitedError):
-        store.repository.mark_verified(target, HASH, boundary + 6)
+        store.verify(target, boundary + 6)
     with pytest.raises(RateLimitedError):
         send(store, boundary + 6, number)
 
     # And the lock ends after 15 minutes
     later = send(store, boundary + 5 + 900, number)
-    assert store.repository.mark_verified(later, HASH, boundary + 5 + 900) is VerifyOutcome.VERIFIED
+    assert store.verify(later, boundary + 5 + 900) is VerifyOutcome.VERIFIED
 
 
 def test_other_requesters_cannot_lock_the_owner_out(make_store):
@@ -187,7 +211,7 @@ def test_other_requesters_cannot_lock_the_owner_out(make_store):
 
     # When the owner is challenged, then the owner's challenge is sent and verifies
     owners = send(store, now, number, owner=True)
-    assert store.repository.mark_verified(owners, HASH, now) is VerifyOutcome.VERIFIED
+    assert store.verify(owners, now) is VerifyOutcome.VERIFIED
 
 
 def test_the_owners_failures_lock_everyone(make_store):
@@ -214,7 +238,7 @@ def test_an_expired_tracked_attempt_takes_no_challenge_and_verifies_none(make_st
 
     # A verification after the attempt expired does not count, and no new challenge can join it
     effects = VerifiedEffects(attempt_id=attempt.attempt_id)
-    assert store.repository.mark_verified(linked, HASH, now + 61, effects) is VerifyOutcome.INVALID
+    assert store.verify(linked, now + 61, effects) is VerifyOutcome.INVALID
     with pytest.raises(ConflictError):
         send(store, now + 61, key(), link=link, user_id="user-1")
     assert store.repository.get(linked.challenge_id).state.value == "PENDING"
@@ -227,8 +251,8 @@ def test_a_step_up_proof_is_spent_once(make_store):
     first, second = send(store, now, key()), send(store, now, key())
 
     effects = VerifiedEffects(consume_proof=proof)
-    assert store.repository.mark_verified(first, HASH, now, effects) is VerifyOutcome.VERIFIED
-    assert store.repository.mark_verified(second, HASH, now, effects) is VerifyOutcome.INVALID
+    assert store.verify(first, now, effects) is VerifyOutcome.VERIFIED
+    assert store.verify(second, now, effects) is VerifyOutcome.INVALID
     assert store.identities.token_used(proof[0])
     assert store.repository.get(second.challenge_id).attempts == 0
 
@@ -242,9 +266,9 @@ def test_an_enrollment_holds_only_against_the_authenticator_it_was_decided_on(ma
     first, stale = send(store, now, key()), send(store, now, key())
 
     replaced = VerifiedEffects(enroll=new, replaces=current.authenticator_id)
-    assert store.repository.mark_verified(first, HASH, now, replaced) is VerifyOutcome.VERIFIED
+    assert store.verify(first, now, replaced) is VerifyOutcome.VERIFIED
     again = dataclasses.replace(replaced, enroll=dataclasses.replace(new, authenticator_id=str(uuid.uuid4())))
-    assert store.repository.mark_verified(stale, HASH, now, again) is VerifyOutcome.ENROLL_CONFLICT
+    assert store.verify(stale, now, again) is VerifyOutcome.ENROLL_CONFLICT
 
     stored = store.identities.get_authenticator(user)
     assert (stored.authenticator_id, stored.phone_number) == (new.authenticator_id, "+14155552672")
@@ -318,7 +342,7 @@ def test_concurrent_failures_count_at_most_the_threshold_and_lock(make_store):
     def guess() -> object:
         with lock:
             target = next(pending)
-        return store.repository.record_failure(target, WRONG, now)
+        return store.fail(target, now)
 
     results = race(20, guess)
 

@@ -35,7 +35,7 @@ def test_fifty_concurrent_wrong_guesses_evaluate_at_most_max_attempts(stack, sms
     def guess() -> None:
         barrier.wait()
         try:
-            results.append(service.verify(challenge_id, other(code)))
+            results.append(service.verify(challenge_id, other(code), runtime.policy()).check)
         except Exception as exc:
             results.append(exc)
 
@@ -52,7 +52,7 @@ def test_fifty_concurrent_wrong_guesses_evaluate_at_most_max_attempts(stack, sms
     )["Item"]
     assert int(item["attempts"]["N"]) <= 5
     assert len(results) == 50
-    assert all(getattr(r, "is_verified", False) is False for r in results)
+    assert all(getattr(r, "verified", False) is False for r in results)
     final = invoke_function("verify_challenge", challenge_id=challenge_id, body={"code": code})
     if int(item["attempts"]["N"]) == 5:
         assert final.body["failureReason"] == "MAX_ATTEMPTS_EXCEEDED"
@@ -70,7 +70,7 @@ def test_two_concurrent_right_codes_verify_once(stack, sms, phone):
     def attempt() -> None:
         barrier.wait()
         try:
-            verified.append(service.verify(challenge_id, code).is_verified)
+            verified.append(service.verify(challenge_id, code, runtime.policy()).check.verified)
         except Exception:
             verified.append(False)
 

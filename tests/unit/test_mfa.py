@@ -6,40 +6,23 @@ import threading
 
 import pytest
 
-from otp_core.authenticators import AuthenticatorService
 from otp_core.errors import ConflictError, ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError
-from otp_core.jwks import build_jwks
-from otp_core.mfa import MfaService
 from otp_core.models import CreateChallengeRequest, TrackRequest
-from otp_core.phone import check_phone_number
-from otp_core.phone_verification import PhoneVerificationService
 from otp_core.rules import load_rules
-from otp_core.token_verify import TokenVerifier
+from tests.unit.conftest import Authenticators, Client, PhoneVerification
 
 PHONE, OTHER = "+14155552671", "+14155552672"
 
 
 class Mfa:
+    """The MFA side of a World: client flows, authenticators and signed-in verification, as handlers call them."""
+
     def __init__(self, world) -> None:
         self.world = world
-        verifier = TokenVerifier(
-            build_jwks(world.signer, [world.signer.key_id]),
-            issuer=world.settings.token_issuer,
-            audience=world.settings.token_audience,
-        )
-        self.identities = world.repository.identities
-        self.service = MfaService(
-            world.settings,
-            self.identities,
-            world.clock,
-            challenges=world.service,
-            tokens=world.tokens,
-            verifier=verifier,
-            rules=load_rules(""),
-            device_key=lambda user, device: f"{user}/{device}",
-        )
-        self.authenticators = AuthenticatorService(world.settings, self.identities, world.clock, check_phone_number)
-        self.phone = PhoneVerificationService(world.service, self.identities, lambda sub, phone: f"{sub}/{phone}")
+        self.identities = world.identities
+        self.service = Client(world)
+        self.authenticators = Authenticators(world)
+        self.phone = PhoneVerification(world)
 
     def track(self, user="user-1", action="signIn", **attributes):
         result = self.service.track(

@@ -13,12 +13,12 @@ import pytest
 
 from otp_core.adapters.sns import SnsSmsSender
 from otp_core.errors import DeliveryFailedError
-from otp_core.ports import OutgoingSms
 from otp_core.providers import build_sender
 from otp_core.providers.circuit import CircuitStatus, MemoryCircuitStore
 from otp_core.providers.factory import ProviderConfigError, parse_endpoints
 from otp_core.providers.routing import FailoverSender
 from otp_core.providers.twilio import TwilioSender
+from otp_core.records import OutgoingSms
 from otp_core.settings import Settings
 from tests.fakes import FakeClock
 

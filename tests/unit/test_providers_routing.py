@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.ports import OutgoingSms, SentSms, SmsSender
+from otp_core.ports import SmsSender
 from otp_core.providers.base import ProviderError, VendorConfig, VendorSender
 from otp_core.providers.circuit import (
     CircuitBreaker,
@@ -18,6 +18,7 @@ from otp_core.providers.circuit import (
     MemoryCircuitStore,
 )
 from otp_core.providers.routing import FailoverSender, country_of, parse_country_routes
+from otp_core.records import OutgoingSms, SentSms
 from tests.fakes import FakeClock
 
 NZ = "+64211234567"

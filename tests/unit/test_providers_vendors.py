@@ -10,12 +10,12 @@ import pytest
 from pytest_socket import enable_socket, socket_allow_hosts
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.ports import OutgoingSms
 from otp_core.providers.base import ProviderError, VendorConfig, VendorSender
 from otp_core.providers.factory import _vendor_class
 from otp_core.providers.routing import FailoverSender
 from otp_core.providers.signatures import verify_webhook
 from otp_core.providers.vonage import is_gsm7
+from otp_core.records import OutgoingSms
 from otp_core.timefmt import rfc3339
 from tests.fakes import FakeClock
 from tests.vendors.servers import FakeVendor, running

@@ -17,9 +17,7 @@ from otp_core.errors import (
     UnsupportedCountryError,
     UnsupportedNumberTypeError,
 )
-from otp_core.jwks import build_jwks
 from otp_core.models import CreateChallengeRequest
-from otp_core.token_verify import TokenVerifier
 from otp_core.tokens import VERIFICATION_TOKEN_TYPE
 
 PHONE = "+14155552671"
@@ -55,12 +53,7 @@ def test_right_code_verifies_once_and_issues_a_token(world):
 
     assert result.is_verified and result.attempts_remaining == 0
     assert (result.user_id, result.phone_number, result.action) == ("user-1", PHONE, "signInWithSms")
-    verifier = TokenVerifier(
-        build_jwks(world.signer, [world.signer.key_id]),
-        issuer=world.settings.token_issuer,
-        audience=world.settings.token_audience,
-    )
-    claims = verifier.verify(result.token, token_type=VERIFICATION_TOKEN_TYPE)
+    claims = world.token_verifier.verify(result.token, token_type=VERIFICATION_TOKEN_TYPE)
     assert claims["sub"] == "user-1"
     assert claims["chl"] == sent.challenge_id
     assert claims["state"] == "CHALLENGE_SUCCEEDED"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import jwt
 import pytest
@@ -17,7 +16,7 @@ from otp_core.errors import UnauthorizedError
 from otp_core.jwks import build_jwks, p256_jwk
 from otp_core.token_verify import TokenVerifier
 from otp_core.tokens import CLIENT_TOKEN_TYPE, VERIFICATION_TOKEN_TYPE, TokenIssuer, b64url
-from tests.fakes import FakeClock, FakeSigner
+from tests.fakes import EPOCH, FakeClock, FakeSigner
 
 ISS, AUD = "urn:sms-otp:test", "sms-otp"
 
@@ -29,12 +28,14 @@ def signer() -> FakeSigner:
 
 @pytest.fixture
 def verifier(signer) -> TokenVerifier:
-    return TokenVerifier(build_jwks(signer, [signer.key_id]), issuer=ISS, audience=AUD)
+    # The verifier checks times against the service's clock: here the fake clock's fixed epoch.
+    return TokenVerifier(build_jwks(signer, [signer.key_id]), issuer=ISS, audience=AUD, clock=FakeClock())
 
 
 def issue(signer, *, clock=None, issuer=ISS, audience=AUD, ttl=600, token_type=VERIFICATION_TOKEN_TYPE) -> str:
-    tokens = TokenIssuer(signer, issuer=issuer, audience=audience, ttl_seconds=ttl, clock=clock or FakeClock())
-    return tokens.issue({"sub": "user-1", "chl": "c", "state": "CHALLENGE_SUCCEEDED"}, token_type=token_type)
+    tokens = TokenIssuer(signer, issuer=issuer, audience=audience, clock=clock or FakeClock())
+    claims = {"sub": "user-1", "chl": "c", "state": "CHALLENGE_SUCCEEDED"}
+    return tokens.issue(claims, token_type=token_type, ttl_seconds=ttl)
 
 
 def forge(header: dict, claims: dict, signature: bytes = b"") -> str:
@@ -45,7 +46,7 @@ def forge(header: dict, claims: dict, signature: bytes = b"") -> str:
 
 
 def valid_claims() -> dict:
-    now = int(time.time())
+    now = EPOCH
     return {"iss": ISS, "aud": AUD, "iat": now, "nbf": now, "exp": now + 600, "jti": "j", "sub": "attacker"}
 
 
@@ -85,13 +86,13 @@ def test_wrong_issuer_or_audience_is_rejected(signer, verifier, issuer, audience
 
 
 def test_expired_token_is_rejected(signer, verifier):
-    old = FakeClock(int(time.time()) - 700)
+    old = FakeClock(EPOCH - 700)
     with pytest.raises(UnauthorizedError):
         verifier.verify(issue(signer, clock=old), token_type=VERIFICATION_TOKEN_TYPE)
 
 
 def test_token_from_the_future_is_rejected(signer, verifier):
-    future = FakeClock(int(time.time()) + 300)
+    future = FakeClock(EPOCH + 300)
     with pytest.raises(UnauthorizedError):
         verifier.verify(issue(signer, clock=future), token_type=VERIFICATION_TOKEN_TYPE)
 

@@ -3,62 +3,52 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from otp_core.errors import NotFoundError
-from otp_core.models import AuthenticatorList, AuthenticatorView
-from otp_core.observability import logger, mask_phone
-from otp_core.ports import Authenticator, Clock, IdentityRepository
-from otp_core.settings import Settings
-from otp_core.timefmt import rfc3339
+from otp_core.observability import logger, mask_phone, tracer
+from otp_core.ports import Clock, IdentityRepository
+from otp_core.records import Authenticator
+from otp_core.service import PhoneCheck
+from otp_core.settings import Policy
 
 
-def authenticator_view(authenticator: Authenticator) -> AuthenticatorView:
-    return AuthenticatorView(
-        authenticator_id=authenticator.authenticator_id,
-        phone_mask=mask_phone(authenticator.phone_number),
-        verified_at=rfc3339(authenticator.verified_at),
-        created_at=rfc3339(authenticator.created_at),
-    )
+class AuthenticatorEnroller:
+    """Enroll, or replace, a user's SMS number verified elsewhere."""
 
-
-class AuthenticatorService:
-    """Programmatic management of a user's SMS authenticator (numbers verified elsewhere)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        identities: IdentityRepository,
-        clock: Clock,
-        phone_check: Callable[[str, Settings], str] | None = None,
-    ) -> None:
-        self._settings = settings
+    def __init__(self, identities: IdentityRepository, clock: Clock, phone_check: PhoneCheck) -> None:
         self._identities = identities
         self._clock = clock
         self._phone_check = phone_check
 
-    def enroll(self, user_id: str, phone_number: str) -> AuthenticatorView:
-        """Enroll or replace the user's SMS number.
+    @tracer.capture_method(capture_response=False)
+    def enroll(self, user_id: str, phone_number: str, policy: Policy) -> Authenticator:
+        """Enroll or replace the user's SMS number (another number is a new authenticator, with a new ID).
 
         Raises
         ------
         InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError
             The number fails the policy.
         """
-        if self._phone_check is None:
-            raise RuntimeError("enroll needs a phone_check")
-        self._phone_check(phone_number, self._settings)
+        self._phone_check(phone_number, policy)
         now = self._clock.now()
         stored = self._identities.put_authenticator(
             Authenticator(str(uuid.uuid4()), user_id, phone_number, verified_at=now, created_at=now)
         )
         logger.info("authenticator enrolled", phone_mask=mask_phone(phone_number))
-        return authenticator_view(stored)
+        return stored
 
-    def list(self, user_id: str) -> AuthenticatorList:
+
+class AuthenticatorDirectory:
+    """List and delete a user's SMS authenticators (no numbers are checked, so no libphonenumber here)."""
+
+    def __init__(self, identities: IdentityRepository) -> None:
+        self._identities = identities
+
+    def list(self, user_id: str) -> list[Authenticator]:
         authenticator = self._identities.get_authenticator(user_id)
-        return AuthenticatorList(authenticators=[authenticator_view(authenticator)] if authenticator else [])
+        return [authenticator] if authenticator else []
 
+    @tracer.capture_method(capture_response=False)
     def delete(self, user_id: str, authenticator_id: str) -> None:
         """Raises NotFoundError when the user has no authenticator with this ID."""
         if not self._identities.delete_authenticator(user_id, authenticator_id):

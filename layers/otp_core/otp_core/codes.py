@@ -25,22 +25,19 @@ class CodeBook:
     ----------
     key:
         The secret HMAC key (at least 32 bytes of entropy).
-    length:
-        Number of digits of a code (4-10).
     """
 
-    def __init__(self, key: bytes, length: int) -> None:
+    def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("the code key must be at least 32 bytes")
+        self._key = key
+
+    @staticmethod
+    def new_code(length: int) -> str:
+        """Draw a uniformly random code of ``length`` digits (4-10) from the OS CSPRNG."""
         if not 4 <= length <= 10:
             raise ValueError("code length must be 4-10 digits")
-        self._key = key
-        self.length = length
-        self._modulus = 10**length
-
-    def new_code(self) -> str:
-        """Draw a uniformly random code of ``length`` digits from the OS CSPRNG."""
-        return f"{secrets.randbelow(self._modulus):0{self.length}d}"
+        return f"{secrets.randbelow(10**length):0{length}d}"
 
     def _mac(self, *parts: str) -> bytes:
         return hmac.new(self._key, "\x00".join(parts).encode(), hashlib.sha256).digest()

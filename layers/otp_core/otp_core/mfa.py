@@ -4,156 +4,170 @@ A client token is an ES256 JWT of this service (``typ`` ``sms-otp-client+jwt``) 
 and one tracked attempt (``trk``). Everything a client endpoint touches is found through the attempt that
 the token names and checked against the token's user, so a token can never act on another user's
 challenge, and the client can never choose a scope: enrollment happens only where the server rules allow
-it (no authenticator yet, or a token that already proves a successful challenge).
+it (no authenticator yet, or a token that proves a successful challenge to the current number, once).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from otp_core.errors import ConflictError, ForbiddenError, UnauthorizedError
-from otp_core.models import (
-    ChallengeSent,
-    ClientChallengeSent,
-    ClientVerifyResult,
-    TrackRequest,
-    TrackResult,
-    ValidateResult,
-)
-from otp_core.observability import logger, metrics
-from otp_core.ports import (
-    Challenge,
-    ChallengeLink,
-    ChallengeState,
-    Clock,
-    IdentityRepository,
-    TrackedAttempt,
-)
+from otp_core.observability import logger, metrics, tracer
+from otp_core.ports import IdentityRepository
+from otp_core.records import Challenge, ChallengeLink, ChallengeState, TrackedAttempt
 from otp_core.rules import RuleSet, decide
-from otp_core.service import CHALLENGE_SUCCEEDED, ChallengeService, Proof, stored_number
-from otp_core.settings import Settings
+from otp_core.service import (
+    CHALLENGE_SUCCEEDED,
+    ChallengeStarter,
+    CodeCheck,
+    CodeChecker,
+    NewChallenge,
+    Proof,
+    stored_number,
+)
+from otp_core.settings import Policy
 from otp_core.tokens import CLIENT_TOKEN_TYPE, VERIFICATION_TOKEN_TYPE, TokenIssuer
 
 if TYPE_CHECKING:
+    from otp_core.ports import Clock
     from otp_core.token_verify import TokenVerifier
 
 BLOCK = "BLOCK"
 _TOKEN_TYPES = (VERIFICATION_TOKEN_TYPE, CLIENT_TOKEN_TYPE)
+Claims = Mapping[str, Any]
 
 
-class MfaService:
-    """Track, validate and the client endpoints.
+@dataclass(frozen=True)
+class Tracked:
+    """The outcome of a tracked action: its state, the client token and whether the user is enrolled."""
+
+    state: str
+    token: str
+    enrolled: bool
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A validated token: ``valid``, the reason when not, and the token's claims when it could be read."""
+
+    valid: bool
+    failure_reason: str | None = None
+    claims: Claims | None = None
+
+
+@dataclass(frozen=True)
+class ClientVerification:
+    """A client verify: the check, and the CHALLENGE_SUCCEEDED client token when it succeeded."""
+
+    check: CodeCheck
+    token: str | None = None
+
+
+class Tracker:
+    """``POST /v1/track``: decide ALLOW, CHALLENGE_REQUIRED or BLOCK and issue the client token.
 
     Parameters
     ----------
-    challenges:
-        The challenge service (sends, checks codes, enrolls on verification).
     identities:
-        Authenticators, tracked attempts, devices and used tokens.
-    tokens, verifier:
-        Issue and check this service's tokens.
+        Authenticators, tracked attempts and devices.
+    clock:
+        Source of the current time.
+    tokens:
+        Issues the client token.
     rules:
-        The adaptive rules; needed by track only.
+        The adaptive rules.
     device_key:
-        Keyed, opaque identifier of a (user, device) pair; needed by track only.
+        Keyed, opaque identifier of a (user, device) pair.
     """
 
     def __init__(
         self,
-        settings: Settings,
         identities: IdentityRepository,
         clock: Clock,
-        *,
-        challenges: ChallengeService | None = None,
-        tokens: TokenIssuer | None = None,
-        verifier: TokenVerifier | None = None,
-        rules: RuleSet | None = None,
-        device_key: Callable[[str, str], str] | None = None,
+        tokens: TokenIssuer,
+        rules: RuleSet,
+        device_key: Callable[[str, str], str],
     ) -> None:
-        self._settings = settings
         self._identities = identities
         self._clock = clock
-        self._challenges = challenges
         self._tokens = tokens
-        self._verifier = verifier
         self._rules = rules
         self._device_key = device_key
 
-    # -- server ---------------------------------------------------------------------------------------------
-
-    def track(self, request: TrackRequest) -> TrackResult:
-        """Decide ALLOW, CHALLENGE_REQUIRED or BLOCK for an action and issue the client token for it."""
-        if self._rules is None or self._device_key is None or self._tokens is None:
-            raise RuntimeError("track needs rules, a device key and a token issuer")
-        if request.attributes.phone_number is not None:
+    @tracer.capture_method(capture_response=False)
+    def track(
+        self,
+        policy: Policy,
+        *,
+        user_id: str,
+        action: str,
+        attributes: Mapping[str, Any],
+        device_id: str | None = None,
+        phone_number: str | None = None,
+    ) -> Tracked:
+        """Decide the state of ``action`` for ``user_id`` from the tracked ``attributes``."""
+        if phone_number is not None:
             from otp_core.phone import require_canonical  # only tracks that carry a number load libphonenumber
 
-            require_canonical(request.attributes.phone_number)
-        attributes = request.attributes.model_dump(by_alias=True, exclude_none=True)
-        enrolled = self._identities.get_authenticator(request.user_id) is not None
-        device = request.attributes.device_id
-        device_key = self._device_key(request.user_id, device) if device else None
+            require_canonical(phone_number)
+        enrolled = self._identities.get_authenticator(user_id) is not None
+        device_key = self._device_key(user_id, device_id) if device_id else None
         state = decide(
             self._rules,
-            request.action,
+            action,
             attributes,
             enrolled=enrolled,
             is_new_device=lambda: (
-                device_key is None or not self._identities.is_known_device(request.user_id, device_key, request.action)
+                device_key is None or not self._identities.is_known_device(user_id, device_key, action)
             ),
         )
         now = self._clock.now()
         attempt = TrackedAttempt(
             attempt_id=str(uuid.uuid4()),
-            user_id=request.user_id,
-            action=request.action,
+            user_id=user_id,
+            action=action,
             state=state,
             device_key=device_key,
             created_at=now,
-            expires_at=now + self._settings.token_ttl_seconds,
+            expires_at=now + policy.token_ttl_seconds,
         )
         self._identities.put_attempt(attempt, seen_device=state == "ALLOW")
         token = self._tokens.issue(
-            {"sub": request.user_id, "act": request.action, "trk": attempt.attempt_id, "state": state},
+            {"sub": user_id, "act": action, "trk": attempt.attempt_id, "state": state},
             token_type=CLIENT_TOKEN_TYPE,
+            ttl_seconds=policy.token_ttl_seconds,
             not_after=attempt.expires_at,
         )
         metrics.add_metric(name=f"Track{state.title().replace('_', '')}", unit="Count", value=1)
         logger.info("action tracked", attempt_id=attempt.attempt_id, state=state)
-        return TrackResult(
-            state=state,  # type: ignore[arg-type]
-            token=token,
-            is_enrolled=enrolled,
-            enrolled_verification_methods=["SMS"] if enrolled else [],
-        )
+        return Tracked(state, token, enrolled)
 
-    def validate(self, token: str, action: str | None) -> ValidateResult:
-        """Check a verification or client token; a successful one validates exactly once."""
+
+class TokenValidator:
+    """``POST /v1/validate``: check a verification or client token; a successful one validates exactly once."""
+
+    def __init__(self, identities: IdentityRepository, verifier: TokenVerifier) -> None:
+        self._identities = identities
+        self._verifier = verifier
+
+    @tracer.capture_method(capture_response=False)
+    def validate(self, token: str, action: str | None) -> Validation:
         claims = self._claims(token)
         if claims is None:
-            return ValidateResult(is_valid=False, failure_reason="TOKEN_INVALID_OR_EXPIRED")
+            return Validation(False, "TOKEN_INVALID_OR_EXPIRED")
         if action is not None and claims.get("act") != action:
-            return ValidateResult(is_valid=False, failure_reason="ACTION_MISMATCH")
-        fields: dict[str, Any] = {
-            "state": claims.get("state"),
-            "user_id": claims.get("sub"),
-            "action": claims.get("act"),
-            "challenge_id": claims.get("chl"),
-            "verification_method": "SMS" if claims.get("chl") else None,
-            "phone_number": claims.get("phone_number"),
-        }
+            return Validation(False, "ACTION_MISMATCH")
         if claims.get("state") != CHALLENGE_SUCCEEDED:
-            return ValidateResult(is_valid=False, failure_reason="CHALLENGE_NOT_COMPLETED", **fields)
+            return Validation(False, "CHALLENGE_NOT_COMPLETED", claims)
         if not self._identities.consume_token(str(claims["jti"]), int(claims["exp"])):
             metrics.add_metric(name="TokenReplayed", unit="Count", value=1)
-            return ValidateResult(is_valid=False, failure_reason="TOKEN_ALREADY_USED")
-        return ValidateResult(is_valid=True, **fields)
+            return Validation(False, "TOKEN_ALREADY_USED")
+        return Validation(True, None, claims)
 
     def _claims(self, token: str) -> dict[str, Any] | None:
-        if self._verifier is None:
-            raise RuntimeError("validate needs a token verifier")
         import jwt  # only validate reads headers itself; the client endpoints go through the verifier
 
         try:
@@ -167,7 +181,37 @@ class MfaService:
         except UnauthorizedError:
             return None
 
-    # -- client ---------------------------------------------------------------------------------------------
+
+class ClientFlows:
+    """The client endpoints (``/v1/client/sms/*``) for the holder of a client token.
+
+    Parameters
+    ----------
+    identities:
+        Authenticators, tracked attempts and used tokens.
+    clock:
+        Source of the current time.
+    starter, checker:
+        Send challenges and check codes.
+    tokens, verifier:
+        Issue and check client tokens.
+    """
+
+    def __init__(
+        self,
+        identities: IdentityRepository,
+        clock: Clock,
+        starter: ChallengeStarter,
+        checker: CodeChecker,
+        tokens: TokenIssuer,
+        verifier: TokenVerifier,
+    ) -> None:
+        self._identities = identities
+        self._clock = clock
+        self._starter = starter
+        self._checker = checker
+        self._tokens = tokens
+        self._verifier = verifier
 
     def authenticate(self, authorization: str | None) -> dict[str, Any]:
         """Claims of the client token in an ``Authorization: Bearer`` header.
@@ -177,8 +221,6 @@ class MfaService:
         UnauthorizedError
             Missing, malformed, forged or expired token, or not a client token.
         """
-        if self._verifier is None:
-            raise RuntimeError("client endpoints need a token verifier")
         scheme, _, token = (authorization or "").partition(" ")
         if scheme != "Bearer" or not token.strip():
             raise UnauthorizedError("a client token is required: Authorization: Bearer <token>")
@@ -187,7 +229,7 @@ class MfaService:
             raise UnauthorizedError("the token is invalid or expired")
         return claims
 
-    def _attempt(self, claims: dict[str, Any]) -> TrackedAttempt:
+    def _attempt(self, claims: Claims) -> TrackedAttempt:
         attempt = self._identities.get_attempt(claims["trk"])
         if attempt is None or attempt.user_id != claims["sub"] or attempt.expires_at <= self._clock.now():
             raise UnauthorizedError("the token is invalid or expired")
@@ -195,19 +237,13 @@ class MfaService:
             raise ForbiddenError("this action was blocked")
         return attempt
 
-    def _service(self) -> ChallengeService:
-        if self._challenges is None:
-            raise RuntimeError("client endpoints need the challenge service")
-        return self._challenges
-
-    def client_enroll(
-        self, claims: dict[str, Any], phone_number: str, ip_address: str | None = None
-    ) -> ClientChallengeSent:
+    @tracer.capture_method(capture_response=False)
+    def enroll(self, claims: Claims, phone_number: str, policy: Policy, ip_address: str | None = None) -> Challenge:
         """Send a code to a new number for the token's user.
 
-        A user who has an SMS authenticator may change it only with a token that proves a challenge to the
-        current number; that proof authorises one change (it is spent when the new number is verified) and
-        none once ``/v1/validate`` consumed it.
+        A user who has an SMS authenticator may change it only with a token that proves a successful challenge
+        to the current number; that proof authorises one change (it is spent when the new number is verified)
+        and none once ``/v1/validate`` consumed it.
 
         Raises
         ------
@@ -217,8 +253,7 @@ class MfaService:
         """
         attempt = self._attempt(claims)
         user_id = attempt.user_id
-        service = self._service()
-        authenticator = service.authenticator_of(user_id)
+        authenticator = self._starter.authenticator_of(user_id)
         proof = None
         if authenticator is not None:
             proves_current = (
@@ -231,7 +266,7 @@ class MfaService:
             if self._identities.token_used(str(claims["jti"])):
                 raise ForbiddenError("this proof was already used; complete a new challenge")
             proof = Proof(str(claims["jti"]), int(claims["exp"]))
-        sent, _ = service.start(
+        new = NewChallenge(
             phone_number,
             attempt.action,
             user_id=user_id,
@@ -241,9 +276,10 @@ class MfaService:
             replaces=authenticator.authenticator_id if authenticator else None,
             proof=proof,
         )
-        return _client_sent(sent)
+        return self._starter.start(new, policy)
 
-    def client_challenge(self, claims: dict[str, Any], ip_address: str | None = None) -> ClientChallengeSent:
+    @tracer.capture_method(capture_response=False)
+    def challenge(self, claims: Claims, policy: Policy, ip_address: str | None = None) -> Challenge:
         """Send, or resend, a code to the user's enrolled number.
 
         Raises
@@ -254,45 +290,39 @@ class MfaService:
             Inside the resend cooldown, over a send cap, or locked out.
         """
         attempt = self._attempt(claims)
-        service = self._service()
-        authenticator = service.authenticator_of(attempt.user_id)
+        authenticator = self._starter.authenticator_of(attempt.user_id)
         if authenticator is None:
             raise ConflictError("this user has no SMS authenticator; enroll first")
         number = stored_number(authenticator)
-        current = service.find(attempt.challenge_id) if attempt.challenge_id else None
+        current = self._starter.find(attempt.challenge_id) if attempt.challenge_id else None
         if _resendable(current, number, self._clock.now()):
-            sent = service.resend(attempt.challenge_id or "", user_id=attempt.user_id)
-        else:
-            sent, _ = service.start(
-                number,
-                attempt.action,
-                user_id=attempt.user_id,
-                ip_address=ip_address,
-                link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
-                owner=True,  # the user who enrolled the number: the owner's allowance and lock
-            )
-        return _client_sent(sent)
+            return self._starter.resend(attempt.challenge_id or "", policy, user_id=attempt.user_id)
+        new = NewChallenge(
+            number,
+            attempt.action,
+            user_id=attempt.user_id,
+            ip_address=ip_address,
+            link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
+            owner=True,  # the user who enrolled the number: the owner's allowance and lock
+        )
+        return self._starter.start(new, policy)
 
-    def client_verify(self, claims: dict[str, Any], code: str) -> ClientVerifyResult:
+    @tracer.capture_method(capture_response=False)
+    def verify(self, claims: Claims, code: str, policy: Policy) -> ClientVerification:
         """Check the code of the attempt's current challenge; success yields a CHALLENGE_SUCCEEDED token."""
         attempt = self._attempt(claims)
         if attempt.challenge_id is None:
-            return ClientVerifyResult(is_verified=False, failure_reason="CODE_INVALID_OR_EXPIRED", attempts_remaining=0)
-        check = self._service().check_code(
+            return ClientVerification(CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, None))
+        check = self._checker.check_code(
             attempt.challenge_id,
             code,
+            policy,
             user_id=attempt.user_id,
             attempt_id=attempt.attempt_id,
             device_key=attempt.device_key,
         )
-        if not check.verified or check.challenge is None or self._tokens is None:
-            return ClientVerifyResult.model_validate(
-                {
-                    "is_verified": False,
-                    "failure_reason": check.failure_reason,
-                    "attempts_remaining": check.attempts_remaining,
-                }
-            )
+        if not check.verified or check.challenge is None:
+            return ClientVerification(check)
         challenge = check.challenge
         token = self._tokens.issue(
             {
@@ -306,14 +336,10 @@ class MfaService:
                 "phone_number_verified": True,
             },
             token_type=CLIENT_TOKEN_TYPE,
+            ttl_seconds=policy.token_ttl_seconds,
             not_after=attempt.expires_at,
         )
-        return ClientVerifyResult(is_verified=True, token=token, attempts_remaining=0)
-
-
-def _client_sent(sent: ChallengeSent) -> ClientChallengeSent:
-    """The client endpoints' answer: the create answer without the server-side fields."""
-    return ClientChallengeSent.model_validate(sent.model_dump(include=set(ClientChallengeSent.model_fields)))
+        return ClientVerification(check, token)
 
 
 def _resendable(challenge: Challenge | None, number: str, now: int) -> bool:

@@ -11,7 +11,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from otp_core.errors import InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError
-from otp_core.settings import Settings
+from otp_core.settings import Policy
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _TYPE_NAMES = {
@@ -54,7 +54,7 @@ def canonical_form(phone_number: str) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
-def check_phone_number(phone_number: str, settings: Settings) -> str:
+def check_phone_number(phone_number: str, policy: Policy) -> str:
     """Validate a number against the policy and return its ISO 3166 region code.
 
     Raises
@@ -68,10 +68,10 @@ def check_phone_number(phone_number: str, settings: Settings) -> str:
     """
     parsed = _canonical(phone_number)
     region = phonenumbers.region_code_for_number(parsed) or "ZZ"
-    allowed = settings.allowed_countries
-    if region in settings.blocked_countries or ("*" not in allowed and region not in allowed):
+    allowed = policy.allowed_countries
+    if region in policy.blocked_countries or ("*" not in allowed and region not in allowed):
         raise UnsupportedCountryError(f"numbers from {region} are not supported")
     number_type = _TYPE_NAMES.get(phonenumbers.number_type(parsed), "UNKNOWN")
-    if number_type not in settings.allowed_number_types:
+    if number_type not in policy.allowed_number_types:
         raise UnsupportedNumberTypeError(f"{number_type} numbers cannot receive codes")
     return region

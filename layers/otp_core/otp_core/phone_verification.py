@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from otp_core.errors import ConflictError
-from otp_core.models import ChallengeSent, PhoneSent, PhoneValidateResult
+from otp_core.observability import tracer
 from otp_core.phone import require_canonical
-from otp_core.ports import ChallengeLink, IdentityRepository
-from otp_core.service import ChallengeService
+from otp_core.ports import IdentityRepository
+from otp_core.records import Challenge, ChallengeLink
+from otp_core.service import ChallengeStarter, CodeCheck, CodeChecker, NewChallenge
+from otp_core.settings import Policy
 
 ACTION = "verifyPhoneNumber"
 
@@ -25,8 +27,8 @@ class PhoneVerificationService:
 
     Parameters
     ----------
-    challenges:
-        The challenge service.
+    starter, checker:
+        Send challenges and check codes.
     identities:
         Where the pointers to pending challenges are read.
     pointer_key:
@@ -35,33 +37,36 @@ class PhoneVerificationService:
 
     def __init__(
         self,
-        challenges: ChallengeService,
+        starter: ChallengeStarter,
+        checker: CodeChecker,
         identities: IdentityRepository,
         pointer_key: Callable[[str, str], str],
     ) -> None:
-        self._challenges = challenges
+        self._starter = starter
+        self._checker = checker
         self._identities = identities
         self._pointer_key = pointer_key
 
+    @tracer.capture_method(capture_response=False)
     def send(
         self,
         subject: str,
         phone_number: str,
-        message: str | None,
-        sender_id: str | None,
+        policy: Policy,
+        *,
+        message: str | None = None,
+        sender_id: str | None = None,
         ip_address: str | None = None,
-    ) -> PhoneSent:
+    ) -> Challenge:
         """Send a code, or resend the pending one for the same number (cooldown and caps apply)."""
         key = self._pointer_key(subject, phone_number)
         pending = self._identities.get_pointer(key)
         if pending is not None:
             try:
-                sent = self._challenges.resend(pending, user_id=subject)
+                return self._starter.resend(pending, policy, user_id=subject)
             except ConflictError:
                 pass  # finished or expired: start a new one below
-            else:
-                return _phone_sent(sent)
-        sent, _ = self._challenges.start(
+        new = NewChallenge(
             phone_number,
             ACTION,
             user_id=subject,
@@ -71,9 +76,10 @@ class PhoneVerificationService:
             link=ChallengeLink(subject, pointer_key=key),
             end_user=True,  # the text and sender ID come from an end user: the stricter rules apply
         )
-        return _phone_sent(sent)
+        return self._starter.start(new, policy)
 
-    def validate(self, subject: str, phone_number: str, passcode: str) -> PhoneValidateResult:
+    @tracer.capture_method(capture_response=False)
+    def validate(self, subject: str, phone_number: str, passcode: str, policy: Policy) -> CodeCheck:
         """Check the passcode; on success the number becomes the subject's SMS authenticator only if the
         subject has none (an access token alone is no proof of the current second factor).
 
@@ -85,15 +91,5 @@ class PhoneVerificationService:
         require_canonical(phone_number)
         challenge_id = self._identities.get_pointer(self._pointer_key(subject, phone_number))
         if challenge_id is None:
-            return PhoneValidateResult(verified=False, failure_reason="CODE_INVALID_OR_EXPIRED", attempts_remaining=0)
-        check = self._challenges.check_code(challenge_id, passcode, user_id=subject, enroll_if_unenrolled=True)
-        if check.verified:
-            return PhoneValidateResult(verified=True, enrolled=check.enrolled)
-        return PhoneValidateResult.model_validate(
-            {"verified": False, "failure_reason": check.failure_reason, "attempts_remaining": check.attempts_remaining}
-        )
-
-
-def _phone_sent(sent: ChallengeSent) -> PhoneSent:
-    """No challenge ID here: the signed-in user's challenge is found by number, never by ID."""
-    return PhoneSent.model_validate(sent.model_dump(include=set(PhoneSent.model_fields)))
+            return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, None)
+        return self._checker.check_code(challenge_id, passcode, policy, user_id=subject, enroll_if_unenrolled=True)

@@ -3,8 +3,9 @@
 Both stores (DynamoDB and the in-memory fake) ask this module the same questions and turn the answers into
 one conditional write, so the rules live here once:
 
-- which counters a send charges (:func:`send_counters`), and which lock and failure counter a challenge uses
-  (:func:`lock_subject`), with the owner's allowance of the contract's Policy table;
+- which counters a send charges and which locks it obeys (:func:`send_charge`), and which failure counter
+  and locks a wrong code uses (:func:`failure_rule`), with the owner's allowance of the contract's Policy
+  table;
 - how many more events a sliding window admits (:func:`sliding_allowance`) and when the next one will be
   admitted (:func:`sliding_retry_after`);
 - when failed verifications lock a number (:func:`locks_after_failure`).
@@ -21,8 +22,8 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from otp_core.ports import SendQuota
-from otp_core.settings import Settings
+from otp_core.records import SendQuota
+from otp_core.settings import Policy
 
 TEN_MINUTES = 600
 HOUR = 3_600
@@ -46,7 +47,44 @@ class Counter:
         return now // self.window
 
 
-def send_counters(quota: SendQuota, settings: Settings) -> list[Counter]:
+@dataclass(frozen=True)
+class SendCharge:
+    """What one send at ``now`` is charged to, and the locks it must find open."""
+
+    counters: tuple[Counter, ...]
+    locks: tuple[str, ...]
+    now: int
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """How a wrong code is counted: its sliding counter (cap = the lockout threshold), the locks it must find
+    open, the lock it sets when it reaches the threshold, and for how long."""
+
+    counter: Counter
+    locks: tuple[str, ...]
+    own_lock: str
+    lockout_seconds: int
+
+
+def send_charge(quota: SendQuota, policy: Policy) -> SendCharge:
+    """The counters and locks of one send (see :func:`send_counters` and :func:`lock_subjects`)."""
+    return SendCharge(
+        tuple(send_counters(quota, policy)), tuple(lock_subjects(quota.number_key, quota.owner)), quota.now
+    )
+
+
+def failure_rule(number_key: str, owner: bool, policy: Policy) -> FailureRule:
+    """How wrong codes of a challenge (to ``number_key``, by its owner or not) are counted and lock."""
+    return FailureRule(
+        counter=failure_counter(number_key, owner, policy),
+        locks=tuple(lock_subjects(number_key, owner)),
+        own_lock=own_lock_subject(number_key, owner),
+        lockout_seconds=policy.lockout_seconds,
+    )
+
+
+def send_counters(quota: SendQuota, policy: Policy) -> list[Counter]:
     """The counters one SMS send is charged to.
 
     A send that names the owner of the enrolled number (``quota.owner``) draws on the owner's own allowance
@@ -55,21 +93,21 @@ def send_counters(quota: SendQuota, settings: Settings) -> list[Counter]:
     """
     prefix = "OWNER" if quota.owner else "SEND"
     counters = [
-        Counter(f"{prefix}10", quota.number_key, TEN_MINUTES, settings.max_sends_per_10_minutes),
-        Counter(f"{prefix}DAY", quota.number_key, DAY, settings.max_sends_per_day),
+        Counter(f"{prefix}10", quota.number_key, TEN_MINUTES, policy.max_sends_per_10_minutes),
+        Counter(f"{prefix}DAY", quota.number_key, DAY, policy.max_sends_per_day),
     ]
     if quota.ip_key is not None:
-        counters.append(Counter("IPHOUR", quota.ip_key, HOUR, settings.max_sends_per_ip_per_hour))
+        counters.append(Counter("IPHOUR", quota.ip_key, HOUR, policy.max_sends_per_ip_per_hour))
     if quota.user_key is not None:
         # An end user may not spread sends over many numbers: the daily cap holds per user as well.
-        counters.append(Counter("USERDAY", quota.user_key, DAY, settings.max_sends_per_day))
+        counters.append(Counter("USERDAY", quota.user_key, DAY, policy.max_sends_per_day))
     return counters
 
 
-def failure_counter(number_key: str, owner: bool, settings: Settings) -> Counter:
+def failure_counter(number_key: str, owner: bool, policy: Policy) -> Counter:
     """The counter of failed verifications a wrong code of this challenge is charged to."""
     kind = "OWNERFAIL" if owner else "FAIL"
-    return Counter(kind, number_key, settings.lockout_window_seconds, settings.lockout_threshold)
+    return Counter(kind, number_key, policy.lockout_window_seconds, policy.lockout_threshold)
 
 
 def lock_subjects(number_key: str, owner: bool) -> list[str]:
@@ -122,10 +160,10 @@ def sliding_retry_after(cap: int, previous: int, current: int, now: int, window:
     return max(1, window - elapsed + math.ceil((1.0 - (cap - 1) / current) * window))
 
 
-def locks_after_failure(previous: int, current_before: int, now: int, settings: Settings) -> bool:
+def locks_after_failure(previous: int, current_before: int, now: int, rule: FailureRule) -> bool:
     """True when this failed verification brings the sliding failure count to the lockout threshold."""
-    window = settings.lockout_window_seconds
-    return sliding_count(previous, current_before + 1, now, window) >= settings.lockout_threshold
+    counter = rule.counter
+    return sliding_count(previous, current_before + 1, now, counter.window) >= counter.cap
 
 
 # -- addresses ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Domain records and the small abstract ports the service talks to.
+"""The small abstract ports the use cases talk to (records live in ``otp_core.records``).
 
 Adapters (DynamoDB, SNS, KMS, Secrets Manager) implement the ports; unit tests use in-memory fakes.
 """
@@ -7,154 +7,18 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from enum import StrEnum
 
-
-class ChallengeState(StrEnum):
-    PENDING = "PENDING"
-    VERIFIED = "VERIFIED"
-    CLAIMED = "CLAIMED"
-    FAILED = "FAILED"
-    EXPIRED = "EXPIRED"
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A stored SMS challenge. ``state`` is the stored state; :meth:`state_at` derives the visible one."""
-
-    challenge_id: str
-    phone_number: str
-    action: str
-    user_id: str | None
-    scope: str | None
-    code_hash: str
-    code_mask: str
-    number_key: str
-    ip_key: str | None
-    message: str | None
-    sender_id: str | None
-    locale: str | None
-    created_at: int
-    expires_at: int
-    max_attempts: int
-    attempts: int = 0
-    resends: int = 0
-    next_resend_at: int = 0
-    state: ChallengeState = ChallengeState.PENDING
-    verified_at: int | None = None
-    claimed_by: str | None = None
-    attempt_id: str | None = None
-    # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
-    user_key: str | None = None
-    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock.
-    owner: bool = False
-    # For enrollment challenges (scope set): the ID of the authenticator the verification may replace, or None
-    # when the user must still have none. A deleted or replaced authenticator so cancels pending enrollments.
-    replaces: str | None = None
-    # The step-up proof (client token ID and expiry) an enrollment change spends on verification.
-    proof_id: str | None = None
-    proof_expires_at: int | None = None
-
-    @property
-    def code_length(self) -> int:
-        """Digits of this challenge's code, fixed when it was created (the policy may change meanwhile)."""
-        return len(self.code_mask)
-
-    @property
-    def attempts_remaining(self) -> int:
-        if self.state is not ChallengeState.PENDING:
-            return 0
-        return max(0, self.max_attempts - self.attempts)
-
-    def state_at(self, now: int) -> ChallengeState:
-        """The state a caller sees at ``now``: expiry and exhaustion are derived, never stored."""
-        if self.state is not ChallengeState.PENDING:
-            return self.state
-        if self.attempts >= self.max_attempts:
-            return ChallengeState.FAILED
-        if now >= self.expires_at:
-            return ChallengeState.EXPIRED
-        return ChallengeState.PENDING
-
-
-@dataclass(frozen=True)
-class Authenticator:
-    """A user's SMS authenticator (one per user)."""
-
-    authenticator_id: str
-    user_id: str
-    phone_number: str
-    verified_at: int
-    created_at: int
-
-
-@dataclass(frozen=True)
-class TrackedAttempt:
-    """One tracked action of a user, the context client tokens are bound to."""
-
-    attempt_id: str
-    user_id: str
-    action: str
-    state: str
-    device_key: str | None
-    created_at: int
-    expires_at: int
-    challenge_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ChallengeLink:
-    """What a new challenge is attached to, written in the same transaction as the challenge.
-
-    ``attempt_id``: the tracked attempt whose current challenge it becomes (client endpoints).
-    ``pointer_key``: an opaque key under which it can be found again (signed-in phone verification).
-    """
-
-    user_id: str
-    attempt_id: str | None = None
-    pointer_key: str | None = None
-
-
-@dataclass(frozen=True)
-class VerifiedEffects:
-    """State changes that happen in the same write as a successful verification."""
-
-    enroll: Authenticator | None = None
-    # The authenticator ID ``enroll`` replaces, or None when the user must still have none (checked in the write).
-    replaces: str | None = None
-    # A step-up proof (token ID, expiry) consumed by this verification: it authorises one enrollment change.
-    consume_proof: tuple[str, int] | None = None
-    attempt_id: str | None = None
-    seen_device: tuple[str, str] | None = None  # (user ID, device key)
-
-
-@dataclass(frozen=True)
-class SendQuota:
-    """The counters one SMS send is charged to, with their caps and window ends (epoch seconds)."""
-
-    number_key: str
-    ip_key: str | None
-    now: int
-    user_key: str | None = None
-    # The send names the owner of the enrolled number (see otp_core.policy.send_counters).
-    owner: bool = False
-
-
-@dataclass(frozen=True)
-class OutgoingSms:
-    """One SMS to send. ``body`` holds the code: adapters never log it."""
-
-    to: str
-    body: str
-    sender_id: str | None
-    challenge_id: str
-
-
-@dataclass(frozen=True)
-class SentSms:
-    provider: str
-    message_id: str | None
+from otp_core.policy import FailureRule, SendCharge
+from otp_core.records import (
+    Authenticator,
+    Challenge,
+    ChallengeLink,
+    OutgoingSms,
+    SentSms,
+    TrackedAttempt,
+    VerifiedEffects,
+    VerifyOutcome,
+)
 
 
 class Clock(ABC):
@@ -168,32 +32,24 @@ class SystemClock(Clock):
         return int(time.time())
 
 
-class VerifyOutcome(StrEnum):
-    WRONG = "WRONG"
-    VERIFIED = "VERIFIED"
-    EXHAUSTED = "EXHAUSTED"
-    INVALID = "INVALID"
-    # The code was right but the enrollment's condition failed (the user's authenticator changed): nothing changed.
-    ENROLL_CONFLICT = "ENROLL_CONFLICT"
-
-
 class ChallengeRepository(ABC):
     """Persistence of challenges and of the counters that limit them.
 
     Every state change is one conditional write: limits, attempts and transitions are enforced by the
-    store's conditions, never by a value read earlier.
+    store's conditions, never by a value read earlier. Which counters, caps and locks apply is decided by
+    ``otp_core.policy`` and handed in; a store only translates it into its write.
     """
 
     @abstractmethod
-    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
-        """Store a new challenge, charge one send to its quota and write its ``link``, atomically.
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
+        """Store a new challenge, charge one send and write its ``link``, atomically.
 
         Raises
         ------
         RateLimitedError
-            A send cap is reached or the number is locked out; nothing was written.
+            A send cap is reached or a lock is in force; nothing was written.
         ConflictError
-            The linked tracked attempt no longer exists or belongs to another user.
+            The linked tracked attempt no longer exists, has expired or belongs to another user.
         """
 
     @abstractmethod
@@ -201,24 +57,25 @@ class ChallengeRepository(ABC):
         """Return the stored challenge, expired ones included, or None."""
 
     @abstractmethod
-    def record_resend(self, challenge: Challenge, quota: SendQuota, next_resend_at: int) -> Challenge:
-        """Count one resend of ``challenge`` (as read) and charge its quota, atomically.
+    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
+        """Count one resend of ``challenge`` (as read) and charge it, atomically.
 
         Raises
         ------
         RateLimitedError
-            A send cap is reached or the number is locked out.
+            A send cap is reached or a lock is in force.
         ConflictError
             The challenge changed since it was read (verified, exhausted, resent concurrently).
         """
 
     @abstractmethod
-    def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
+    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
         """Undo the charge of a send that could not be delivered (and the challenge when ``delete``)."""
 
     @abstractmethod
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
-        """Count one wrong code against the challenge and its number, atomically.
+    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
+        """Count one wrong code against the challenge and its number, atomically; the failure that reaches the
+        threshold sets the rule's lock in the same write.
 
         Returns WRONG when the attempt was counted, EXHAUSTED when no attempt was left, INVALID when the
         challenge is no longer pending or has expired.
@@ -226,23 +83,31 @@ class ChallengeRepository(ABC):
         Raises
         ------
         RateLimitedError
-            The number is locked out.
+            A lock is in force.
         """
 
     @abstractmethod
     def mark_verified(
-        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+        self,
+        challenge: Challenge,
+        code_hash: str,
+        now: int,
+        *,
+        locks: tuple[str, ...],
+        claimable_until: int,
+        effects: VerifiedEffects | None = None,
     ) -> VerifyOutcome:
         """Turn a pending challenge into a verified one if ``code_hash`` is its hash, with ``effects``, atomically.
 
-        Returns VERIFIED, EXHAUSTED / INVALID when another request got there first or a linked record
-        (tracked attempt, step-up proof) is gone or expired, or ENROLL_CONFLICT when only the enrollment's
-        expectation of the user's authenticator failed; in every case but VERIFIED nothing was written.
+        The challenge can be claimed until ``claimable_until``. Returns VERIFIED, EXHAUSTED / INVALID when
+        another request got there first or a linked record (tracked attempt, step-up proof) is gone or
+        expired, or ENROLL_CONFLICT when only the enrollment's expectation of the user's authenticator
+        failed; in every case but VERIFIED nothing was written.
 
         Raises
         ------
         RateLimitedError
-            The number is locked out.
+            One of ``locks`` is in force.
         """
 
     @abstractmethod

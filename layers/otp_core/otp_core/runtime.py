@@ -1,7 +1,9 @@
-"""Process-wide wiring: AWS clients, secrets and services, built once per cold start and on first use.
+"""The composition root: one typed factory per use case, each building exactly what its handler needs.
 
-Handlers call these factories inside their routes, so a function builds only what it uses and tests can
-reset the caches with :func:`reset` after changing the environment.
+Clients, secrets and adapters are built once per cold start, on first use, so a function builds only what
+its use case needs; the policy a request runs under comes from :func:`policy` (the stack parameters: the
+app ``default``) and is passed to each call. Tests reset the caches with :func:`reset` after changing the
+environment.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ from botocore.config import Config
 from otp_core.codes import CodeBook
 from otp_core.errors import DependencyError
 from otp_core.ports import SystemClock
-from otp_core.settings import Settings, get_settings
+from otp_core.settings import Policy, Settings, get_settings
 
 if TYPE_CHECKING:
-    from otp_core.mfa import MfaService
-    from otp_core.service import ChallengeService
+    from otp_core.adapters.circuit import DeliveryRecorder
+    from otp_core.adapters.dynamodb import DynamoChallengeRepository
+    from otp_core.adapters.identity import DynamoIdentityRepository
+    from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
+    from otp_core.idp import IdpTokenVerifier
+    from otp_core.mfa import ClientFlows, TokenValidator, Tracker
+    from otp_core.phone_verification import PhoneVerificationService
+    from otp_core.ports import SmsSender
+    from otp_core.rules import RuleSet
+    from otp_core.service import ChallengeRecords, ChallengeStarter, ChallengeVerifier, CodeChecker
+    from otp_core.token_verify import TokenVerifier
+    from otp_core.tokens import TokenIssuer
 
 # Fail fast inside API Gateway's 29 s limit and the functions' timeout; the SDK retries throttling itself.
 _CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -29,6 +41,12 @@ SECRET_MAX_AGE_SECONDS = 300
 
 def settings() -> Settings:
     return get_settings()
+
+
+@cache
+def policy() -> Policy:
+    """The policy of the app ``default``: the stack parameters."""
+    return settings().policy
 
 
 @cache
@@ -53,9 +71,12 @@ def _secrets_provider(provider_class: Any) -> Any:
     return provider_class(boto3_client=client("secretsmanager"))
 
 
+# -- adapters ------------------------------------------------------------------------------------------------
+
+
 @cache
 def code_book() -> CodeBook:
-    return CodeBook(secret(settings().code_secret_id).encode(), settings().code_length)
+    return CodeBook(secret(settings().code_secret_id).encode())
 
 
 @cache
@@ -64,21 +85,21 @@ def clock() -> SystemClock:
 
 
 @cache
-def repository() -> Any:
+def repository() -> DynamoChallengeRepository:
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
 
-    return DynamoChallengeRepository(client("dynamodb"), settings())
+    return DynamoChallengeRepository(client("dynamodb"), settings().table_name)
 
 
 @cache
-def identities() -> Any:
+def identities() -> DynamoIdentityRepository:
     from otp_core.adapters.identity import DynamoIdentityRepository
 
     return DynamoIdentityRepository(client("dynamodb"), settings().table_name)
 
 
 @cache
-def sms_sender() -> Any:
+def sms_sender() -> SmsSender:
     """The routed, failing-over SMS sender; vendor adapters are imported only for configured providers."""
     from otp_core.providers import build_sender
 
@@ -111,14 +132,14 @@ def _json_secret(secret_id: str) -> dict[str, Any]:
 
 
 @cache
-def delivery_recorder() -> Any:
+def delivery_recorder() -> DeliveryRecorder:
     from otp_core.adapters.circuit import DeliveryRecorder
 
     return DeliveryRecorder(client("dynamodb"), settings().table_name)
 
 
 @cache
-def token_issuer() -> Any:
+def token_issuer() -> TokenIssuer:
     from otp_core.adapters.kms import KmsSigner
     from otp_core.tokens import TokenIssuer
 
@@ -127,13 +148,12 @@ def token_issuer() -> Any:
         KmsSigner(client("kms"), config.signing_key_id),
         issuer=config.token_issuer,
         audience=config.token_audience,
-        ttl_seconds=config.token_ttl_seconds,
         clock=clock(),
     )
 
 
 @cache
-def token_verifier() -> Any:
+def token_verifier() -> TokenVerifier:
     """Checks this service's tokens against the public keys of the current and retired signing keys."""
     from otp_core.adapters.kms import KmsPublicKeys
     from otp_core.jwks import build_jwks
@@ -142,18 +162,18 @@ def token_verifier() -> Any:
     config = settings()
     key_ids = dict.fromkeys((config.signing_key_id, *config.retired_signing_key_ids))
     jwks = build_jwks(KmsPublicKeys(client("kms")), key_ids)
-    return TokenVerifier(jwks, issuer=config.token_issuer, audience=config.token_audience)
+    return TokenVerifier(jwks, issuer=config.token_issuer, audience=config.token_audience, clock=clock())
 
 
 @cache
-def rules() -> Any:
+def rules() -> RuleSet:
     from otp_core.rules import load_rules
 
     return load_rules(settings().track_rules)
 
 
 @cache
-def idp_verifier() -> Any:
+def idp_verifier() -> IdpTokenVerifier:
     from otp_core.idp import IdpTokenVerifier
 
     config = settings()
@@ -167,72 +187,134 @@ def idp_verifier() -> Any:
     )
 
 
-def challenge_service(*, codes: bool = True, sending: bool = False, signing: bool = False) -> ChallengeService:
-    """A challenge service with the parts a function uses (each part is built once per instance)."""
-    from otp_core.service import ChallengeService
+# -- use cases (one factory each) --------------------------------------------------------------------------
 
-    phone_check = None
-    if sending:
-        from otp_core.phone import check_phone_number
 
-        phone_check = check_phone_number
-    return ChallengeService(
-        settings(),
-        repository(),
-        clock(),
-        codes=code_book() if codes else None,
-        sender=sms_sender() if sending else None,
-        tokens=token_issuer() if signing else None,
-        phone_check=phone_check,
-        identities=identities(),
-        deliveries=delivery_recorder() if sending else None,
+@cache
+def challenge_starter() -> ChallengeStarter:
+    """Create and resend (``POST /v1/challenges``, ``.../resend``) and every endpoint that sends."""
+    from otp_core.phone import check_phone_number
+    from otp_core.service import ChallengeStarter
+
+    return ChallengeStarter(
+        repository(), identities(), clock(), code_book(), sms_sender(), delivery_recorder(), check_phone_number
     )
 
 
-def mfa_service(*, sending: bool = False, tracking: bool = False) -> MfaService:
-    """The adaptive MFA service; ``sending`` for client endpoints, ``tracking`` for track."""
-    from otp_core.mfa import MfaService
+@cache
+def code_checker() -> CodeChecker:
+    from otp_core.service import CodeChecker
 
-    codes = code_book() if tracking else None
-    return MfaService(
-        settings(),
+    return CodeChecker(repository(), identities(), clock(), code_book())
+
+
+@cache
+def challenge_verifier() -> ChallengeVerifier:
+    """``POST /v1/challenges/{id}/verify``."""
+    from otp_core.service import ChallengeVerifier
+
+    return ChallengeVerifier(code_checker(), token_issuer())
+
+
+@cache
+def challenge_records() -> ChallengeRecords:
+    """``GET /v1/challenges/{id}`` and ``.../claim``: no code key, no SMS, no signing."""
+    from otp_core.service import ChallengeRecords
+
+    return ChallengeRecords(repository(), clock())
+
+
+@cache
+def tracker() -> Tracker:
+    """``POST /v1/track``: it issues client tokens but never verifies one, so it fetches no public keys."""
+    from otp_core.mfa import Tracker
+
+    codes = code_book()
+    return Tracker(
         identities(),
         clock(),
-        challenges=challenge_service(sending=True) if sending else None,
-        tokens=token_issuer(),
-        # Track never verifies a token: building the verifier would fetch public keys it has no grant for.
-        verifier=None if tracking else token_verifier(),
-        rules=rules() if tracking else None,
-        device_key=(lambda user, device: codes.subject_key("device", f"{user}\x00{device}")) if codes else None,
+        token_issuer(),
+        rules(),
+        lambda user, device: codes.subject_key("device", f"{user}\x00{device}"),
     )
 
 
-def phone_verification_service() -> Any:
+@cache
+def token_validator() -> TokenValidator:
+    """``POST /v1/validate``."""
+    from otp_core.mfa import TokenValidator
+
+    return TokenValidator(identities(), token_verifier())
+
+
+@cache
+def client_flows() -> ClientFlows:
+    """``/v1/client/sms/*``."""
+    from otp_core.mfa import ClientFlows
+
+    return ClientFlows(identities(), clock(), challenge_starter(), code_checker(), token_issuer(), token_verifier())
+
+
+@cache
+def phone_verification() -> PhoneVerificationService:
+    """``/v1/verification/sms/*``."""
     from otp_core.phone_verification import PhoneVerificationService
 
     codes = code_book()
     return PhoneVerificationService(
-        challenge_service(sending=True),
+        challenge_starter(),
+        code_checker(),
         identities(),
         lambda subject, phone: codes.subject_key("pointer", f"{subject}\x00{phone}"),
     )
 
 
+@cache
+def authenticator_enroller() -> AuthenticatorEnroller:
+    """``POST /v1/users/{userId}/authenticators``."""
+    from otp_core.authenticators import AuthenticatorEnroller
+    from otp_core.phone import check_phone_number
+
+    return AuthenticatorEnroller(identities(), clock(), check_phone_number)
+
+
+@cache
+def authenticator_directory() -> AuthenticatorDirectory:
+    """List and delete authenticators."""
+    from otp_core.authenticators import AuthenticatorDirectory
+
+    return AuthenticatorDirectory(identities())
+
+
+_FACTORIES = (
+    policy,
+    client,
+    _secrets_provider,
+    code_book,
+    clock,
+    repository,
+    identities,
+    sms_sender,
+    delivery_recorder,
+    token_issuer,
+    token_verifier,
+    rules,
+    idp_verifier,
+    challenge_starter,
+    code_checker,
+    challenge_verifier,
+    challenge_records,
+    tracker,
+    token_validator,
+    client_flows,
+    phone_verification,
+    authenticator_enroller,
+    authenticator_directory,
+)
+
+
 def reset() -> None:
-    """Forget every cached client, secret and service (tests change the environment between cases)."""
+    """Forget every cached client, secret and use case (tests change the environment between cases)."""
     get_settings.cache_clear()
-    for factory in (
-        client,
-        _secrets_provider,
-        code_book,
-        clock,
-        repository,
-        identities,
-        sms_sender,
-        delivery_recorder,
-        token_issuer,
-        token_verifier,
-        rules,
-        idp_verifier,
-    ):
+    for factory in _FACTORIES:
         factory.cache_clear()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NUMBER_TYPES = frozenset(
     {
@@ -38,22 +38,16 @@ def _csv(value: object) -> object:
     return value
 
 
-class Settings(BaseModel):
-    """Service configuration.
+class Policy(BaseModel):
+    """The rules a request runs under: codes, limits, numbers and messages.
 
-    Attributes mirror the stack parameters; see the README's parameter table for their meaning.
+    The stack parameters give the policy of the app ``default``; it is a value passed to each use case (never
+    read from a global deep in the core), so an app's own settings can replace it per request.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    table_name: str = "sms-otp-local"
     app_name: str = "SMS OTP"
-    code_secret_id: str = "sms-otp/code-key"
-    api_key_secret_id: str = "sms-otp/api-key"
-    signing_key_id: str = "alias/sms-otp-signing"
-    retired_signing_key_ids: tuple[str, ...] = ()
-    token_issuer: str = "urn:sms-otp:local"
-    token_audience: str = "sms-otp"
     token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
     code_length: Annotated[int, Field(ge=4, le=10)] = 6
     code_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
@@ -68,41 +62,11 @@ class Settings(BaseModel):
     allowed_countries: tuple[str, ...] = ("*",)
     blocked_countries: tuple[str, ...] = ()
     allowed_number_types: tuple[str, ...] = ("MOBILE", "FIXED_LINE_OR_MOBILE")
-    sms_providers: tuple[str, ...] = ("sns",)
-    # Adaptive MFA rules (JSON, see otp_core.rules); empty uses the shipped default_rules.json.
-    track_rules: str = ""
-    # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
-    idp_issuer: str = ""
-    idp_audience: str = ""
-    idp_jwks_url: str = ""
-    # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
-    # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
-    idp_access_token_claim: Annotated[str, Field(pattern=r"^(|[A-Za-z0-9_:.-]{1,64}=[A-Za-z0-9_:.-]{1,64})$")] = ""
     # Sender IDs end users may pick on /v1/verification/sms/send (empty: none, the stack's own sender is used).
     end_user_sender_ids: tuple[str, ...] = ()
-    # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
-    # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
-    # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
-    # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).
-    sms_country_routes: str = ""
-    sms_provider_secret_id: str = ""
-    sms_provider_timeout_seconds: Annotated[float, Field(ge=1, le=8)] = 3.0
-    sms_send_budget_seconds: Annotated[float, Field(ge=1, le=8)] = 7.0
-    sms_provider_endpoints: str = ""
-    sms_circuit_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
-    sms_circuit_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
-    sms_circuit_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
-    delivery_callback_base_url: str = ""
-    delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
 
-    _split = field_validator(
-        "retired_signing_key_ids",
-        "allowed_countries",
-        "blocked_countries",
-        "allowed_number_types",
-        "sms_providers",
-        "end_user_sender_ids",
-        mode="before",
+    _split_policy = field_validator(
+        "allowed_countries", "blocked_countries", "allowed_number_types", "end_user_sender_ids", mode="before"
     )(_csv)
 
     @field_validator("app_name")
@@ -128,12 +92,51 @@ class Settings(BaseModel):
             raise ValueError(f"unknown number types: {', '.join(unknown)}")
         return value
 
-    @model_validator(mode="after")
-    def _lock_fits_window(self) -> Settings:
-        # The lock is read from the current and the previous failure window only.
-        if self.lockout_seconds > self.lockout_window_seconds:
-            raise ValueError("lockout_seconds must not exceed lockout_window_seconds")
-        return self
+
+class Settings(Policy):
+    """Service configuration: the default app's policy plus where everything lives.
+
+    Attributes mirror the stack parameters; see the README's parameter table for their meaning.
+    """
+
+    table_name: str = "sms-otp-local"
+    code_secret_id: str = "sms-otp/code-key"
+    api_key_secret_id: str = "sms-otp/api-key"
+    signing_key_id: str = "alias/sms-otp-signing"
+    retired_signing_key_ids: tuple[str, ...] = ()
+    token_issuer: str = "urn:sms-otp:local"
+    token_audience: str = "sms-otp"
+    sms_providers: tuple[str, ...] = ("sns",)
+    # Adaptive MFA rules (JSON, see otp_core.rules); empty uses the shipped default_rules.json.
+    track_rules: str = ""
+    # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
+    idp_issuer: str = ""
+    idp_audience: str = ""
+    idp_jwks_url: str = ""
+    # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
+    # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
+    idp_access_token_claim: Annotated[str, Field(pattern=r"^(|[A-Za-z0-9_:.-]{1,64}=[A-Za-z0-9_:.-]{1,64})$")] = ""
+    # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
+    # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
+    # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
+    # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).
+    sms_country_routes: str = ""
+    sms_provider_secret_id: str = ""
+    sms_provider_timeout_seconds: Annotated[float, Field(ge=1, le=8)] = 3.0
+    sms_send_budget_seconds: Annotated[float, Field(ge=1, le=8)] = 7.0
+    sms_provider_endpoints: str = ""
+    sms_circuit_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
+    sms_circuit_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    sms_circuit_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    delivery_callback_base_url: str = ""
+    delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
+
+    _split = field_validator("retired_signing_key_ids", "sms_providers", mode="before")(_csv)
+
+    @property
+    def policy(self) -> Policy:
+        """The default app's policy (the stack parameters)."""
+        return Policy.model_validate({name: getattr(self, name) for name in Policy.model_fields})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

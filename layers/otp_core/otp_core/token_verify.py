@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 
 from otp_core.errors import UnauthorizedError
+from otp_core.ports import Clock, SystemClock
 
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 _REQUIRED_CLAIMS = ["iss", "aud", "iat", "nbf", "exp", "jti"]
@@ -27,9 +28,19 @@ class TokenVerifier:
         Expected ``iss`` and ``aud``.
     leeway_seconds:
         Clock skew tolerated on ``exp`` and ``nbf``.
+    clock:
+        The time ``exp`` and ``nbf`` are checked against (the service's clock, so tests can move it).
     """
 
-    def __init__(self, jwks: Mapping[str, Any], *, issuer: str, audience: str, leeway_seconds: int = 5) -> None:
+    def __init__(
+        self,
+        jwks: Mapping[str, Any],
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 5,
+        clock: Clock | None = None,
+    ) -> None:
         self._keys = {
             key["kid"]: jwt.PyJWK(dict(key), algorithm="ES256")
             for key in jwks.get("keys", [])
@@ -38,6 +49,7 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._clock = clock or SystemClock()
 
     def verify(self, token: str, *, token_type: str) -> dict[str, Any]:
         """Return the claims of a valid token of ``token_type``.
@@ -66,8 +78,21 @@ class TokenVerifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": _REQUIRED_CLAIMS, "strict_aud": True},
+                # Times are checked below against the service's clock, with the same leeway.
+                options={
+                    "require": _REQUIRED_CLAIMS,
+                    "strict_aud": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as exc:
             raise UnauthorizedError("the token is invalid or expired") from exc
+        now = self._clock.now()
+        times = [claims.get(name) for name in ("exp", "nbf", "iat")]
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in times):
+            raise UnauthorizedError("the token is invalid or expired")
+        if claims["exp"] <= now - self._leeway or claims["nbf"] > now + self._leeway:
+            raise UnauthorizedError("the token is invalid or expired")
         return claims

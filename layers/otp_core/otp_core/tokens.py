@@ -26,24 +26,29 @@ class TokenIssuer:
         Produces raw ES256 signatures; its ``key_id`` becomes the ``kid`` header.
     issuer, audience:
         The ``iss`` and ``aud`` claims.
-    ttl_seconds:
-        Lifetime of a token (``exp`` - ``iat``).
     """
 
-    def __init__(self, signer: Signer, *, issuer: str, audience: str, ttl_seconds: int, clock: Clock) -> None:
+    def __init__(self, signer: Signer, *, issuer: str, audience: str, clock: Clock) -> None:
         self._signer = signer
         self._issuer = issuer
         self._audience = audience
-        self._ttl = ttl_seconds
         self._clock = clock
 
-    def issue(self, claims: Mapping[str, object], *, token_type: str, not_after: int | None = None) -> str:
+    def issue(
+        self,
+        claims: Mapping[str, object],
+        *,
+        token_type: str,
+        ttl_seconds: int,
+        not_after: int | None = None,
+    ) -> str:
         """Sign ``claims`` plus iss, aud, iat, nbf, exp and jti; claims whose value is None are left out.
 
-        ``not_after`` caps ``exp``: a token bound to a tracked attempt never outlives the attempt.
+        The token lives ``ttl_seconds`` (the policy's token lifetime); ``not_after`` caps ``exp``, so a token
+        bound to a tracked attempt never outlives the attempt.
         """
         now = self._clock.now()
-        expires = now + self._ttl if not_after is None else min(now + self._ttl, not_after)
+        expires = now + ttl_seconds if not_after is None else min(now + ttl_seconds, not_after)
         header = {"alg": "ES256", "typ": token_type, "kid": self._signer.key_id}
         payload: dict[str, object] = {
             "iss": self._issuer,

@@ -20,8 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import DependencyError
 from otp_core.observability import logger
-from otp_core.ports import DeliveryLog, SentSms
+from otp_core.ports import DeliveryLog
 from otp_core.providers.circuit import CircuitState, CircuitStatus, CircuitStore
+from otp_core.records import SentSms
 
 _NAMES = {
     "#status": "status",

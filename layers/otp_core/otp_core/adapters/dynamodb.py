@@ -27,31 +27,29 @@ from botocore.exceptions import BotoCoreError, ClientError
 from otp_core.errors import ConflictError, DependencyError, RateLimitedError
 from otp_core.policy import (
     Counter,
-    failure_counter,
-    lock_subjects,
+    FailureRule,
+    SendCharge,
     locks_after_failure,
-    own_lock_subject,
-    send_counters,
     sliding_allowance,
     sliding_retry_after,
 )
-from otp_core.ports import (
+from otp_core.ports import ChallengeRepository
+from otp_core.records import (
     Authenticator,
     Challenge,
     ChallengeLink,
-    ChallengeRepository,
     ChallengeState,
-    SendQuota,
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.settings import Settings
 
 Item = dict[str, dict[str, Any]]
 _DAY = 86_400
 _HOUR = 3_600
-# How long a finished or expired challenge stays readable (GET shows EXPIRED/FAILED) before TTL removes it.
+# How long a finished or expired challenge stays readable (GET shows EXPIRED/FAILED) before TTL removes it,
+# counted from the end of the longest claim window a token lifetime allows.
 _RETENTION = _DAY
+_LONGEST_CLAIM = _HOUR
 _CONFLICT_RETRIES = 4
 # Devices are remembered for a year after they were last seen.
 _DEVICE_RETENTION = 365 * _DAY
@@ -142,6 +140,7 @@ def from_item(item: Item) -> Challenge:
         claimed_by=text("claimedBy"),
         attempt_id=text("attemptId"),
         user_key=text("userKey"),
+        claimable_until=number("claimableUntil"),
         owner=bool(item.get("owner", {}).get("BOOL", False)),
         replaces=text("replaces"),
         proof_id=text("proofId"),
@@ -230,16 +229,15 @@ class DynamoChallengeRepository(ChallengeRepository):
     ----------
     client:
         A boto3 DynamoDB client.
-    settings:
-        Table name and the caps the write conditions enforce.
+    table:
+        The table name.
     sleep:
         Back-off between retries of transactions that lost a conflict (tests pass a no-op).
     """
 
-    def __init__(self, client: Any, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
-        self._table = settings.table_name
-        self._settings = settings
+        self._table = table
         self._sleep = sleep
 
     # -- reads --------------------------------------------------------------------------------------------
@@ -280,7 +278,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- sends --------------------------------------------------------------------------------------------
 
-    def create(self, challenge: Challenge, quota: SendQuota, link: ChallengeLink | None = None) -> None:
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
         put = _Check(
             {
                 "Put": {
@@ -291,14 +289,10 @@ class DynamoChallengeRepository(ChallengeRepository):
             },
             lambda _: ConflictError("challenge ID collision; retry"),
         )
-        tail = [put, *(self._link_ops(challenge, link, quota.now) if link is not None else [])]
+        tail = [put, *(self._link_ops(challenge, link, charge.now) if link is not None else [])]
         self._with_fresh_counts(
-            lambda counts: [
-                *self._lock_checks(quota.number_key, quota.owner, quota.now),
-                *self._charges(quota, counts),
-                *tail,
-            ],
-            self._charge_keys(quota),
+            lambda counts: [*self._lock_checks(charge.locks, charge.now), *self._charges(charge, counts), *tail],
+            self._charge_keys(charge),
         )
 
     def _link_ops(self, challenge: Challenge, link: ChallengeLink, now: int) -> list[_Check]:
@@ -331,7 +325,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             ops.append(_Check({"Put": {"TableName": self._table, "Item": item}}, lambda _: None))
         return ops
 
-    def record_resend(self, challenge: Challenge, quota: SendQuota, next_resend_at: int) -> Challenge:
+    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
         update = _Check(
             {
                 "Update": {
@@ -346,34 +340,30 @@ class DynamoChallengeRepository(ChallengeRepository):
                         ":next": _n(next_resend_at),
                         ":pending": _s(ChallengeState.PENDING.value),
                         ":resends": _n(challenge.resends),
-                        ":now": _n(quota.now),
+                        ":now": _n(charge.now),
                     },
                 }
             },
             lambda _: ConflictError("this challenge changed while resending; read it and retry"),
         )
         self._with_fresh_counts(
-            lambda counts: [
-                update,
-                *self._lock_checks(quota.number_key, quota.owner, quota.now),
-                *self._charges(quota, counts),
-            ],
-            self._charge_keys(quota),
+            lambda counts: [update, *self._lock_checks(charge.locks, charge.now), *self._charges(charge, counts)],
+            self._charge_keys(charge),
         )
         return dataclasses.replace(challenge, resends=challenge.resends + 1, next_resend_at=next_resend_at)
 
-    def refund_send(self, challenge: Challenge, quota: SendQuota, *, delete: bool) -> None:
+    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
         ops: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": counter_key(counter, counter.bucket(quota.now)),
+                    "Key": counter_key(counter, counter.bucket(charge.now)),
                     "UpdateExpression": "ADD n :minus",
                     "ConditionExpression": "n > :zero",
                     "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
                 }
             }
-            for counter in send_counters(quota, self._settings)
+            for counter in charge.counters
         ]
         if delete:
             ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id)}})
@@ -387,8 +377,8 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- verify -------------------------------------------------------------------------------------------
 
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int) -> VerifyOutcome:
-        counter = failure_counter(challenge.number_key, challenge.owner, self._settings)
+    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
+        counter = rule.counter
         bucket = counter.bucket(now)
         update = self._attempt_update(
             challenge,
@@ -423,13 +413,11 @@ class DynamoChallengeRepository(ChallengeRepository):
                 lambda _: _StaleReadError(),
             )
             checks = [update, fail, self._unchanged(counter_key(counter, bucket - 1), previous)]
-            if locks_after_failure(previous, current, now, self._settings):
-                own = own_lock_subject(challenge.number_key, challenge.owner)
-                checks.append(self._lock_update(own, now, now + self._settings.lockout_seconds))
-                others = [s for s in lock_subjects(challenge.number_key, challenge.owner) if s != own]
-                checks.extend(self._lock_check(subject, now) for subject in others)
+            if locks_after_failure(previous, current, now, rule):
+                checks.append(self._lock_update(rule.own_lock, now, now + rule.lockout_seconds))
+                checks.extend(self._lock_check(subject, now) for subject in rule.locks if subject != rule.own_lock)
             else:
-                checks.extend(self._lock_checks(challenge.number_key, challenge.owner, now))
+                checks.extend(self._lock_checks(rule.locks, now))
             return checks
 
         keys = [counter_key(counter, bucket), counter_key(counter, bucket - 1)]
@@ -440,9 +428,15 @@ class DynamoChallengeRepository(ChallengeRepository):
         return VerifyOutcome.WRONG
 
     def mark_verified(
-        self, challenge: Challenge, code_hash: str, now: int, effects: VerifiedEffects | None = None
+        self,
+        challenge: Challenge,
+        code_hash: str,
+        now: int,
+        *,
+        locks: tuple[str, ...],
+        claimable_until: int,
+        effects: VerifiedEffects | None = None,
     ) -> VerifyOutcome:
-        claimable_until = now + self._settings.token_ttl_seconds
         update = self._attempt_update(
             challenge,
             now,
@@ -456,7 +450,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 ":ttl": _n(max(self._challenge_ttl(challenge.expires_at), claimable_until + _RETENTION)),
             },
         )
-        checks = [update, *self._lock_checks(challenge.number_key, challenge.owner, now)]
+        checks = [update, *self._lock_checks(locks, now)]
         if effects is not None:
             checks.extend(self._effect_ops(effects, now))
         try:
@@ -576,8 +570,9 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- building blocks ----------------------------------------------------------------------------------
 
-    def _challenge_ttl(self, expires_at: int) -> int:
-        return expires_at + self._settings.token_ttl_seconds + _RETENTION
+    @staticmethod
+    def _challenge_ttl(expires_at: int) -> int:
+        return expires_at + _LONGEST_CLAIM + _RETENTION
 
     def _lock_check(self, subject: str, now: int) -> _Check:
         return _Check(
@@ -610,8 +605,8 @@ class DynamoChallengeRepository(ChallengeRepository):
             lambda old: _locked(old, now),
         )
 
-    def _lock_checks(self, number_key: str, owner: bool, now: int) -> list[_Check]:
-        return [self._lock_check(subject, now) for subject in lock_subjects(number_key, owner)]
+    def _lock_checks(self, locks: Sequence[str], now: int) -> list[_Check]:
+        return [self._lock_check(subject, now) for subject in locks]
 
     def _unchanged(self, key: Item, seen: int) -> _Check:
         """The previous window's count is still what the allowance was computed from."""
@@ -627,18 +622,19 @@ class DynamoChallengeRepository(ChallengeRepository):
             lambda _: _StaleReadError(),
         )
 
-    def _charge_keys(self, quota: SendQuota) -> list[Item]:
+    @staticmethod
+    def _charge_keys(charge: SendCharge) -> list[Item]:
         keys = []
-        for counter in send_counters(quota, self._settings):
-            bucket = counter.bucket(quota.now)
+        for counter in charge.counters:
+            bucket = counter.bucket(charge.now)
             keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
         return keys
 
-    def _charges(self, quota: SendQuota, counts: dict[tuple[str, str], int]) -> list[_Check]:
+    def _charges(self, charge: SendCharge, counts: dict[tuple[str, str], int]) -> list[_Check]:
         """One increment per counter, capped by its sliding allowance; a cap already reached raises at once."""
-        now = quota.now
+        now = charge.now
         charges = []
-        for counter in send_counters(quota, self._settings):
+        for counter in charge.counters:
             bucket = counter.bucket(now)
             current = counts.get(_ref(counter_key(counter, bucket)), 0)
             previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)

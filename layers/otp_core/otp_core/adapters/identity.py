@@ -29,7 +29,8 @@ from otp_core.adapters.dynamodb import (
     used_token_item,
 )
 from otp_core.errors import DependencyError
-from otp_core.ports import Authenticator, IdentityRepository, TrackedAttempt
+from otp_core.ports import IdentityRepository
+from otp_core.records import Authenticator, TrackedAttempt
 
 _UNAVAILABLE = "the identity store is unavailable; retry later"
 

@@ -7,7 +7,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.ports import OutgoingSms, SentSms, SmsSender
+from otp_core.ports import SmsSender
+from otp_core.records import OutgoingSms, SentSms
 
 
 class SnsSmsSender(SmsSender):

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.ports import Clock, OutgoingSms, SentSms, SmsSender, SystemClock
+from otp_core.ports import Clock, SmsSender, SystemClock
+from otp_core.records import OutgoingSms, SentSms
 
 # The text a caller sees; the reason stays in logs and metrics.
 UNAVAILABLE_DETAIL = "the SMS could not be sent; retry later"

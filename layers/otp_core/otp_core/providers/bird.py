@@ -26,9 +26,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from otp_core.ports import OutgoingSms, SentSms
 from otp_core.providers.base import ProviderError, VendorSender, bad_number, rejected_content
 from otp_core.providers.http import TransportError, json_body, post
+from otp_core.records import OutgoingSms, SentSms
 
 
 class BirdSender(VendorSender):

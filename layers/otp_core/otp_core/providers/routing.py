@@ -43,9 +43,10 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.observability import logger, metrics
-from otp_core.ports import OutgoingSms, SentSms, SmsSender
+from otp_core.ports import SmsSender
 from otp_core.providers.base import UNAVAILABLE_DETAIL, ProviderError, VendorSender
 from otp_core.providers.circuit import CircuitBreaker, Permit
+from otp_core.records import OutgoingSms, SentSms
 
 UNKNOWN_COUNTRY = "ZZ"
 # Below this many seconds left in the budget an attempt could not even connect; stop instead.

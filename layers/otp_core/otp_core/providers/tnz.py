@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.ports import OutgoingSms, SentSms
 from otp_core.providers.base import ProviderError, VendorSender, bad_number, sender_for
 from otp_core.providers.http import TransportError, json_body, post
+from otp_core.records import OutgoingSms, SentSms
 
 _NO_VALID_DESTINATION = "could not find any valid destination"
 

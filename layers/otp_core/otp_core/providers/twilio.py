@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import ClassVar
 from urllib.parse import quote
 
-from otp_core.ports import OutgoingSms, SentSms
 from otp_core.providers.base import (
     ProviderError,
     VendorSender,
@@ -36,6 +35,7 @@ from otp_core.providers.base import (
 )
 from otp_core.providers.http import TransportError, form_body, post
 from otp_core.providers.signatures import twilio_callback_url
+from otp_core.records import OutgoingSms, SentSms
 
 # 21211 invalid 'To' number; 21612 'To' not reachable via SMS; 21614 'To' not a mobile number;
 # 21635 'To' is a landline; 21610 the recipient replied STOP to this sender (sending it elsewhere would

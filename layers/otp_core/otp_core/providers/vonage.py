@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.ports import OutgoingSms, SentSms
 from otp_core.providers.base import (
     ProviderError,
     VendorSender,
@@ -35,6 +34,7 @@ from otp_core.providers.base import (
     uses_request_sender,
 )
 from otp_core.providers.http import TransportError, form_body, post
+from otp_core.records import OutgoingSms, SentSms
 
 BAD_NUMBER_STATUSES = frozenset({"6", "7", "33"})
 TRANSIENT_STATUSES = frozenset({"1", "5", "10"})

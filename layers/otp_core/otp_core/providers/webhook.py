@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from otp_core.ports import OutgoingSms, SentSms
 from otp_core.providers.base import ProviderError, VendorSender, bad_number, rejected_content
 from otp_core.providers.http import TransportError, json_body, post
 from otp_core.providers.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_signature
+from otp_core.records import OutgoingSms, SentSms
 from otp_core.timefmt import rfc3339
 
 BAD_NUMBER_CODE = "INVALID_PHONE_NUMBER"

@@ -1,0 +1,166 @@
+"""Domain records: challenges, authenticators, tracked attempts and what a send or a verification writes.
+
+Plain frozen dataclasses with no behaviour beyond what their own fields imply; the ports (``otp_core.ports``)
+pass them between the use cases and the adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ChallengeState(StrEnum):
+    PENDING = "PENDING"
+    VERIFIED = "VERIFIED"
+    CLAIMED = "CLAIMED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A stored SMS challenge. ``state`` is the stored state; :meth:`state_at` derives the visible one."""
+
+    challenge_id: str
+    phone_number: str
+    action: str
+    user_id: str | None
+    scope: str | None
+    code_hash: str
+    code_mask: str
+    number_key: str
+    ip_key: str | None
+    message: str | None
+    sender_id: str | None
+    locale: str | None
+    created_at: int
+    expires_at: int
+    max_attempts: int
+    attempts: int = 0
+    resends: int = 0
+    next_resend_at: int = 0
+    state: ChallengeState = ChallengeState.PENDING
+    verified_at: int | None = None
+    claimable_until: int | None = None
+    claimed_by: str | None = None
+    attempt_id: str | None = None
+    # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
+    user_key: str | None = None
+    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock.
+    owner: bool = False
+    # For enrollment challenges (scope set): the ID of the authenticator the verification may replace, or None
+    # when the user must still have none. A deleted or replaced authenticator so cancels pending enrollments.
+    replaces: str | None = None
+    # The step-up proof (client token ID and expiry) an enrollment change spends on verification.
+    proof_id: str | None = None
+    proof_expires_at: int | None = None
+
+    @property
+    def code_length(self) -> int:
+        """Digits of this challenge's code, fixed when it was created (the policy may change meanwhile)."""
+        return len(self.code_mask)
+
+    @property
+    def attempts_remaining(self) -> int:
+        if self.state is not ChallengeState.PENDING:
+            return 0
+        return max(0, self.max_attempts - self.attempts)
+
+    def state_at(self, now: int) -> ChallengeState:
+        """The state a caller sees at ``now``: expiry and exhaustion are derived, never stored."""
+        if self.state is not ChallengeState.PENDING:
+            return self.state
+        if self.attempts >= self.max_attempts:
+            return ChallengeState.FAILED
+        if now >= self.expires_at:
+            return ChallengeState.EXPIRED
+        return ChallengeState.PENDING
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """A user's SMS authenticator (one per user)."""
+
+    authenticator_id: str
+    user_id: str
+    phone_number: str
+    verified_at: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class TrackedAttempt:
+    """One tracked action of a user, the context client tokens are bound to."""
+
+    attempt_id: str
+    user_id: str
+    action: str
+    state: str
+    device_key: str | None
+    created_at: int
+    expires_at: int
+    challenge_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChallengeLink:
+    """What a new challenge is attached to, written in the same transaction as the challenge.
+
+    ``attempt_id``: the tracked attempt whose current challenge it becomes (client endpoints).
+    ``pointer_key``: an opaque key under which it can be found again (signed-in phone verification).
+    """
+
+    user_id: str
+    attempt_id: str | None = None
+    pointer_key: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedEffects:
+    """State changes that happen in the same write as a successful verification."""
+
+    enroll: Authenticator | None = None
+    # The authenticator ID ``enroll`` replaces, or None when the user must still have none (checked in the write).
+    replaces: str | None = None
+    # A step-up proof (token ID, expiry) consumed by this verification: it authorises one enrollment change.
+    consume_proof: tuple[str, int] | None = None
+    attempt_id: str | None = None
+    seen_device: tuple[str, str] | None = None  # (user ID, device key)
+
+
+@dataclass(frozen=True)
+class SendQuota:
+    """The counters one SMS send is charged to, with their caps and window ends (epoch seconds)."""
+
+    number_key: str
+    ip_key: str | None
+    now: int
+    user_key: str | None = None
+    # The send names the owner of the enrolled number (see otp_core.policy.send_counters).
+    owner: bool = False
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    """One SMS to send. ``body`` holds the code: adapters never log it."""
+
+    to: str
+    body: str
+    sender_id: str | None
+    challenge_id: str
+
+
+@dataclass(frozen=True)
+class SentSms:
+    provider: str
+    message_id: str | None
+
+
+class VerifyOutcome(StrEnum):
+    WRONG = "WRONG"
+    VERIFIED = "VERIFIED"
+    EXHAUSTED = "EXHAUSTED"
+    INVALID = "INVALID"
+    # The code was right but the enrollment's condition failed (the user's authenticator changed): nothing changed.
+    ENROLL_CONFLICT = "ENROLL_CONFLICT"

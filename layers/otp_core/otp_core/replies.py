@@ -1,0 +1,160 @@
+"""Shaping the use cases' domain results into the contract's response models (handlers call these).
+
+One function per answer shape, so a field is computed in one place: the mask of a number, RFC 3339 times,
+the attempts a caller may still use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from otp_core.models import (
+    AuthenticatorList,
+    AuthenticatorView,
+    ChallengeSent,
+    ChallengeView,
+    ClaimResult,
+    ClientChallengeSent,
+    ClientVerifyResult,
+    PhoneSent,
+    PhoneValidateResult,
+    TrackResult,
+    ValidateResult,
+    VerifyResult,
+)
+from otp_core.observability import mask_phone
+from otp_core.records import Authenticator, Challenge, ChallengeState
+from otp_core.timefmt import rfc3339
+
+if TYPE_CHECKING:  # the use cases' result types; importing them here would load every use case's module
+    from otp_core.mfa import ClientVerification, Tracked, Validation
+    from otp_core.service import CodeCheck, Verification
+
+
+def challenge_sent(challenge: Challenge) -> ChallengeSent:
+    """The answer of create and resend."""
+    return ChallengeSent(
+        challenge_id=challenge.challenge_id,
+        phone_mask=mask_phone(challenge.phone_number),
+        expires_at=rfc3339(challenge.expires_at),
+        resend_available_at=rfc3339(challenge.next_resend_at),
+        attempts_remaining=challenge.attempts_remaining,
+    )
+
+
+def client_challenge_sent(challenge: Challenge) -> ClientChallengeSent:
+    """The answer of the client endpoints that send: no server-side fields."""
+    return ClientChallengeSent(
+        challenge_id=challenge.challenge_id,
+        phone_mask=mask_phone(challenge.phone_number),
+        expires_at=rfc3339(challenge.expires_at),
+        resend_available_at=rfc3339(challenge.next_resend_at),
+    )
+
+
+def phone_sent(challenge: Challenge) -> PhoneSent:
+    """The signed-in send's answer: no challenge ID, the user's challenge is found by number, never by ID."""
+    return PhoneSent(
+        phone_mask=mask_phone(challenge.phone_number),
+        expires_at=rfc3339(challenge.expires_at),
+        resend_available_at=rfc3339(challenge.next_resend_at),
+    )
+
+
+def _not_verified(check: CodeCheck) -> dict[str, Any]:
+    return {"failure_reason": check.failure_reason, "attempts_remaining": check.attempts_remaining}
+
+
+def verify_result(verification: Verification) -> VerifyResult:
+    """The server verify's answer."""
+    check, challenge = verification.check, verification.check.challenge
+    if not check.verified or challenge is None:
+        return VerifyResult.model_validate({"is_verified": False, **_not_verified(check)})
+    return VerifyResult(
+        is_verified=True,
+        token=verification.token,
+        attempts_remaining=0,
+        user_id=challenge.user_id,
+        phone_number=challenge.phone_number,
+        action=challenge.action,
+    )
+
+
+def client_verify_result(verification: ClientVerification) -> ClientVerifyResult:
+    """The client verify's answer."""
+    if not verification.check.verified:
+        return ClientVerifyResult.model_validate({"is_verified": False, **_not_verified(verification.check)})
+    return ClientVerifyResult(is_verified=True, token=verification.token, attempts_remaining=0)
+
+
+def phone_validate_result(check: CodeCheck) -> PhoneValidateResult:
+    """The signed-in validate's answer."""
+    if check.verified:
+        return PhoneValidateResult(verified=True, enrolled=check.enrolled)
+    return PhoneValidateResult.model_validate({"verified": False, **_not_verified(check)})
+
+
+def claim_result(challenge: Challenge, user_id: str) -> ClaimResult:
+    return ClaimResult(
+        challenge_id=challenge.challenge_id,
+        user_id=user_id,
+        phone_number=challenge.phone_number,
+        action=challenge.action,
+    )
+
+
+def challenge_view(challenge: Challenge, now: int) -> ChallengeView:
+    """A challenge's public state at ``now`` (expiry and exhaustion are derived, never stored)."""
+    state = challenge.state_at(now)
+    return ChallengeView(
+        challenge_id=challenge.challenge_id,
+        state=state.value,
+        action=challenge.action,
+        user_id=challenge.claimed_by or challenge.user_id,
+        phone_mask=mask_phone(challenge.phone_number),
+        created_at=rfc3339(challenge.created_at),
+        expires_at=rfc3339(challenge.expires_at),
+        attempts_remaining=challenge.attempts_remaining if state is ChallengeState.PENDING else 0,
+    )
+
+
+def track_result(tracked: Tracked) -> TrackResult:
+    return TrackResult.model_validate(
+        {
+            "state": tracked.state,
+            "token": tracked.token,
+            "is_enrolled": tracked.enrolled,
+            "enrolled_verification_methods": ["SMS"] if tracked.enrolled else [],
+        }
+    )
+
+
+def validate_result(validation: Validation) -> ValidateResult:
+    """``/v1/validate``: the token's subject, action and challenge when its claims could be read."""
+    fields: dict[str, Any] = {}
+    claims = validation.claims
+    if claims is not None:
+        fields = {
+            "state": claims.get("state"),
+            "user_id": claims.get("sub"),
+            "action": claims.get("act"),
+            "challenge_id": claims.get("chl"),
+            "verification_method": "SMS" if claims.get("chl") else None,
+            "phone_number": claims.get("phone_number"),
+        }
+    return ValidateResult.model_validate(
+        {"is_valid": validation.valid, "failure_reason": validation.failure_reason, **fields}
+    )
+
+
+def authenticator_view(authenticator: Authenticator) -> AuthenticatorView:
+    return AuthenticatorView(
+        authenticator_id=authenticator.authenticator_id,
+        phone_mask=mask_phone(authenticator.phone_number),
+        verified_at=rfc3339(authenticator.verified_at),
+        created_at=rfc3339(authenticator.created_at),
+    )
+
+
+def authenticator_list(authenticators: list[Authenticator]) -> AuthenticatorList:
+    return AuthenticatorList(authenticators=[authenticator_view(a) for a in authenticators])
