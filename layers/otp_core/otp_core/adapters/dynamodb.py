@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import ConflictError, DependencyError, RateLimitedError
+from otp_core.observability import logger, tracer
 from otp_core.policy import (
     Counter,
     FailureRule,
@@ -242,6 +243,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- reads --------------------------------------------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)
     def get(self, challenge_id: str) -> Challenge | None:
         try:
             response = self._client.get_item(
@@ -278,6 +280,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- sends --------------------------------------------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)
     def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
         put = _Check(
             {
@@ -325,6 +328,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             ops.append(_Check({"Put": {"TableName": self._table, "Item": item}}, lambda _: None))
         return ops
 
+    @tracer.capture_method(capture_response=False)
     def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
         update = _Check(
             {
@@ -352,6 +356,7 @@ class DynamoChallengeRepository(ChallengeRepository):
         )
         return dataclasses.replace(challenge, resends=challenge.resends + 1, next_resend_at=next_resend_at)
 
+    @tracer.capture_method(capture_response=False)
     def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
         ops: list[dict[str, Any]] = [
             {
@@ -371,12 +376,11 @@ class DynamoChallengeRepository(ChallengeRepository):
             self._client.transact_write_items(TransactItems=ops)
         except (ClientError, BotoCoreError):
             # The caller reports the delivery failure either way; a lost refund only costs one send of quota.
-            from otp_core.observability import logger
-
             logger.warning("send refund failed", challenge_id=challenge.challenge_id)
 
     # -- verify -------------------------------------------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)
     def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
         counter = rule.counter
         bucket = counter.bucket(now)
@@ -427,6 +431,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             return self._lost(lost, challenge)
         return VerifyOutcome.WRONG
 
+    @tracer.capture_method(capture_response=False)
     def mark_verified(
         self,
         challenge: Challenge,
@@ -543,6 +548,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     # -- claim --------------------------------------------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
         try:
             response = self._client.update_item(

@@ -29,6 +29,7 @@ from otp_core.adapters.dynamodb import (
     used_token_item,
 )
 from otp_core.errors import DependencyError
+from otp_core.observability import tracer
 from otp_core.ports import IdentityRepository
 from otp_core.records import Authenticator, TrackedAttempt
 
@@ -61,10 +62,12 @@ class DynamoIdentityRepository(IdentityRepository):
             raise DependencyError(_UNAVAILABLE) from exc
         return item
 
+    @tracer.capture_method(capture_response=False)
     def get_authenticator(self, user_id: str) -> Authenticator | None:
         item = self._get(authenticator_key(user_id))
         return authenticator_from_item(item) if item else None
 
+    @tracer.capture_method(capture_response=False)
     def put_authenticator(self, authenticator: Authenticator) -> Authenticator:
         # The read only chooses the write; its condition makes a concurrent change fail and be read again.
         for _ in range(4):
@@ -79,6 +82,7 @@ class DynamoIdentityRepository(IdentityRepository):
                 return stored
         raise DependencyError("the authenticator changed concurrently; retry")
 
+    @tracer.capture_method(capture_response=False)
     def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
         return self._conditional(
             self._client.delete_item,
@@ -99,6 +103,7 @@ class DynamoIdentityRepository(IdentityRepository):
             raise DependencyError(_UNAVAILABLE) from exc
         return True
 
+    @tracer.capture_method(capture_response=False)
     def put_attempt(self, attempt: TrackedAttempt, *, seen_device: bool) -> None:
         item: Item = {
             **attempt_key(attempt.attempt_id),
@@ -128,6 +133,7 @@ class DynamoIdentityRepository(IdentityRepository):
         except (ClientError, BotoCoreError) as exc:
             raise DependencyError(_UNAVAILABLE) from exc
 
+    @tracer.capture_method(capture_response=False)
     def get_attempt(self, attempt_id: str) -> TrackedAttempt | None:
         item = self._get(attempt_key(attempt_id))
         if not item:
@@ -143,6 +149,7 @@ class DynamoIdentityRepository(IdentityRepository):
             challenge_id=item["challengeId"]["S"] if "challengeId" in item else None,
         )
 
+    @tracer.capture_method(capture_response=False)
     def is_known_device(self, user_id: str, device_key: str, action: str) -> bool:
         keys = [device_key_of(user_id, device_key), device_key_of(user_id, device_key, action)]
         try:
@@ -155,13 +162,16 @@ class DynamoIdentityRepository(IdentityRepository):
             raise DependencyError(_UNAVAILABLE)
         return bool(response.get("Responses", {}).get(self._table))
 
+    @tracer.capture_method(capture_response=False)
     def token_used(self, token_id: str) -> bool:
         return self._get(_used_key(token_id)) is not None
 
+    @tracer.capture_method(capture_response=False)
     def get_pointer(self, key: str) -> str | None:
         item = self._get(pointer_key(key))
         return item["challengeId"]["S"] if item else None
 
+    @tracer.capture_method(capture_response=False)
     def consume_token(self, token_id: str, expires_at: int) -> bool:
         return self._conditional(
             self._client.put_item,

@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import DependencyError
+from otp_core.observability import tracer
 from otp_core.ports import PublicKeySource, Signer
 
 _P256_COORDINATE = 32
@@ -48,6 +49,7 @@ class KmsSigner(Signer):
         self._client = client
         self.key_id = key_id
 
+    @tracer.capture_method(capture_response=False)
     def sign(self, message: bytes) -> bytes:
         try:
             response = self._client.sign(
@@ -62,6 +64,7 @@ class KmsPublicKeys(PublicKeySource):
     def __init__(self, client: Any) -> None:
         self._client = client
 
+    @tracer.capture_method(capture_response=False)
     def public_key_der(self, key_id: str) -> bytes:
         try:
             response = self._client.get_public_key(KeyId=key_id)
