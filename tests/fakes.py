@@ -112,13 +112,15 @@ class InMemoryRepository(ChallengeRepository):
     def _charge(self, charge: SendCharge) -> None:
         now = charge.now
         counters = charge.counters
+        waits = []
         for counter in counters:
             bucket = counter.bucket(now)
             current = self.counters[(counter.kind, counter.subject, bucket)]
             previous = self.counters[(counter.kind, counter.subject, bucket - 1)]
             if current >= policy.sliding_allowance(counter.cap, previous, now, counter.window):
-                retry = policy.sliding_retry_after(counter.cap, previous, current, now, counter.window)
-                raise RateLimitedError("limited", retry_after=retry)
+                waits.append(policy.sliding_retry_after(counter.cap, previous, current, now, counter.window))
+        if waits:
+            raise RateLimitedError("limited", retry_after=max(waits))
         for counter in counters:
             self.counters[(counter.kind, counter.subject, counter.bucket(now))] += 1
 
@@ -210,6 +212,11 @@ class InMemoryRepository(ChallengeRepository):
                     return VerifyOutcome.INVALID
             if effects and effects.consume_proof and effects.consume_proof[0] in identities.used_tokens:
                 return VerifyOutcome.INVALID
+            if effects and effects.still_enrolled:
+                user_id, authenticator_id = effects.still_enrolled
+                enrolled = identities.authenticators.get(user_id)
+                if enrolled is None or enrolled.authenticator_id != authenticator_id:
+                    return VerifyOutcome.INVALID
             if effects and effects.enroll:
                 existing = identities.authenticators.get(effects.enroll.user_id)
                 expected = existing.authenticator_id if existing else None

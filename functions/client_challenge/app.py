@@ -9,8 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.errors import InvalidRequestError
-from otp_core.http import json_response, make_resolver, source_ip
+from otp_core.http import json_response, make_resolver, require_no_body, source_ip
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -20,9 +19,7 @@ app = make_resolver()
 def client_challenge() -> Response[str]:
     flows = runtime.client_flows()
     claims = flows.authenticate(app.current_event.headers.get("Authorization"))
-    body = app.current_event.decoded_body
-    if body and body.strip() not in ("", "{}"):
-        raise InvalidRequestError("this endpoint takes no request body")
+    require_no_body(app, "this endpoint takes no request body")
     sent = flows.challenge(claims, runtime.policy(), source_ip(app))
     return json_response(200, replies.client_challenge_sent(sent))
 

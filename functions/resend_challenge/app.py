@@ -9,8 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.errors import InvalidRequestError
-from otp_core.http import json_response, make_resolver
+from otp_core.http import json_response, make_resolver, require_no_body
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeStarter
 
@@ -23,9 +22,7 @@ def service() -> ChallengeStarter:
 
 @app.post("/v1/challenges/<challengeId>/resend")
 def resend_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
-    body = app.current_event.decoded_body
-    if body and body.strip() not in ("", "{}"):
-        raise InvalidRequestError("resend takes no request body")
+    require_no_body(app, "resend takes no request body")
     return json_response(200, replies.challenge_sent(service().resend(challengeId, runtime.policy())))
 
 

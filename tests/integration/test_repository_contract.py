@@ -353,3 +353,32 @@ def test_concurrent_failures_count_at_most_the_threshold_and_lock(make_store):
     if len(counted) == 10:
         with pytest.raises(RateLimitedError):
             send(store, now, number)
+
+
+def test_an_owner_challenge_counts_only_while_its_authenticator_stands(make_store):
+    store = make_store()
+    now = future_boundary(600)
+    user = f"user-{uuid.uuid4()}"
+    current = store.identities.put_authenticator(Authenticator(str(uuid.uuid4()), user, "+14155552671", now, now))
+    kept, replaced = send(store, now, key(), owner=True), send(store, now, key(), owner=True)
+
+    standing = VerifiedEffects(still_enrolled=(user, current.authenticator_id))
+    assert store.verify(kept, now, standing) is VerifyOutcome.VERIFIED
+    store.identities.put_authenticator(Authenticator(str(uuid.uuid4()), user, "+14155552672", now, now))
+    assert store.verify(replaced, now, standing) is VerifyOutcome.INVALID
+    assert store.repository.get(replaced.challenge_id).attempts == 0
+
+
+def test_retry_after_names_the_longest_wait(make_store):
+    # Given a number whose 10-minute cap and day cap are both full
+    store = make_store()
+    number, start = key(), future_boundary(86_400) + 3_600
+    for _ in range(5):
+        send(store, start, number)
+    for _ in range(5):
+        send(store, start + 1_300, number)
+
+    # When one more is asked for, then Retry-After is the day cap's wait
+    with pytest.raises(RateLimitedError) as limited:
+        send(store, start + 1_301, number)
+    assert limited.value.retry_after > 3_600

@@ -447,3 +447,74 @@ def test_allow_marks_a_device_known_only_for_that_action(world):
     # Then it is still a new device for the sensitive one
     assert allowed.state == "ALLOW"
     assert sensitive.state == "CHALLENGE_REQUIRED"
+
+
+# -- second review (attacks on the fixes) ---------------------------------------------------------------------
+
+
+def test_strangers_behind_the_owners_address_cannot_deny_the_owner(make_world):
+    # Given strangers who spend the per-address cap of an office's shared address on sign-ups
+    mfa = Mfa(make_world(max_sends_per_ip_per_hour=3))
+    mfa.authenticators.enroll("victim", PHONE)
+    for index in range(3):
+        mfa.service.client_enroll(tracked(mfa, user=f"stranger-{index}"), f"+1415555{2700 + index:04d}", "203.0.113.9")
+    with pytest.raises(RateLimitedError):
+        mfa.service.client_enroll(tracked(mfa, user="stranger-9"), "+14155552799", "203.0.113.9")
+
+    # When the owner asks for a code from the same address, then it is sent
+    mfa.service.client_challenge(tracked(mfa, user="victim"), "203.0.113.9")
+    assert mfa.world.sender.sent[-1].to == PHONE
+
+
+def test_retry_after_is_the_longest_wait_among_full_caps(world):
+    # Given the 10-minute cap and the day cap both full
+    for _ in range(5):
+        create(world, phoneNumber=PHONE)
+    world.clock.advance(1300)
+    for _ in range(5):
+        create(world, phoneNumber=PHONE)
+
+    # When one more is asked for, then the wait is the day cap's, not the shorter 10-minute one
+    with pytest.raises(RateLimitedError) as limited:
+        create(world, phoneNumber=PHONE)
+    assert limited.value.retry_after > 3600
+    world.clock.advance(limited.value.retry_after)
+    create(world, phoneNumber=PHONE)
+
+
+def test_a_sign_in_code_to_a_replaced_number_proves_nothing(mfa, world):
+    # Given a sign-in challenge sent to the enrolled number
+    mfa.authenticators.enroll("user-1", PHONE)
+    claims = tracked(mfa)
+    mfa.service.client_challenge(claims)
+    code = mfa.code()
+    server = create(world, userId="user-1")
+    server_code = mfa.code()
+
+    # When the number is replaced (a lost phone reported) before the codes come back
+    mfa.authenticators.enroll("user-1", OTHER)
+
+    # Then neither the client nor the server challenge verifies
+    assert mfa.service.client_verify(claims, code).is_verified is False
+    assert world.service.verify(server.challenge_id, server_code).is_verified is False
+
+
+def test_an_invalid_ip_address_is_not_echoed():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        CreateChallengeRequest.model_validate({"phoneNumber": PHONE, "action": "a", "ipAddress": "<b>echo-me</b>"})
+    assert "echo-me" not in str(refused.value.errors(include_input=False))
+
+
+def test_a_signed_in_resend_still_checks_the_end_users_text(mfa):
+    # Given a pending signed-in verification
+    mfa.phone.send("user-1", PHONE, None, None)
+    mfa.world.clock.advance(30)
+
+    # When the same number is sent again with a phishing text or a forbidden sender ID, then it is refused
+    with pytest.raises(InvalidMessageTemplateError):
+        mfa.phone.send("user-1", PHONE, "{app} {otp} verify at evil.com", None)
+    with pytest.raises(InvalidRequestError):
+        mfa.phone.send("user-1", PHONE, None, "YourBank")
+    assert len(mfa.world.sender.sent) == 1

@@ -322,23 +322,57 @@ def test_an_end_user_text_may_not_carry_a_link(text):
 @pytest.mark.parametrize(
     "template",
     [
-        "Hi.Your {app} code is {otp}",  # a run-on sentence, not a domain
-        "{app}: {otp}.It expires in {minutes} min.",
-        "{app}: {otp}.Never share it.",
         "Your {app} code: {otp}. Valid {minutes} min.",
-        "e.g. {otp} for {app}",
-        "P.S. {otp} is your {app} code, i.e. today",
-        "{app} v2.0 code {otp}",
-        "{otp} - {app} at 3 p.m.",
+        "Hi. Your {app} code is {otp}",
+        "{app}: {otp}. Never share it.",
         "{app}:{otp}",
-        "{app}.{otp}",
+        "{otp} - {app}, valid 24h",
     ],
 )
 def test_ordinary_sentences_are_not_links(template):
-    # Given an end user's text whose dots end sentences or abbreviations
+    # Given an end user's text whose full stops are followed by a space
     # When it is checked
     # Then it is accepted
     assert refusal(template, end_user=True) is None
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Hi.Your {app} code is {otp}",
+        "{app}: {otp}.It expires in {minutes} min.",
+        "e.g. {otp} for {app}",
+        "{app} v2.0 code {otp}",
+        "{app}.{otp}",
+        "Your {app} code is {otp}. Account locked, verify at Paypal-Secure.Support",
+        "{app} {otp} Evil.De",
+        "{app} {otp} Login.Microsoftonline.Support",
+        "{app} {otp} evil.xn--p1ai",
+        "{app} {otp} evil\u3002com",
+        "{app} {otp} evil\uff61com",
+    ],
+)
+def test_a_dot_followed_by_a_letter_is_a_link_even_in_a_sentence(template):
+    # Given an end user's text where a dot runs straight into a letter or digit (what phones link)
+    # When it is checked, then it is refused: the end user is asked for the space a sentence has anyway
+    assert refusal(template, end_user=True) == "message must not contain a link"
+
+
+@pytest.mark.parametrize(
+    ("template", "detail"),
+    [
+        ("{app} {otp} bit\u200b.ly/abc", "message must not contain invisible formatting characters"),
+        ("{app} {otp} http\u200b://x", "message must not contain invisible formatting characters"),
+        ("{app} {otp} call 4\u200b1\u200b5\u200b5\u200b5", "message must not contain invisible formatting characters"),
+        ("{app} {otp} right-to-left \u202e", "message must not contain invisible formatting characters"),
+        ("{app} {otp} call 1-800-FLOWERS", "message must not contain a phone number"),
+        ("{app} {otp} ref 1 2 3 4 5", "message must not contain a phone number"),
+        ("{app} {otp} 12/34/56", "message must not contain a phone number"),
+    ],
+)
+def test_hidden_links_and_numbers_are_refused(template, detail):
+    assert refusal(template, end_user=True) == detail
+    assert refusal(template) is None  # the customer's server keeps its freedom
 
 
 @pytest.mark.parametrize("text", ["me@example.com", "first.last+otp@mail.example.co.uk", "x@y.co", "Mail ME@EVIL.COM"])
@@ -373,7 +407,7 @@ def test_an_end_user_text_may_not_carry_a_phone_number(text):
     assert refusal(template, end_user=True) == "message must not contain a phone number"
 
 
-@pytest.mark.parametrize("text", ["1234", "12 34", "in 2 or 3 min", "10:30 or 11:45", "2024"])
+@pytest.mark.parametrize("text", ["1234", "12 34", "in 2 or 3 min", "at 10:30", "2024"])
 def test_short_numbers_are_not_phone_numbers(text):
     # Given an end user's text with fewer than five digits in a run
     template = f"{{app}} {{otp}} {text}"

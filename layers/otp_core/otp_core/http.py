@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import math
+import sys
 import traceback
 from typing import Any, NoReturn, TypeVar
 
@@ -20,6 +21,7 @@ Model = TypeVar("Model", bound=BaseModel)
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 _NO_STORE = {"Cache-Control": "no-store"}
+_DOUBLE_MAX = int(sys.float_info.max)
 
 
 def problem_response(problem: Problem) -> Response[str]:
@@ -73,6 +75,14 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError("non-finite numbers are not JSON")
 
 
+def _double_range_int(literal: str) -> int:
+    # The contract's numbers are doubles: an integer literal beyond a double's range is refused like 1e400.
+    value = int(literal)
+    if abs(value) > _DOUBLE_MAX:
+        raise ValueError("number out of range")
+    return value
+
+
 def _finite_float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
@@ -107,7 +117,7 @@ def loads_strict(text: str) -> Any:
     RecursionError
         Nesting deeper than the interpreter allows.
     """
-    document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_double_range_int)
     _check_strings(document)
     return document
 
@@ -132,6 +142,19 @@ def request_text(app: APIGatewayRestResolver) -> str | None:
         return base64.b64decode(body, validate=True).decode("utf-8")
     except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidRequestError("the request body is not valid JSON") from exc
+
+
+def require_no_body(app: APIGatewayRestResolver, detail: str) -> None:
+    """Refuse a body on an endpoint that takes none (an empty JSON object is tolerated).
+
+    Raises
+    ------
+    InvalidRequestError
+        A body other than nothing or ``{}``, or one that does not decode.
+    """
+    body = request_text(app)
+    if body and body.strip() not in ("", "{}"):
+        raise InvalidRequestError(detail)
 
 
 def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:

@@ -73,15 +73,17 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 _SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://")
 _WWW = re.compile(r"(?<![\w-])www\.", re.IGNORECASE)
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
-_HOSTNAME = re.compile(r"(?<![\w-])[\w-]+(?:\.[\w-]+)+")
+# Any dot (ASCII, ideographic, full-width, halfwidth, vertical) directly followed by a letter or digit reads as
+# a domain to a phone's link detector, whatever the case ("Paypal-Secure.Support", "evil.xn--p1ai"): an end
+# user's sentence puts a space after its full stops.
+_DOT_LABEL = re.compile(r"[.\u3002\uff0e\uff61\ufe12][^\W_]")
+# "1-800-FLOWERS": digits followed by a spelled-out number.
+_VANITY = re.compile(r"(?:\d[\W_]*){3,}[A-Za-z]{4,}")
+# A code SMS an end user writes needs no digits of its own (the code and the minutes are placeholders); a few
+# allow "24h" or "2 steps", more is a number in disguise.
+_MAX_DIGITS = 4
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"\+[\s(]{0,2}\d|\d(?:[\s().-]{0,3}\d){4,}")
-# Top-level domains common in abuse and link shorteners: written Capitalised after a dot they are still a
-# link ("Bit.Ly/x", "Evil.Com"), whereas any other Capitalised word after a dot reads as a new sentence.
-_ABUSED_TLDS = frozenset(
-    {"com", "net", "org", "info", "biz", "io", "ly", "co", "me", "gl", "gd", "app", "xyz", "top", "link", "click"}
-    | {"site", "online", "shop"}
-)
 
 
 def gsm7_septets(text: str) -> int | None:
@@ -223,15 +225,16 @@ def check_template(template: str, *, app: str, code_length: int, minutes: int, e
     code, the minutes and the operator's app name never trip them, while ``{app}.com`` still reads as a
     domain. The text is NFKC-normalised for this search only, so a domain in full-width letters is one too.
 
-    - Link: a scheme (``xxx://``), ``www.``, an IPv4 address, or a hostname: word characters and hyphens with
-      at least one dot, where a label after a dot has two or more letters (``evil.com``, ``bit.ly/x``,
-      ``login.example.co.uk``). Such a label is not a link when it is Capitalised (``Hi.Your code``), since
-      that reads as a sentence run on after a full stop, unless a ``/`` follows or it is a TLD common in
-      abuse (``Evil.Com``, ``Bit.Ly``). All-lowercase and all-uppercase labels count: a user who writes
-      ``ok.thanks`` is asked for the missing space rather than risking ``EVIL.COM``.
+    - Invisible format characters (Unicode category Cf: zero-width spaces, joiners, bidi controls): refused,
+      since they hide links and numbers from any pattern.
+    - Link: a scheme (``xxx://``), ``www.``, an IPv4 address, or any dot (ASCII, ideographic, full-width,
+      halfwidth) directly followed by a letter or digit, whatever the case (``evil.com``,
+      ``Paypal-Secure.Support``, ``evil.xn--p1ai``): that is what a phone's link detector reads as a domain,
+      while a sentence puts a space after its full stop (``Hi. Your code``).
     - E-mail address: ``local@host.domain``.
-    - Phone number: ``+`` followed by a digit, or five or more digits in a row, allowing up to three spaces,
-      dots, dashes or parentheses between them (``(415) 555-2671``, ``0800 12345``).
+    - Phone number: ``+`` followed by a digit, five or more digits allowing up to three spaces, dots, dashes
+      or parentheses between them (``(415) 555-2671``), a spelled-out number (``1-800-FLOWERS``), or more
+      than four digits in all.
 
     Parameters
     ----------
@@ -269,25 +272,20 @@ def check_template(template: str, *, app: str, code_length: int, minutes: int, e
 
 
 def _check_end_user_text(text: str) -> None:
+    # Invisible format characters (zero-width space, joiners, bidi controls) have no place in a code SMS and
+    # are how "bit\u200b.ly" or "4\u200b1\u200b5..." slip past the patterns below: refuse them outright.
+    if any(unicodedata.category(char) == "Cf" for char in text):
+        raise InvalidMessageTemplateError("message must not contain invisible formatting characters")
     # E-mail first: its host is a domain too, and the detail should name what the user wrote.
     if _EMAIL.search(text):
         raise InvalidMessageTemplateError("message must not contain an e-mail address")
-    if _SCHEME.search(text) or _WWW.search(text) or _IPV4.search(text) or _has_domain(text):
+    if _SCHEME.search(text) or _WWW.search(text) or _IPV4.search(text):
         raise InvalidMessageTemplateError("message must not contain a link")
-    if _PHONE.search(text):
+    # Numbers before bare dots, so "415.555.2671" is named for what it is.
+    if _PHONE.search(text) or _VANITY.search(text) or sum(char.isdigit() for char in text) > _MAX_DIGITS:
         raise InvalidMessageTemplateError("message must not contain a phone number")
-
-
-def _has_domain(text: str) -> bool:
-    for match in _HOSTNAME.finditer(text):
-        with_path = text.startswith("/", match.end())
-        for label in match.group().split(".")[1:]:
-            if len(label) < 2 or not label.isalpha():
-                continue
-            sentence = label[0].isupper() and label[1:].islower() and label.lower() not in _ABUSED_TLDS
-            if with_path or not sentence:
-                return True
-    return False
+    if _DOT_LABEL.search(text):
+        raise InvalidMessageTemplateError("message must not contain a link")
 
 
 def _utf16_units(text: str) -> int:

@@ -282,6 +282,9 @@ class ClientFlows:
     def challenge(self, claims: Claims, policy: Policy, ip_address: str | None = None) -> Challenge:
         """Send, or resend, a code to the user's enrolled number.
 
+        Inside the resend cooldown of the attempt's pending challenge it sends nothing and returns that
+        challenge, so a reloaded page carries on with the code already sent.
+
         Raises
         ------
         ConflictError
@@ -295,15 +298,19 @@ class ClientFlows:
             raise ConflictError("this user has no SMS authenticator; enroll first")
         number = stored_number(authenticator)
         current = self._starter.find(attempt.challenge_id) if attempt.challenge_id else None
-        if _resendable(current, number, self._clock.now()):
-            return self._starter.resend(attempt.challenge_id or "", policy, user_id=attempt.user_id)
+        now = self._clock.now()
+        if current is not None and _resendable(current, number, now):
+            if now < current.next_resend_at:
+                return current
+            return self._starter.resend(current.challenge_id, policy, user_id=attempt.user_id)
         new = NewChallenge(
             number,
             attempt.action,
             user_id=attempt.user_id,
             ip_address=ip_address,
             link=ChallengeLink(attempt.user_id, attempt_id=attempt.attempt_id),
-            owner=True,  # the user who enrolled the number: the owner's allowance and lock
+            # The user who enrolled the number: the owner's allowance and lock, valid while it stays enrolled.
+            enrolled_as=authenticator.authenticator_id,
         )
         return self._starter.start(new, policy)
 

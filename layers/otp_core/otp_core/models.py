@@ -26,10 +26,16 @@ Code = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]{4,10}$")]
 Scope = Literal["add:authenticators", "update:authenticators"]
 
 
+_NOT_AN_ADDRESS = "must be an IPv4 or IPv6 address (no zone ID, no prefix length)"
+
+
 def _ip(value: str) -> str:
-    address = ipaddress.ip_address(value)
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(_NOT_AN_ADDRESS) from None  # ipaddress's own message repeats the input
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-        raise ValueError("must be an IPv4 or IPv6 address without a zone ID")
+        raise ValueError(_NOT_AN_ADDRESS)
     return str(address)
 
 

@@ -58,14 +58,12 @@ class PhoneVerificationService:
         sender_id: str | None = None,
         ip_address: str | None = None,
     ) -> Challenge:
-        """Send a code, or resend the pending one for the same number (cooldown and caps apply)."""
+        """Send a code, or resend the pending one for the same number (cooldown and caps apply).
+
+        The request's number, text and sender ID are checked either way: a resend must not be a way around
+        the end user's text rules.
+        """
         key = self._pointer_key(subject, phone_number)
-        pending = self._identities.get_pointer(key)
-        if pending is not None:
-            try:
-                return self._starter.resend(pending, policy, user_id=subject)
-            except ConflictError:
-                pass  # finished or expired: start a new one below
         new = NewChallenge(
             phone_number,
             ACTION,
@@ -76,6 +74,13 @@ class PhoneVerificationService:
             link=ChallengeLink(subject, pointer_key=key),
             end_user=True,  # the text and sender ID come from an end user: the stricter rules apply
         )
+        self._starter.check(new, policy)
+        pending = self._identities.get_pointer(key)
+        if pending is not None:
+            try:
+                return self._starter.resend(pending, policy, user_id=subject)
+            except ConflictError:
+                pass  # finished or expired: start a new one below
         return self._starter.start(new, policy)
 
     @tracer.capture_method(capture_response=False)

@@ -88,8 +88,9 @@ def send_counters(quota: SendQuota, policy: Policy) -> list[Counter]:
     """The counters one SMS send is charged to.
 
     A send that names the owner of the enrolled number (``quota.owner``) draws on the owner's own allowance
-    (``OWNER10`` / ``OWNERDAY``), which sends not naming the owner cannot spend; every other send draws on the
-    number's shared caps (``SEND10`` / ``SENDDAY``). Source address and end user caps apply to both.
+    (``OWNER10`` / ``OWNERDAY``, and ``OWNERIP`` for its source address), which sends not naming the owner
+    cannot spend; every other send draws on the shared caps (``SEND10`` / ``SENDDAY`` / ``IPHOUR``). The end
+    user cap applies to both.
     """
     prefix = "OWNER" if quota.owner else "SEND"
     counters = [
@@ -97,7 +98,10 @@ def send_counters(quota: SendQuota, policy: Policy) -> list[Counter]:
         Counter(f"{prefix}DAY", quota.number_key, DAY, policy.max_sends_per_day),
     ]
     if quota.ip_key is not None:
-        counters.append(Counter("IPHOUR", quota.ip_key, HOUR, policy.max_sends_per_ip_per_hour))
+        # Owners behind one address (carrier-grade NAT, an office) must not lose MFA to strangers' sign-ups
+        # from it: their sends have an address allowance of their own too.
+        kind = "OWNERIP" if quota.owner else "IPHOUR"
+        counters.append(Counter(kind, quota.ip_key, HOUR, policy.max_sends_per_ip_per_hour))
     if quota.user_key is not None:
         # An end user may not spread sends over many numbers: the daily cap holds per user as well.
         counters.append(Counter("USERDAY", quota.user_key, DAY, policy.max_sends_per_day))

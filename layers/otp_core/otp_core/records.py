@@ -47,8 +47,11 @@ class Challenge:
     attempt_id: str | None = None
     # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
     user_key: str | None = None
-    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock.
+    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock, and
+    # ``enrolled_as`` is the authenticator its number was taken from: a success counts only while that
+    # authenticator is still the user's (a replaced or deleted number proves nothing any more).
     owner: bool = False
+    enrolled_as: str | None = None
     # For enrollment challenges (scope set): the ID of the authenticator the verification may replace, or None
     # when the user must still have none. A deleted or replaced authenticator so cancels pending enrollments.
     replaces: str | None = None
@@ -125,6 +128,8 @@ class VerifiedEffects:
     replaces: str | None = None
     # A step-up proof (token ID, expiry) consumed by this verification: it authorises one enrollment change.
     consume_proof: tuple[str, int] | None = None
+    # (user ID, authenticator ID) that must still be the user's authenticator (owner challenges).
+    still_enrolled: tuple[str, str] | None = None
     attempt_id: str | None = None
     seen_device: tuple[str, str] | None = None  # (user ID, device key)
 

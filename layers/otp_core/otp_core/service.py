@@ -83,7 +83,8 @@ class Proof:
 class NewChallenge:
     """What to send, and on whose behalf.
 
-    ``owner``: the challenge names the owner of the enrolled number (owner's allowance and lock).
+    ``enrolled_as``: the challenge goes to the user's enrolled number, the authenticator with this ID: it is
+    the owner's challenge (owner's allowance and lock) and counts only while that authenticator stands.
     ``replaces``: for an enrollment (``scope``), the authenticator ID its verification may replace.
     ``proof``: the step-up proof the enrollment spends when it is verified.
     ``end_user``: the text and sender ID come from an end user, not from the customer's server.
@@ -99,7 +100,7 @@ class NewChallenge:
     locale: str | None = None
     ip_address: str | None = None
     link: ChallengeLink | None = None
-    owner: bool = False
+    enrolled_as: str | None = None
     replaces: str | None = None
     proof: Proof | None = None
     end_user: bool = False
@@ -204,7 +205,7 @@ class ChallengeStarter:
             locale=locale,
             ip_address=ip_address,
             # A create naming the user whose enrolled number it targets draws on the owner's allowance.
-            owner=enrolled is not None and phone == enrolled,
+            enrolled_as=authenticator.authenticator_id if authenticator and phone == enrolled else None,
             replaces=authenticator.authenticator_id if authenticator and scope else None,
         )
         return self.start(new, policy)
@@ -213,9 +214,18 @@ class ChallengeStarter:
         """The user's SMS authenticator, or None."""
         return self._identities.get_authenticator(user_id)
 
-    @tracer.capture_method(capture_response=False)
-    def start(self, new: NewChallenge, policy: Policy) -> Challenge:
-        """Validate, store and send a new challenge; its ``link`` is written in the same transaction."""
+    def check(self, new: NewChallenge, policy: Policy) -> None:
+        """The input checks of a send, before anything is read or written.
+
+        Raises
+        ------
+        InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError
+            The number fails the policy.
+        InvalidRequestError
+            An end user picked a sender ID the operator does not allow.
+        InvalidMessageTemplateError
+            The custom text breaks the template rules (the end user's stricter ones when ``new.end_user``).
+        """
         self._phone_check(new.phone_number, policy)
         if new.end_user and new.sender_id is not None and new.sender_id not in policy.end_user_sender_ids:
             raise InvalidRequestError(
@@ -231,6 +241,10 @@ class ChallengeStarter:
                 end_user=new.end_user,
             )
 
+    @tracer.capture_method(capture_response=False)
+    def start(self, new: NewChallenge, policy: Policy) -> Challenge:
+        """Validate, store and send a new challenge; its ``link`` is written in the same transaction."""
+        self.check(new, policy)
         now = self._clock.now()
         challenge_id = str(uuid.uuid4())
         code = self._codes.new_code(policy.code_length)
@@ -254,7 +268,8 @@ class ChallengeStarter:
             next_resend_at=now + policy.resend_cooldown_seconds,
             attempt_id=link.attempt_id if link else None,
             user_key=self._codes.subject_key("user", link.user_id) if link else None,
-            owner=new.owner,
+            owner=new.enrolled_as is not None,
+            enrolled_as=new.enrolled_as,
             replaces=new.replaces if new.scope is not None else None,
             proof_id=new.proof.token_id if new.proof else None,
             proof_expires_at=new.proof.expires_at if new.proof else None,
@@ -433,6 +448,10 @@ class CodeChecker:
             enroll=enroll,
             replaces=replaces,
             consume_proof=(challenge.proof_id, challenge.proof_expires_at or now) if challenge.proof_id else None,
+            # An enrollment already conditions the authenticator item (its replaces check); one item, one op.
+            still_enrolled=(challenge.user_id, challenge.enrolled_as)
+            if challenge.enrolled_as and challenge.user_id and enroll is None
+            else None,
             attempt_id=attempt_id,
             seen_device=(challenge.user_id, device_key) if device_key and challenge.user_id else None,
         )

@@ -98,6 +98,7 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         "attemptId": challenge.attempt_id,
         "userKey": challenge.user_key,
         "replaces": challenge.replaces,
+        "enrolledAs": challenge.enrolled_as,
         "proofId": challenge.proof_id,
     }
     item.update({name: _s(value) for name, value in optional.items() if value is not None})
@@ -144,6 +145,7 @@ def from_item(item: Item) -> Challenge:
         claimable_until=number("claimableUntil"),
         owner=bool(item.get("owner", {}).get("BOOL", False)),
         replaces=text("replaces"),
+        enrolled_as=text("enrolledAs"),
         proof_id=text("proofId"),
         proof_expires_at=number("proofExpiresAt"),
     )
@@ -476,6 +478,18 @@ class DynamoChallengeRepository(ChallengeRepository):
             }
             checks.append(_Check({"Put": put}, lambda _: _EnrollConflictError()))
         ops: list[dict[str, Any]] = []
+        if effects.still_enrolled is not None:
+            user_id, authenticator_id = effects.still_enrolled
+            ops.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": authenticator_key(user_id),
+                        "ConditionExpression": "authenticatorId = :id",
+                        "ExpressionAttributeValues": {":id": _s(authenticator_id)},
+                    }
+                }
+            )
         if effects.consume_proof is not None:
             proof_id, proof_expires_at = effects.consume_proof
             ops.append(
@@ -504,7 +518,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             user_id, device = effects.seen_device
             item = {**device_key_of(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
             ops.append({"Put": {"TableName": self._table, "Item": item}})
-        # A spent proof or an expired tracked attempt: the verification does not count.
+        # A replaced number, a spent proof or an expired tracked attempt: the verification does not count.
         return checks + [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
 
     def _attempt_update(
@@ -637,17 +651,18 @@ class DynamoChallengeRepository(ChallengeRepository):
         return keys
 
     def _charges(self, charge: SendCharge, counts: dict[tuple[str, str], int]) -> list[_Check]:
-        """One increment per counter, capped by its sliding allowance; a cap already reached raises at once."""
+        """One increment per counter, capped by its sliding allowance; caps already reached raise at once,
+        with the longest wait among them (a retry after a shorter one would only meet the next full cap)."""
         now = charge.now
-        charges = []
+        charges, waits = [], []
         for counter in charge.counters:
             bucket = counter.bucket(now)
             current = counts.get(_ref(counter_key(counter, bucket)), 0)
             previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)
             allowed = sliding_allowance(counter.cap, previous, now, counter.window)
-            limited = _send_limited(sliding_retry_after(counter.cap, previous, current, now, counter.window))
             if current >= allowed:
-                raise limited(None)
+                waits.append(sliding_retry_after(counter.cap, previous, current, now, counter.window))
+                continue
             charges.append(
                 _Check(
                     {
@@ -664,10 +679,13 @@ class DynamoChallengeRepository(ChallengeRepository):
                             },
                         }
                     },
-                    limited,
+                    # The cap filled up after the read: read again, so the answer's Retry-After is the real one.
+                    lambda _: _StaleReadError(),
                 )
             )
             charges.append(self._unchanged(counter_key(counter, bucket - 1), previous))
+        if waits:
+            raise _send_limited(max(waits))(None)
         return charges
 
     def _with_fresh_counts(
