@@ -34,6 +34,8 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
+from otp_core.sms import breaker
+from otp_core.sms.breaker import CircuitState, CircuitStatus, CircuitStore
 
 # A fixed instant one hour into a UTC day (and at the start of every shorter window): tests that count
 # windows never depend on the time of day they run at. Token checks take the same clock.
@@ -54,9 +56,63 @@ class FakeClock(Clock):
 class FakeDeliveryLog(DeliveryLog):
     def __init__(self) -> None:
         self.records: list[tuple[str, SentSms, int]] = []
+        self.outcomes: list[tuple[str, str, str | None, str, int]] = []
 
     def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
         self.records.append((challenge_id, sent, at))
+
+    def record_outcome(self, challenge_id: str, provider: str, message_id: str | None, status: str, at: int) -> bool:
+        # Like the table's condition: only on this provider's latest send (and this message, when named).
+        latest = next((sent for chl, sent, _ in reversed(self.records) if chl == challenge_id), None)
+        if latest is None or latest.provider != provider or message_id not in (None, latest.message_id):
+            return False
+        self.outcomes.append((challenge_id, provider, message_id, status, at))
+        return True
+
+
+class MemoryCircuitStore(CircuitStore):
+    """Circuit state in this process, each change under one lock, decided by the rules of otp_core.sms.breaker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.states: dict[str, CircuitState] = {}
+
+    def read(self, provider: str) -> CircuitState:
+        with self._lock:
+            return self.states.get(provider, CircuitState())
+
+    def count_failure(self, provider: str, window: int, ttl: int) -> int:
+        with self._lock:
+            state = self.states.get(provider, CircuitState())
+            failures = breaker.counted_failures(state, window)
+            if failures is None:
+                return 0
+            self.states[provider] = dataclasses.replace(state, failures=failures, window=window)
+            return failures
+
+    def open(self, provider: str, *, expected: CircuitStatus, open_until: int, threshold: int, ttl: int) -> bool:
+        with self._lock:
+            state = self.states.get(provider, CircuitState())
+            if not breaker.may_open(state, expected, threshold):
+                return False
+            self.states[provider] = dataclasses.replace(state, status=CircuitStatus.OPEN, open_until=open_until)
+            return True
+
+    def start_probe(self, provider: str, *, now: int, probe_until: int, ttl: int) -> bool:
+        with self._lock:
+            state = self.states.get(provider, CircuitState())
+            if not breaker.may_start_probe(state, now):
+                return False
+            self.states[provider] = dataclasses.replace(state, status=CircuitStatus.HALF_OPEN, probe_until=probe_until)
+            return True
+
+    def close(self, provider: str, *, ttl: int) -> bool:
+        with self._lock:
+            state = self.states.get(provider, CircuitState())
+            if not breaker.may_close(state):
+                return False
+            self.states[provider] = CircuitState(window=state.window)
+            return True
 
 
 class FakeSender(SmsSender):

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME", "sms-otp")
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "SmsOtp"), service=SERVICE)
-# Only what the service calls out through: AWS SDK calls and the vendors' HTTP (urllib on http.client).
+# Only what the service calls out through: AWS SDK calls and the vendors' HTTP (urllib3 on http.client).
 # Patching everything X-Ray knows would also import libraries the functions never use.
 tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
 

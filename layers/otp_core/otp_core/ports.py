@@ -174,11 +174,23 @@ class SmsSender(ABC):
 
 
 class DeliveryLog(ABC):
-    """Records on a challenge which provider accepted its SMS and the message ID (never the body)."""
+    """Records on a challenge which provider accepted its SMS, the message ID and the outcome (never the body)."""
 
     @abstractmethod
     def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
         """Best effort: the SMS is already out, so implementations log failures instead of raising."""
+
+    @abstractmethod
+    def record_outcome(self, challenge_id: str, provider: str, message_id: str | None, status: str, at: int) -> bool:
+        """Record a provider's ``delivered`` / ``failed`` report, only on that provider's (and message's) send.
+
+        Returns False when nothing matched: an unknown or expired challenge, or a report about an earlier send.
+
+        Raises
+        ------
+        DependencyError
+            The store failed (the provider retries its callback).
+        """
 
 
 class Signer(ABC):

@@ -8,7 +8,6 @@ environment.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ from otp_core.ports import SystemClock
 from otp_core.settings import Policy, Settings, get_settings
 
 if TYPE_CHECKING:
-    from otp_core.adapters.circuit import DeliveryRecorder
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
     from otp_core.adapters.identity import DynamoIdentityRepository
     from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
@@ -31,6 +29,9 @@ if TYPE_CHECKING:
     from otp_core.ports import SmsSender
     from otp_core.rules import RuleSet
     from otp_core.service import ChallengeRecords, ChallengeStarter, ChallengeVerifier, CodeChecker
+    from otp_core.sms.circuit_store import DynamoCircuitStore
+    from otp_core.sms.delivery import DeliveryRecorder
+    from otp_core.sms.reports import DeliveryReports
     from otp_core.token_verify import TokenVerifier
     from otp_core.tokens import TokenIssuer
 
@@ -101,7 +102,8 @@ def identities() -> DynamoIdentityRepository:
 @cache
 def sms_sender() -> SmsSender:
     """The routed, failing-over SMS sender; vendor adapters are imported only for configured providers."""
-    from otp_core.providers import build_sender
+    from otp_core.sms.factory import build_sender
+    from otp_core.sms.secret import ProviderSecret
 
     config = settings()
     # One short attempt per provider: failover, not SDK retries, is the answer to a slow provider, and the
@@ -111,31 +113,42 @@ def sms_sender() -> SmsSender:
         read_timeout=config.sms_provider_timeout_seconds,
         retries={"mode": "standard", "max_attempts": 1},
     )
+
+    def circuit_store() -> DynamoCircuitStore:
+        from otp_core.sms.circuit_store import DynamoCircuitStore
+
+        return DynamoCircuitStore(client("dynamodb"), config.table_name)
+
     return build_sender(
         config,
-        load_credentials=lambda: _json_secret(config.sms_provider_secret_id),
-        dynamodb_client=client("dynamodb"),
-        sns_client_factory=lambda: boto3.client("sns", config=sns_config),
+        load_credentials=ProviderSecret(config.sms_provider_secret_id, secret).document,
+        sns_client=lambda: boto3.client("sns", config=sns_config),
+        circuit_store=circuit_store,
+        clock=clock(),
     )
-
-
-def _json_secret(secret_id: str) -> dict[str, Any]:
-    if not secret_id:
-        raise DependencyError("no SMS provider secret is configured")
-    try:
-        value = json.loads(secret(secret_id))
-    except ValueError as exc:
-        raise DependencyError("the SMS provider secret is not JSON") from exc
-    if not isinstance(value, dict):
-        raise DependencyError("the SMS provider secret is not a JSON object")
-    return value
 
 
 @cache
 def delivery_recorder() -> DeliveryRecorder:
-    from otp_core.adapters.circuit import DeliveryRecorder
+    from otp_core.sms.delivery import DeliveryRecorder
 
     return DeliveryRecorder(client("dynamodb"), settings().table_name)
+
+
+@cache
+def delivery_reports() -> DeliveryReports:
+    """``POST /v1/delivery-status/{provider}``: verify a provider's callback, record its outcome."""
+    from otp_core.sms.reports import DeliveryReports
+    from otp_core.sms.secret import ProviderSecret
+
+    config = settings()
+    return DeliveryReports(
+        ProviderSecret(config.sms_provider_secret_id, secret),
+        delivery_recorder(),
+        clock(),
+        base_url=config.delivery_callback_base_url,
+        tolerance_seconds=config.delivery_callback_tolerance_seconds,
+    )
 
 
 @cache
@@ -296,6 +309,7 @@ _FACTORIES = (
     identities,
     sms_sender,
     delivery_recorder,
+    delivery_reports,
     token_issuer,
     token_verifier,
     rules,

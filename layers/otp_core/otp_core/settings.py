@@ -116,7 +116,7 @@ class Settings(Policy):
     # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
     # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
     idp_access_token_claim: Annotated[str, Field(pattern=r"^(|[A-Za-z0-9_:.-]{1,64}=[A-Za-z0-9_:.-]{1,64})$")] = ""
-    # SMS providers beyond SNS (otp_core.providers): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
+    # SMS providers beyond SNS (otp_core.sms): per-country routes ("NZ:tnz,modica;AU:messagemedia"), the
     # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
     # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
     # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).

@@ -1,4 +1,4 @@
-"""Provider state on DynamoDB Local: the shared circuit breaker, delivery records and the status callbacks.
+"""SMS state on DynamoDB Local: the shared circuit breaker, delivery records and the status callbacks.
 
 The table comes from template.yaml through the ``stack`` fixture; the provider secret lives in moto.
 """
@@ -20,13 +20,15 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from otp_core.adapters.circuit import DeliveryRecorder, DynamoCircuitStore, circuit_key, record_delivery
-from otp_core.providers.circuit import CircuitBreaker, CircuitStatus
-from otp_core.providers.signatures import twilio_callback_url, twilio_signature, webhook_signature
+from local.gateway import LambdaContext
 from otp_core.records import SentSms
+from otp_core.sms.breaker import CircuitBreaker, CircuitStatus
+from otp_core.sms.circuit_store import DynamoCircuitStore, circuit_key
+from otp_core.sms.delivery import DeliveryRecorder, record_delivery
+from otp_core.sms.vendors.twilio import twilio_callback_url, twilio_signature
+from otp_core.sms.vendors.webhook import webhook_signature
 from tests.fakes import FakeClock
 from tests.integration.conftest import Stack
-from tests.local.gateway import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 TWILIO_TOKEN = "integration-twilio-token"

@@ -11,11 +11,13 @@ import boto3
 import pytest
 
 from otp_core import runtime
-from otp_core.adapters.circuit import DeliveryRecorder, circuit_key
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.providers import build_sender
 from otp_core.records import OutgoingSms
 from otp_core.settings import Settings
+from otp_core.sms.circuit_store import DynamoCircuitStore, circuit_key
+from otp_core.sms.delivery import DeliveryRecorder
+from otp_core.sms.factory import build_sender
+from otp_core.sms.secret import ProviderSecret
 from tests.fakes import FakeClock
 from tests.integration.conftest import Stack
 from tests.vendors.servers import FakeVendor, endpoints, running
@@ -67,9 +69,9 @@ def sender_for(stack: Stack, fakes: dict[str, FakeVendor], secret_id: str, clock
     )
     return build_sender(
         config,
-        load_credentials=lambda: json.loads(runtime.secret(secret_id)),
-        dynamodb_client=boto3.client("dynamodb"),
-        sns_client_factory=lambda: boto3.client("sns"),
+        load_credentials=ProviderSecret(secret_id, runtime.secret).document,
+        sns_client=lambda: boto3.client("sns"),
+        circuit_store=lambda: DynamoCircuitStore(boto3.client("dynamodb"), stack.table),
         clock=clock,
     )
 

@@ -9,17 +9,22 @@ import pytest
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.ports import SmsSender
-from otp_core.providers.base import ProviderError, VendorConfig, VendorSender
-from otp_core.providers.circuit import (
+from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.breaker import (
+    Admission,
     CircuitBreaker,
     CircuitState,
     CircuitStatus,
     CircuitStore,
-    MemoryCircuitStore,
+    admission,
+    counted_failures,
+    may_close,
+    may_open,
+    may_start_probe,
 )
-from otp_core.providers.routing import FailoverSender, country_of, parse_country_routes
-from otp_core.records import OutgoingSms, SentSms
-from tests.fakes import FakeClock
+from otp_core.sms.routing import FailoverSender, country_of, parse_country_routes
+from otp_core.sms.vendor import ProviderError, VendorConfig, VendorSender
+from tests.fakes import FakeClock, MemoryCircuitStore
 
 NZ = "+64211234567"
 AU = "+61491570156"
@@ -449,3 +454,40 @@ def test_every_provider_refusing_the_request_is_delivery_failed() -> None:
     # A plain DeliveryFailedError (502, refunded by the service), the provider's reason only in the cause
     assert type(caught.value) is DeliveryFailedError
     assert caught.value.detail == "the SMS could not be sent; retry later"
+
+
+# ---------------------------------------------------------------------------------------------- the breaker's rules
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (CircuitState(), Admission.TRY),
+        (CircuitState(status=CircuitStatus.OPEN, open_until=101), Admission.SKIP),
+        (CircuitState(status=CircuitStatus.OPEN, open_until=100), Admission.PROBE),
+        (CircuitState(status=CircuitStatus.HALF_OPEN, probe_until=101), Admission.SKIP),
+        (CircuitState(status=CircuitStatus.HALF_OPEN, probe_until=100), Admission.PROBE),
+    ],
+    ids=["closed", "open", "cooled-down", "probing", "probe-expired"],
+)
+def test_admission_at_100(state: CircuitState, expected: Admission) -> None:
+    assert admission(state, 100) is expected
+    # The store's write is conditioned on the same rule, so the decision and the write cannot disagree
+    assert may_start_probe(state, 100) is (expected is Admission.PROBE)
+
+
+def test_failures_count_in_their_window_and_a_newer_window_is_left_alone() -> None:
+    assert counted_failures(CircuitState(), 10) == 1
+    assert counted_failures(CircuitState(failures=2, window=10), 10) == 3
+    assert counted_failures(CircuitState(failures=2, window=9), 10) == 1
+    # A clock behind another instance's does not reset the live window
+    assert counted_failures(CircuitState(failures=2, window=11), 10) is None
+
+
+def test_opening_needs_the_expected_state_and_from_closed_the_threshold() -> None:
+    assert not may_open(CircuitState(failures=1), CircuitStatus.CLOSED, 2)
+    assert may_open(CircuitState(failures=2), CircuitStatus.CLOSED, 2)
+    assert not may_open(CircuitState(status=CircuitStatus.OPEN, failures=9), CircuitStatus.CLOSED, 2)
+    assert may_open(CircuitState(status=CircuitStatus.HALF_OPEN), CircuitStatus.HALF_OPEN, 2)
+    assert may_close(CircuitState(status=CircuitStatus.HALF_OPEN))
+    assert not may_close(CircuitState())

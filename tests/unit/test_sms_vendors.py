@@ -10,14 +10,14 @@ import pytest
 from pytest_socket import enable_socket, socket_allow_hosts
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.providers.base import ProviderError, VendorConfig, VendorSender
-from otp_core.providers.factory import _vendor_class
-from otp_core.providers.routing import FailoverSender
-from otp_core.providers.signatures import verify_webhook
-from otp_core.providers.vonage import is_gsm7
 from otp_core.records import OutgoingSms
+from otp_core.sms.routing import FailoverSender
+from otp_core.sms.vendor import ProviderError, VendorConfig, VendorSender
+from otp_core.sms.vendors import sender_class
+from otp_core.sms.vendors.vonage import is_gsm7
+from otp_core.sms.vendors.webhook import verify_webhook
 from otp_core.timefmt import rfc3339
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, MemoryCircuitStore
 from tests.vendors.servers import FakeVendor, running
 
 CHALLENGE_ID = "3f2b8c1e-7d4a-4e6b-9a0c-5b1d2e3f4a5b"
@@ -74,7 +74,7 @@ def adapter(
         callback_base_url=callback_base_url,
         clock=clock or FakeClock(),
     )
-    return _vendor_class(name)(config)
+    return sender_class(name)(config)
 
 
 def basic(user: str, password: str) -> str:
@@ -146,7 +146,7 @@ def test_a_refused_connection_cannot_have_delivered(name: str) -> None:
 
     # When sending, then it is an unambiguous connect failure
     with pytest.raises(ProviderError) as caught:
-        _vendor_class(name)(config).send(sms())
+        sender_class(name)(config).send(sms())
     assert caught.value.reason == "connect"
     assert not caught.value.ambiguous
 
@@ -168,7 +168,7 @@ def test_an_unreadable_secret_is_a_configuration_failure(name: str, fakes: dict[
 
     config = VendorConfig(load_credentials=broken, base_url=fakes[name].url, clock=FakeClock())
     with pytest.raises(ProviderError) as caught:
-        _vendor_class(name)(config).send(sms())
+        sender_class(name)(config).send(sms())
     assert caught.value.reason == "config"
 
 
@@ -179,7 +179,7 @@ def test_plain_http_is_refused_outside_loopback(name: str) -> None:
 
     # When sending, then nothing is sent and the provider is misconfigured
     with pytest.raises(ProviderError) as caught:
-        _vendor_class(name)(config).send(sms())
+        sender_class(name)(config).send(sms())
     assert caught.value.reason == "config"
 
 
@@ -431,7 +431,7 @@ def test_modica_refusing_the_request_mask_or_text_does_not_count(
 
 @pytest.mark.parametrize(("answer", "expected"), [([4711], "4711"), (4711, "4711"), ({"id": 9}, "9"), ({}, None)])
 def test_modica_message_id_shapes(answer: Any, expected: str | None) -> None:
-    from otp_core.providers.modica import _message_id
+    from otp_core.sms.vendors.modica import _message_id
 
     assert _message_id(answer) == expected
 
@@ -582,7 +582,7 @@ def test_a_bad_number_at_the_first_vendor_is_not_sent_elsewhere(fakes: dict[str,
 
 
 def test_bad_sender_ids_at_one_vendor_never_open_its_circuit(fakes: dict[str, FakeVendor]) -> None:
-    from otp_core.providers.circuit import CircuitBreaker, CircuitStatus, MemoryCircuitStore
+    from otp_core.sms.breaker import CircuitBreaker, CircuitStatus
 
     # Given Twilio refusing the request's sender ID, Vonage healthy, and a breaker that opens after 2 failures
     fakes["twilio"].mode = "bad_sender"

@@ -1,4 +1,8 @@
-"""SMS through Amazon SNS: a direct publish to the phone number, Transactional, with a sender ID when given."""
+"""SMS through Amazon SNS: a direct publish to the phone number, Transactional, with a sender ID when given.
+
+SNS takes its credentials from the function's role, so it needs no section in the provider secret; its boto3
+client comes from the composition root.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
+from otp_core.errors import DeliveryFailedError
+from otp_core.observability import tracer
 from otp_core.ports import SmsSender
 from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.vendor import UNAVAILABLE_DETAIL, bad_number
 
 
 class SnsSmsSender(SmsSender):
@@ -25,6 +31,7 @@ class SnsSmsSender(SmsSender):
     def __init__(self, client: Any) -> None:
         self._client = client
 
+    @tracer.capture_method(capture_response=False)
     def send(self, sms: OutgoingSms) -> SentSms:
         attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
         if sms.sender_id:
@@ -35,8 +42,8 @@ class SnsSmsSender(SmsSender):
             code = exc.response.get("Error", {}).get("Code")
             if code == "InvalidParameter":
                 # SNS rejects numbers it cannot deliver to this way; that is the caller's input, not an outage.
-                raise InvalidPhoneNumberError("the SMS provider rejected this phone number") from exc
-            raise DeliveryFailedError("the SMS could not be sent; retry later") from exc
+                raise bad_number() from exc
+            raise DeliveryFailedError(UNAVAILABLE_DETAIL) from exc
         except BotoCoreError as exc:
-            raise DeliveryFailedError("the SMS could not be sent; retry later") from exc
+            raise DeliveryFailedError(UNAVAILABLE_DETAIL) from exc
         return SentSms(provider=self.name, message_id=response.get("MessageId"))

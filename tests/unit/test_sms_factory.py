@@ -11,16 +11,15 @@ from typing import Any
 
 import pytest
 
-from otp_core.adapters.sns import SnsSmsSender
 from otp_core.errors import DeliveryFailedError
-from otp_core.providers import build_sender
-from otp_core.providers.circuit import CircuitStatus, MemoryCircuitStore
-from otp_core.providers.factory import ProviderConfigError, parse_endpoints
-from otp_core.providers.routing import FailoverSender
-from otp_core.providers.twilio import TwilioSender
 from otp_core.records import OutgoingSms
 from otp_core.settings import Settings
-from tests.fakes import FakeClock
+from otp_core.sms.breaker import CircuitStatus
+from otp_core.sms.factory import ProviderConfigError, build_sender, parse_endpoints
+from otp_core.sms.routing import FailoverSender
+from otp_core.sms.vendors.sns import SnsSmsSender
+from otp_core.sms.vendors.twilio import TwilioSender
+from tests.fakes import FakeClock, MemoryCircuitStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,18 +41,39 @@ def no_credentials() -> dict[str, Any]:
     raise AssertionError("an SNS-only sender must not read the provider secret")
 
 
+def no_circuit_store() -> MemoryCircuitStore:
+    raise AssertionError("a single-provider sender has nothing to fail over to, so no circuit")
+
+
+def build(settings: Settings, **overrides: Any) -> Any:
+    """build_sender with collaborators that need no AWS: the options a test does not care about."""
+    options: dict[str, Any] = {
+        "load_credentials": dict,
+        "sns_client": object,
+        "circuit_store": MemoryCircuitStore,
+        "clock": FakeClock(),
+    }
+    return build_sender(settings, **{**options, **overrides})
+
+
 def test_an_sns_only_stack_loads_no_vendor_module() -> None:
     # Run in a fresh interpreter: this test session has imported the vendor modules already.
     code = textwrap.dedent(
         """
         import sys
-        from otp_core.providers import build_sender
+        from otp_core.ports import SystemClock
         from otp_core.settings import Settings
+        from otp_core.sms.factory import build_sender
 
-        sender = build_sender(Settings(), load_credentials=dict, dynamodb_client=None, sns_client_factory=object)
+        sender = build_sender(
+            Settings(), load_credentials=dict, sns_client=object, circuit_store=object, clock=SystemClock()
+        )
         vendors = ("twilio", "bird", "messagemedia", "tnz", "modica", "vonage", "webhook")
-        loaded = [name for name in vendors if f"otp_core.providers.{name}" in sys.modules]
+        loaded = [name for name in vendors if f"otp_core.sms.vendors.{name}" in sys.modules]
         assert loaded == [], loaded
+        # Nor the vendors' HTTP client, nor the circuit's table store, nor the callbacks
+        for module in ("otp_core.sms.http", "otp_core.sms.circuit_store", "otp_core.sms.callbacks"):
+            assert module not in sys.modules, module
         print(type(sender).__name__)
         """
     )
@@ -67,9 +87,7 @@ def test_an_sns_only_stack_loads_no_vendor_module() -> None:
 
 def test_the_sender_wraps_sns_without_a_circuit_when_it_is_the_only_provider() -> None:
     sns = FailingSns()
-    sender = build_sender(
-        Settings(), load_credentials=no_credentials, dynamodb_client=None, sns_client_factory=lambda: sns
-    )
+    sender = build(Settings(), load_credentials=no_credentials, sns_client=lambda: sns, circuit_store=no_circuit_store)
     sms = OutgoingSms(to="+14155552671", body="123456", sender_id=None, challenge_id="c")
 
     # Every send reaches SNS: with nothing to fail over to, a breaker would only refuse sends
@@ -85,7 +103,7 @@ def test_routed_providers_are_built_with_their_endpoint_overrides() -> None:
         sms_country_routes="NZ:vonage",
         sms_provider_endpoints="twilio=http://127.0.0.1:9001",
     )
-    sender = build_sender(settings, load_credentials=dict, dynamodb_client=None, sns_client_factory=object)
+    sender = build(settings)
 
     assert isinstance(sender, FailoverSender)
     providers = sender._providers
@@ -100,14 +118,7 @@ def test_several_providers_share_a_circuit_breaker() -> None:
     store = MemoryCircuitStore()
     sns = FailingSns()
     settings = Settings(sms_providers=("sns", "webhook"), sms_circuit_failure_threshold=1)
-    sender = build_sender(
-        settings,
-        load_credentials=lambda: {},
-        dynamodb_client=None,
-        sns_client_factory=lambda: sns,
-        clock=FakeClock(),
-        circuit_store=store,
-    )
+    sender = build(settings, load_credentials=lambda: {}, sns_client=lambda: sns, circuit_store=lambda: store)
     sms = OutgoingSms(to="+14155552671", body="123456", sender_id=None, challenge_id="c")
 
     with pytest.raises(DeliveryFailedError):
@@ -128,7 +139,7 @@ def test_several_providers_share_a_circuit_breaker() -> None:
 )
 def test_unusable_provider_settings_fail_the_build(settings: Settings) -> None:
     with pytest.raises(ProviderConfigError) as caught:
-        build_sender(settings, load_credentials=dict, dynamodb_client=None, sns_client_factory=object)
+        build(settings)
     assert caught.value.status == 503
 
 

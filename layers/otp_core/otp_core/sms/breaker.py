@@ -9,18 +9,19 @@ States, per provider:
   the provider. Success closes the circuit; failure opens it for another cool-down. A probe that never
   reports (its Lambda died) expires after ``probe_seconds`` and another instance may probe.
 
-The state lives in a :class:`CircuitStore` shared by every Lambda instance (DynamoDB in a stack, see
-``otp_core.adapters.circuit``). Each state change is one conditional write whose condition carries the rule,
-so two instances can never both open, close or probe on the strength of a value they read earlier.
+The rules are the pure functions below (:func:`admission`, :func:`counted_failures`, :func:`may_open`,
+:func:`may_start_probe`, :func:`may_close`), asked the same questions by every :class:`CircuitStore`: the
+DynamoDB store (:mod:`otp_core.sms.circuit_store`) turns each answer into the condition of one write, so two
+instances can never both open, close or probe on the strength of a value they read earlier; the in-memory
+store of the tests evaluates them under a lock.
 
 The breaker never blocks a send because of its own storage: if the store fails, the provider is tried.
 """
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from otp_core.observability import logger
@@ -47,8 +48,65 @@ class CircuitState:
     probe_until: int = 0
 
 
+class Admission(StrEnum):
+    """What the stored state allows for one send: try the provider, skip it, or race to probe it."""
+
+    TRY = "try"
+    SKIP = "skip"
+    PROBE = "probe"
+
+
+# -- the rules ---------------------------------------------------------------------------------------------
+
+
+def admission(state: CircuitState, now: int) -> Admission:
+    """Whether a send at ``now`` may use the provider, must skip it, or may try to start the probe."""
+    if state.status is CircuitStatus.CLOSED:
+        return Admission.TRY
+    if state.status is CircuitStatus.OPEN and now < state.open_until:
+        return Admission.SKIP
+    if state.status is CircuitStatus.HALF_OPEN and now < state.probe_until:
+        return Admission.SKIP
+    return Admission.PROBE
+
+
+def may_start_probe(state: CircuitState, now: int) -> bool:
+    """The cool-down is over, or the previous probe expired: the one write that moves to ``HALF_OPEN`` wins."""
+    return (state.status is CircuitStatus.OPEN and state.open_until <= now) or (
+        state.status is CircuitStatus.HALF_OPEN and state.probe_until <= now
+    )
+
+
+def counted_failures(state: CircuitState, window: int) -> int | None:
+    """The failure count after one more failure in ``window``; None when the stored window is newer.
+
+    The stored window's count grows; an older (or no) window restarts at one; a newer one means this clock is
+    behind another instance's, and the failure is not counted rather than resetting a live window.
+    """
+    if state.window == window:
+        return state.failures + 1
+    if state.window < window:
+        return 1
+    return None
+
+
+def may_open(state: CircuitState, expected: CircuitStatus, threshold: int) -> bool:
+    """The circuit is still ``expected``; from ``CLOSED`` its failures must also have reached ``threshold``."""
+    if state.status is not expected:
+        return False
+    return expected is not CircuitStatus.CLOSED or state.failures >= threshold
+
+
+def may_close(state: CircuitState) -> bool:
+    """Only a probing (``HALF_OPEN``) circuit closes; a success in ``CLOSED`` writes nothing."""
+    return state.status is CircuitStatus.HALF_OPEN
+
+
+# -- the store and the breaker ---------------------------------------------------------------------------
+
+
 class CircuitStore(ABC):
-    """Shared circuit state. Every method that changes state is one atomic, conditional change."""
+    """Shared circuit state. Every method that changes state is one atomic change conditioned on the rule."""
 
     @abstractmethod
     def read(self, provider: str) -> CircuitState:
@@ -56,23 +114,19 @@ class CircuitStore(ABC):
 
     @abstractmethod
     def count_failure(self, provider: str, window: int, ttl: int) -> int:
-        """Add one failure to ``window`` (starting it at one if the stored window is older); return the count."""
+        """Count one failure in ``window`` (see :func:`counted_failures`); the new count, 0 when not counted."""
 
     @abstractmethod
     def open(self, provider: str, *, expected: CircuitStatus, open_until: int, threshold: int, ttl: int) -> bool:
-        """Open the circuit if it is still ``expected``.
-
-        From ``CLOSED`` the stored failures must also have reached ``threshold``. Returns whether this call
-        made the change.
-        """
+        """Open the circuit if :func:`may_open`; returns whether this call made the change."""
 
     @abstractmethod
     def start_probe(self, provider: str, *, now: int, probe_until: int, ttl: int) -> bool:
-        """Move to ``HALF_OPEN`` if the cool-down is over (or a previous probe expired); True for the winner."""
+        """Move to ``HALF_OPEN`` if :func:`may_start_probe`; True for the one caller that made the change."""
 
     @abstractmethod
     def close(self, provider: str, *, ttl: int) -> bool:
-        """Close a ``HALF_OPEN`` circuit and forget its failures; True if this call made the change."""
+        """Close the circuit and forget its failures if :func:`may_close`; True if this call made the change."""
 
 
 @dataclass(frozen=True)
@@ -123,12 +177,10 @@ class CircuitBreaker:
         """A permit to try ``provider`` now, or None while its circuit is open (or another instance probes)."""
         now = self._clock.now()
         try:
-            state = self._store.read(provider)
-            if state.status is CircuitStatus.CLOSED:
+            decision = admission(self._store.read(provider), now)
+            if decision is Admission.TRY:
                 return Permit(provider)
-            if state.status is CircuitStatus.OPEN and now < state.open_until:
-                return None
-            if state.status is CircuitStatus.HALF_OPEN and now < state.probe_until:
+            if decision is Admission.SKIP:
                 return None
             won = self._store.start_probe(provider, now=now, probe_until=now + self._probe, ttl=now + ITEM_TTL_SECONDS)
         except Exception as exc:
@@ -170,54 +222,3 @@ class CircuitBreaker:
             return
         if opened:
             logger.warning("circuit opened", provider=permit.provider, cooldown_seconds=self._cooldown)
-
-
-class MemoryCircuitStore(CircuitStore):
-    """Circuit state in this process only: for tests, and for stacks without a table client.
-
-    The same rules as the DynamoDB store, each change under one lock.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.states: dict[str, CircuitState] = {}
-
-    def read(self, provider: str) -> CircuitState:
-        with self._lock:
-            return self.states.get(provider, CircuitState())
-
-    def count_failure(self, provider: str, window: int, ttl: int) -> int:
-        with self._lock:
-            state = self.states.get(provider, CircuitState())
-            failures = state.failures + 1 if state.window == window else 1
-            self.states[provider] = replace(state, failures=failures, window=window)
-            return failures
-
-    def open(self, provider: str, *, expected: CircuitStatus, open_until: int, threshold: int, ttl: int) -> bool:
-        with self._lock:
-            state = self.states.get(provider, CircuitState())
-            if state.status is not expected:
-                return False
-            if expected is CircuitStatus.CLOSED and state.failures < threshold:
-                return False
-            self.states[provider] = replace(state, status=CircuitStatus.OPEN, open_until=open_until)
-            return True
-
-    def start_probe(self, provider: str, *, now: int, probe_until: int, ttl: int) -> bool:
-        with self._lock:
-            state = self.states.get(provider, CircuitState())
-            ready = (state.status is CircuitStatus.OPEN and state.open_until <= now) or (
-                state.status is CircuitStatus.HALF_OPEN and state.probe_until <= now
-            )
-            if not ready:
-                return False
-            self.states[provider] = replace(state, status=CircuitStatus.HALF_OPEN, probe_until=probe_until)
-            return True
-
-    def close(self, provider: str, *, ttl: int) -> bool:
-        with self._lock:
-            state = self.states.get(provider, CircuitState())
-            if state.status is not CircuitStatus.HALF_OPEN:
-                return False
-            self.states[provider] = CircuitState(window=state.window)
-            return True

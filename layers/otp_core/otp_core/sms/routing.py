@@ -24,7 +24,7 @@ What moves on to the next provider, and what does not:
 
 Each attempt gets ``min(per-attempt timeout, time left in the send budget)``; the budget (default 7 s) keeps the
 whole send well inside the 10 s function timeout. A provider whose circuit is open is skipped without a
-network call (see :mod:`otp_core.providers.circuit`); when every provider is skipped or fails, the send raises
+network call (see :mod:`otp_core.sms.breaker`); when every provider is skipped or fails, the send raises
 :class:`~otp_core.errors.DeliveryFailedError` (502, refunded by the service).
 
 Metrics: ``SmsSent``, ``SmsFailed`` (provider failures only; a bad number is not one), ``SmsRejected`` (a
@@ -42,11 +42,11 @@ import phonenumbers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
-from otp_core.observability import logger, metrics
+from otp_core.observability import logger, metrics, tracer
 from otp_core.ports import SmsSender
-from otp_core.providers.base import UNAVAILABLE_DETAIL, ProviderError, VendorSender
-from otp_core.providers.circuit import CircuitBreaker, Permit
 from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.breaker import CircuitBreaker, Permit
+from otp_core.sms.vendor import UNAVAILABLE_DETAIL, ProviderError, VendorSender
 
 UNKNOWN_COUNTRY = "ZZ"
 # Below this many seconds left in the budget an attempt could not even connect; stop instead.
@@ -110,7 +110,7 @@ class FailoverSender(SmsSender):
     breaker:
         Shared circuit breaker; None tries every provider every time (single-provider stacks).
     timeout:
-        Per-attempt timeout in seconds, passed to :class:`~otp_core.providers.base.VendorSender` adapters.
+        Per-attempt timeout in seconds, passed to :class:`~otp_core.sms.vendor.VendorSender` adapters.
     budget:
         Seconds the whole send may take across attempts.
     monotonic:
@@ -145,6 +145,7 @@ class FailoverSender(SmsSender):
         country = country_of(phone_number)
         return country, self._routes.get(country, self._default)
 
+    @tracer.capture_method(capture_response=False)
     def send(self, sms: OutgoingSms) -> SentSms:
         """Send ``sms`` through the first provider that accepts it.
 

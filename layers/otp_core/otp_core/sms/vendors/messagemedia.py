@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.providers.base import (
+from otp_core.observability import tracer
+from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.http import TransportError, json_body, post
+from otp_core.sms.vendor import (
     ProviderError,
     VendorSender,
     bad_number,
@@ -32,8 +35,6 @@ from otp_core.providers.base import (
     rejected_content,
     uses_request_sender,
 )
-from otp_core.providers.http import TransportError, json_body, post
-from otp_core.records import OutgoingSms, SentSms
 
 
 class MessageMediaSender(VendorSender):
@@ -42,6 +43,7 @@ class MessageMediaSender(VendorSender):
     name: ClassVar[str] = "messagemedia"
     default_base_url: ClassVar[str] = "https://api.messagemedia.com"
 
+    @tracer.capture_method(capture_response=False)
     def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
         credentials = self.credentials()
         api_key = self.required(credentials, "apiKey")

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from otp_core.providers.signatures import (
-    twilio_callback_url,
-    twilio_signature,
-    verify_twilio,
-    verify_webhook,
-    webhook_signature,
-)
+from otp_core.sms.vendors.twilio import twilio_callback_url, twilio_signature, verify_twilio
+from otp_core.sms.vendors.webhook import verify_webhook, webhook_signature
 
 SECRET = "webhook-shared-secret"
 NOW = 1_795_299_000

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.providers.base import (
+from otp_core.observability import tracer
+from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.http import TransportError, json_body, post
+from otp_core.sms.vendor import (
     ProviderError,
     VendorSender,
     bad_number,
@@ -33,8 +36,6 @@ from otp_core.providers.base import (
     sender_for,
     uses_request_sender,
 )
-from otp_core.providers.http import TransportError, json_body, post
-from otp_core.records import OutgoingSms, SentSms
 
 MEDIA_TYPE = "application/vnd.modica.gateway.v1+json"
 
@@ -45,6 +46,7 @@ class ModicaSender(VendorSender):
     name: ClassVar[str] = "modica"
     default_base_url: ClassVar[str] = "https://api.modicagroup.com"
 
+    @tracer.capture_method(capture_response=False)
     def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
         credentials = self.credentials()
         application = self.required(credentials, "applicationName")

@@ -1,4 +1,4 @@
-"""What every SMS provider adapter shares: its error, its configuration and the sender-ID rule.
+"""What every HTTP vendor adapter shares: its error, its configuration and the sender-ID rule.
 
 A vendor adapter turns one :class:`~otp_core.ports.OutgoingSms` into the one HTTP request its vendor documents,
 and reads the reply into exactly one of three outcomes:
@@ -56,7 +56,7 @@ class ProviderError(DeliveryFailedError):
         ``auth``, ``config``, ``rejected``, ``rejected_content``, ``rejected_destination``...), never vendor text.
     ambiguous:
         True when the request reached the vendor and no answer came back (a read timeout or a dropped
-        connection): the message may still be delivered. See :mod:`otp_core.providers.routing` for why that
+        connection): the message may still be delivered. See :mod:`otp_core.sms.routing` for why that
         still fails over.
     """
 
@@ -100,8 +100,9 @@ class VendorConfig:
     Parameters
     ----------
     load_credentials:
-        Returns the whole provider secret (a JSON object keyed by provider name); called on every send, so a
-        rotated secret is picked up when the parameters cache refreshes it.
+        Returns the whole provider secret (a JSON object keyed by provider name, see
+        :class:`~otp_core.sms.secret.ProviderSecret`); called on every send, so a rotated secret is picked up
+        when the parameters cache refreshes it.
     timeout:
         Default per-attempt timeout in seconds, used when :meth:`VendorSender.send` is called directly.
     base_url:

@@ -26,9 +26,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from otp_core.providers.base import ProviderError, VendorSender, bad_number, rejected_content
-from otp_core.providers.http import TransportError, json_body, post
+from otp_core.observability import tracer
 from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.http import TransportError, json_body, post
+from otp_core.sms.vendor import ProviderError, VendorSender, bad_number, rejected_content
 
 
 class BirdSender(VendorSender):
@@ -37,6 +38,7 @@ class BirdSender(VendorSender):
     name: ClassVar[str] = "bird"
     default_base_url: ClassVar[str] = "https://api.bird.com"
 
+    @tracer.capture_method(capture_response=False)
     def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
         credentials = self.credentials()
         access_key = self.required(credentials, "accessKey")

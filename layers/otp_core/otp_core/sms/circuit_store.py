@@ -1,15 +1,11 @@
-"""DynamoDB state of SMS delivery: the providers' shared circuit breakers and each challenge's delivery outcome.
+"""The circuit breakers' shared state in DynamoDB: one item per provider, every change one conditional write.
 
-Items, in the service's one table:
+Item ``CIRCUIT#<provider>`` / ``CIRCUIT`` in the service's one table: ``status`` (CLOSED, OPEN, HALF_OPEN; absent
+means CLOSED), ``failures`` counted in fixed window ``window`` (epoch seconds // window length), ``openUntil``,
+``probeUntil`` and ``ttl`` (housekeeping only; every deadline is checked in code).
 
-- ``CIRCUIT#<provider>`` / ``CIRCUIT``: ``status`` (CLOSED, OPEN, HALF_OPEN; absent means CLOSED),
-  ``failures`` counted in fixed window ``window`` (epoch seconds // window length), ``openUntil``,
-  ``probeUntil`` and ``ttl`` (housekeeping only; every deadline is checked in code).
-- On the challenge item ``CHL#<challengeId>`` / ``CHL``: ``delivery`` = ``{provider, messageId, status,
-  updatedAt}`` (never the body or the code).
-
-Every change is one ``UpdateItem`` whose condition carries the rule, so concurrent Lambda instances cannot
-open, probe or close a circuit twice, and a late or replayed callback cannot overwrite a newer send.
+Each condition below is the DynamoDB spelling of a rule of :mod:`otp_core.sms.breaker` (named at each method),
+so concurrent Lambda instances cannot open, probe or close a circuit twice.
 """
 
 from __future__ import annotations
@@ -19,10 +15,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import DependencyError
-from otp_core.observability import logger
-from otp_core.ports import DeliveryLog
-from otp_core.providers.circuit import CircuitState, CircuitStatus, CircuitStore
-from otp_core.records import SentSms
+from otp_core.observability import tracer
+from otp_core.sms.breaker import CircuitState, CircuitStatus, CircuitStore
 
 _NAMES = {
     "#status": "status",
@@ -35,8 +29,6 @@ _NAMES = {
 # How often count_failure retries when another instance started the same window concurrently.
 _WINDOW_RACE_RETRIES = 3
 
-DELIVERY_STATUSES = frozenset({"sent", "delivered", "failed"})
-
 
 def circuit_key(provider: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"CIRCUIT#{provider}"}, "sk": {"S": "CIRCUIT"}}
@@ -48,11 +40,6 @@ def _n(value: int) -> dict[str, str]:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    code: object = exc.response.get("Error", {}).get("Code")
-    return code == "ConditionalCheckFailedException"
 
 
 class DynamoCircuitStore(CircuitStore):
@@ -75,6 +62,7 @@ class DynamoCircuitStore(CircuitStore):
         self._client = client
         self._table = table
 
+    @tracer.capture_method(capture_response=False)
     def read(self, provider: str) -> CircuitState:
         try:
             response = self._client.get_item(TableName=self._table, Key=circuit_key(provider), ConsistentRead=True)
@@ -94,7 +82,9 @@ class DynamoCircuitStore(CircuitStore):
             probe_until=number("probeUntil"),
         )
 
+    @tracer.capture_method(capture_response=False)
     def count_failure(self, provider: str, window: int, ttl: int) -> int:
+        # counted_failures: the stored window grows, an older one restarts at one, a newer one is left alone.
         values = {":one": _n(1), ":window": _n(window), ":ttl": _n(ttl)}
         for _ in range(_WINDOW_RACE_RETRIES):
             # Most failures land in the current window: add one where the stored window is this one...
@@ -118,7 +108,9 @@ class DynamoCircuitStore(CircuitStore):
         # A clock far behind the stored window: report no failures rather than loop.
         return 0
 
+    @tracer.capture_method(capture_response=False)
     def open(self, provider: str, *, expected: CircuitStatus, open_until: int, threshold: int, ttl: int) -> bool:
+        # may_open
         values = {":open": _s(CircuitStatus.OPEN.value), ":until": _n(open_until), ":ttl": _n(ttl)}
         if expected is CircuitStatus.CLOSED:
             condition = "(attribute_not_exists(#status) OR #status = :expected) AND #failures >= :threshold"
@@ -131,7 +123,9 @@ class DynamoCircuitStore(CircuitStore):
             is not None
         )
 
+    @tracer.capture_method(capture_response=False)
     def start_probe(self, provider: str, *, now: int, probe_until: int, ttl: int) -> bool:
+        # may_start_probe
         values = {
             ":open": _s(CircuitStatus.OPEN.value),
             ":half": _s(CircuitStatus.HALF_OPEN.value),
@@ -143,7 +137,9 @@ class DynamoCircuitStore(CircuitStore):
         update = "SET #status = :half, #probeUntil = :until, #ttl = :ttl"
         return self._update(provider, update, condition, values) is not None
 
+    @tracer.capture_method(capture_response=False)
     def close(self, provider: str, *, ttl: int) -> bool:
+        # may_close
         values = {
             ":closed": _s(CircuitStatus.CLOSED.value),
             ":half": _s(CircuitStatus.HALF_OPEN.value),
@@ -167,125 +163,9 @@ class DynamoCircuitStore(CircuitStore):
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise DependencyError("circuit state unavailable") from exc
         except BotoCoreError as exc:
             raise DependencyError("circuit state unavailable") from exc
         return int(response.get("Attributes", {}).get("failures", {}).get("N", "0"))
-
-
-def record_delivery(
-    dynamodb_client: Any,
-    table: str,
-    challenge_id: str,
-    provider: str,
-    message_id: str | None,
-    status: str,
-    at: int,
-    *,
-    callback: bool = False,
-) -> bool:
-    """Record which provider sent a challenge's SMS, its message ID and the outcome (never the body or code).
-
-    Parameters
-    ----------
-    dynamodb_client:
-        A boto3 DynamoDB client.
-    table:
-        The table name.
-    challenge_id:
-        The challenge the SMS belongs to.
-    provider:
-        The provider that accepted it.
-    message_id:
-        The provider's message ID (None when it returned none).
-    status:
-        ``sent`` (after sending), ``delivered`` or ``failed`` (from a status callback).
-    at:
-        Epoch seconds of the event.
-    callback:
-        False after sending: replace ``delivery`` with this send (a resend replaces the previous one).
-        True for a status callback: update only ``status`` and ``updatedAt``, and only if the recorded delivery
-        is this provider's (and this ``message_id``, when given). A callback for an earlier send of the
-        challenge, or one naming another message, then changes nothing, and a replayed callback writes what is
-        already there.
-
-    Returns
-    -------
-    bool
-        True when written; False when the challenge does not exist (unknown, or expired and removed) or the
-        condition refused the write.
-
-    Raises
-    ------
-    ValueError
-        An unknown status.
-    DependencyError
-        DynamoDB failed.
-    """
-    if status not in DELIVERY_STATUSES:
-        raise ValueError(f"unknown delivery status: {status}")
-    names = {"#delivery": "delivery"}
-    values: dict[str, Any]
-    if callback:
-        update = "SET #delivery.#status = :status, #delivery.updatedAt = :at"
-        condition = "attribute_exists(pk) AND #delivery.provider = :provider"
-        names["#status"] = "status"
-        values = {":status": _s(status), ":at": _n(at), ":provider": _s(provider)}
-        if message_id is not None:
-            condition += " AND #delivery.messageId = :message"
-            values[":message"] = _s(message_id)
-    else:
-        delivery: dict[str, Any] = {"provider": _s(provider), "status": _s(status), "updatedAt": _n(at)}
-        if message_id is not None:
-            delivery["messageId"] = _s(message_id)
-        update = "SET #delivery = :delivery"
-        condition = "attribute_exists(pk)"
-        values = {":delivery": {"M": delivery}}
-        if message_id is not None:
-            # A fast callback can overtake the write made after sending: never turn its outcome back into "sent".
-            condition += " AND NOT (#delivery.messageId = :message AND #delivery.#status IN (:delivered, :failed))"
-            names["#status"] = "status"
-            values.update({":message": _s(message_id), ":delivered": _s("delivered"), ":failed": _s("failed")})
-    try:
-        dynamodb_client.update_item(
-            TableName=table,
-            Key={"pk": _s(f"CHL#{challenge_id}"), "sk": _s("CHL")},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if _is_condition_failure(exc):
-            return False
-        raise DependencyError("the challenge store is unavailable; retry later") from exc
-    except BotoCoreError as exc:
-        raise DependencyError("the challenge store is unavailable; retry later") from exc
-    return True
-
-
-class DeliveryRecorder(DeliveryLog):
-    """Records each accepted send on its challenge, for the service to call after a successful send.
-
-    The SMS has already gone out when this runs, so a failure to record is logged and swallowed: the caller
-    still gets its 201/200, and the delivery-status callback for that message is simply not matched later.
-
-    Parameters
-    ----------
-    client:
-        A boto3 DynamoDB client.
-    table:
-        The table name.
-    """
-
-    def __init__(self, client: Any, table: str) -> None:
-        self._client = client
-        self._table = table
-
-    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
-        try:
-            record_delivery(self._client, self._table, challenge_id, sent.provider, sent.message_id, "sent", at)
-        except DependencyError as exc:
-            logger.warning("delivery record failed", challenge_id=challenge_id, error_type=type(exc.__cause__).__name__)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.providers.base import (
+from otp_core.observability import tracer
+from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.http import TransportError, form_body, post
+from otp_core.sms.vendor import (
     ProviderError,
     VendorSender,
     bad_number,
@@ -33,8 +36,6 @@ from otp_core.providers.base import (
     sender_for,
     uses_request_sender,
 )
-from otp_core.providers.http import TransportError, form_body, post
-from otp_core.records import OutgoingSms, SentSms
 
 BAD_NUMBER_STATUSES = frozenset({"6", "7", "33"})
 TRANSIENT_STATUSES = frozenset({"1", "5", "10"})
@@ -60,6 +61,7 @@ class VonageSender(VendorSender):
     name: ClassVar[str] = "vonage"
     default_base_url: ClassVar[str] = "https://rest.nexmo.com"
 
+    @tracer.capture_method(capture_response=False)
     def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
         credentials = self.credentials()
         api_key = self.required(credentials, "apiKey")

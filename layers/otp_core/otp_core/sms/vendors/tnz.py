@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from otp_core.providers.base import ProviderError, VendorSender, bad_number, sender_for
-from otp_core.providers.http import TransportError, json_body, post
+from otp_core.observability import tracer
 from otp_core.records import OutgoingSms, SentSms
+from otp_core.sms.http import TransportError, json_body, post
+from otp_core.sms.vendor import ProviderError, VendorSender, bad_number, sender_for
 
 _NO_VALID_DESTINATION = "could not find any valid destination"
 
@@ -36,6 +37,7 @@ class TnzSender(VendorSender):
     name: ClassVar[str] = "tnz"
     default_base_url: ClassVar[str] = "https://api.tnz.co.nz"
 
+    @tracer.capture_method(capture_response=False)
     def send_within(self, sms: OutgoingSms, timeout: float) -> SentSms:
         credentials = self.credentials()
         token = self.required(credentials, "authToken")
