@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, parse_body
+from otp_core.http import Response, json_response, make_resolver, parse_body
 from otp_core.models import ClaimChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeRecords
@@ -22,7 +21,7 @@ def service() -> ChallengeRecords:
 
 
 @app.post("/v1/challenges/<challengeId>/claim")
-def claim_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def claim_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, ClaimChallengeRequest)
     claimed = service().claim(challengeId, request.user_id)
     return json_response(200, replies.claim_result(claimed, request.user_id))

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, require_no_body, source_ip
+from otp_core.http import Response, json_response, make_resolver, require_no_body, source_ip
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
 
 
 @app.post("/v1/client/sms/challenge")
-def client_challenge() -> Response[str]:
+def client_challenge() -> Response:
     flows = runtime.client_flows()
     claims = flows.authenticate(app.current_event.headers.get("Authorization"))
     require_no_body(app, "this endpoint takes no request body")

@@ -6,14 +6,13 @@ import re
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
-from otp_core.http import json_response, make_resolver, parse_body, principal
+from otp_core.http import Response, json_response, make_resolver, parse_body, principal
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeStarter
@@ -65,7 +64,7 @@ def create_once() -> Any:
 
 
 @app.post("/v1/challenges")
-def create_challenge() -> Response[str]:
+def create_challenge() -> Response:
     body = parse_body(app, CreateChallengeRequest).model_dump(mode="json", by_alias=True, exclude_none=True)
     key = app.current_event.headers.get("Idempotency-Key")
     if key is None:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
-from otp_core.http import make_resolver, path_user_id
+from otp_core.http import Response, make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
 
 
 @app.delete("/v1/users/<userId>/authenticators/<authenticatorId>")
-def delete_authenticator(userId: str, authenticatorId: str) -> Response[str]:  # noqa: N803 - contract names
+def delete_authenticator(userId: str, authenticatorId: str) -> Response:  # noqa: N803 - contract names
     runtime.authenticator_directory().delete(path_user_id(userId), authenticatorId)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 

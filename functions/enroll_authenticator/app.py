@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, parse_body, path_user_id
+from otp_core.http import Response, json_response, make_resolver, parse_body, path_user_id
 from otp_core.models import EnrollAuthenticatorRequest
 from otp_core.observability import logger, metrics, tracer
 
@@ -17,7 +16,7 @@ app = make_resolver()
 
 
 @app.post("/v1/users/<userId>/authenticators")
-def enroll_authenticator(userId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def enroll_authenticator(userId: str) -> Response:  # noqa: N803 - the contract's path parameter
     user_id = path_user_id(userId)
     request = parse_body(app, EnrollAuthenticatorRequest)
     enrolled = runtime.authenticator_enroller().enroll(user_id, request.phone_number, runtime.policy())

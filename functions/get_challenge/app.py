@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver
+from otp_core.http import Response, json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
 
 
 @app.get("/v1/challenges/<challengeId>")
-def get_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def get_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     records = runtime.challenge_records()
     return json_response(200, replies.challenge_view(records.get(challengeId), records.now()))
 

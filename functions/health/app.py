@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import __version__
-from otp_core.http import json_response, make_resolver
+from otp_core.http import Response, json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
 
 
 @app.get("/v1/health")
-def health() -> Response[str]:
+def health() -> Response:
     return json_response(200, {"status": "ok", "version": __version__})
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
 from otp_core.adapters.kms import KmsPublicKeys
-from otp_core.http import json_response, make_resolver
+from otp_core.http import Response, json_response, make_resolver
 from otp_core.jwks import build_jwks
 from otp_core.observability import logger, metrics, tracer
 
@@ -29,7 +28,7 @@ def key_set() -> dict[str, list[dict[str, str]]]:
 
 
 @app.get("/.well-known/jwks.json")
-def jwks() -> Response[str]:
+def jwks() -> Response:
     return json_response(200, key_set(), headers=CACHE_HEADERS)
 
 

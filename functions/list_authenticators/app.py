@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, path_user_id
+from otp_core.http import Response, json_response, make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
 
 
 @app.get("/v1/users/<userId>/authenticators")
-def list_authenticators(userId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def list_authenticators(userId: str) -> Response:  # noqa: N803 - the contract's path parameter
     listed = runtime.authenticator_directory().list(path_user_id(userId))
     return json_response(200, replies.authenticator_list(listed))
 

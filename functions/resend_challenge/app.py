@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, require_no_body
+from otp_core.http import Response, json_response, make_resolver, require_no_body
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeStarter
 
@@ -21,7 +20,7 @@ def service() -> ChallengeStarter:
 
 
 @app.post("/v1/challenges/<challengeId>/resend")
-def resend_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def resend_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     require_no_body(app, "resend takes no request body")
     return json_response(200, replies.challenge_sent(service().resend(challengeId, runtime.policy())))
 

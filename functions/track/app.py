@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, parse_body
+from otp_core.http import Response, json_response, make_resolver, parse_body
 from otp_core.models import TrackRequest
 from otp_core.observability import logger, metrics, tracer
 
@@ -17,7 +16,7 @@ app = make_resolver()
 
 
 @app.post("/v1/track")
-def track() -> Response[str]:
+def track() -> Response:
     request = parse_body(app, TrackRequest)
     attributes = request.attributes
     tracked = runtime.tracker().track(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import json_response, make_resolver, parse_body
+from otp_core.http import Response, json_response, make_resolver, parse_body
 from otp_core.models import VerifyChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeVerifier
@@ -22,7 +21,7 @@ def service() -> ChallengeVerifier:
 
 
 @app.post("/v1/challenges/<challengeId>/verify")
-def verify_challenge(challengeId: str) -> Response[str]:  # noqa: N803 - the contract's path parameter
+def verify_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, VerifyChallengeRequest)
     return json_response(200, replies.verify_result(service().verify(challengeId, request.code, runtime.policy())))
 

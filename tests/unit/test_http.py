@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ConfigDict
 
-from otp_core.http import json_response, loads_strict, make_resolver, parse_body
-from tests.local.gateway import LambdaContext
+from local.gateway import LambdaContext
+from otp_core.http import Response, json_response, loads_strict, make_resolver, parse_body
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "track.json").read_text())
 
@@ -34,12 +33,12 @@ app = make_resolver()
 
 
 @app.post("/v1/track")
-def _echo() -> Response[str]:
+def _echo() -> Response:
     return json_response(200, parse_body(app, Anything).model_dump())
 
 
 @app.post("/v1/amount")
-def _amount() -> Response[str]:
+def _amount() -> Response:
     return json_response(200, parse_body(app, Amount).model_dump())
 
 
@@ -163,3 +162,52 @@ def test_a_base64_body_is_decoded() -> None:
 def test_anything_but_a_json_object_is_an_invalid_request(body: str | None) -> None:
     status, problem = call(body)
     assert (status, problem["code"]) == (400, "INVALID_REQUEST")
+
+
+# -- the router ------------------------------------------------------------------------------------------------
+
+router = make_resolver()
+
+
+@router.get("/v1/things/<thingId>/parts/<partId>")
+def _parts(thingId: str, partId: str) -> Response:  # noqa: N803 - path parameter names as routes spell them
+    agent = router.current_event.headers.get("user-agent")
+    return json_response(200, {"thing": thingId, "part": partId, "agent": agent})
+
+
+@router.post("/v1/broken")
+def _broken() -> Response:
+    raise ValueError("secret 123456 leaked into an exception")
+
+
+def route(method: str, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    event = {**copy.deepcopy(EVENT), "httpMethod": method, "path": path, "headers": headers or {}, "body": None}
+    return router.resolve(event, None)
+
+
+def test_the_router_passes_path_parameters_and_reads_headers_in_any_case():
+    result = route("GET", "/v1/things/a%2Fb/parts/7", {"User-Agent": "probe/1"})
+
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"]) == {"thing": "a%2Fb", "part": "7", "agent": "probe/1"}
+    assert result["multiValueHeaders"] == {"Cache-Control": ["no-store"], "Content-Type": ["application/json"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/things/a/parts/7"), ("GET", "/v1/things/a/parts"), ("GET", "/v1/things/a/parts/7/x"), ("GET", "/")],
+)
+def test_anything_else_is_a_404_problem(method, path):
+    result = route(method, path)
+
+    assert result["statusCode"] == 404
+    assert result["multiValueHeaders"]["Content-Type"] == ["application/problem+json"]
+    assert json.loads(result["body"])["code"] == "NOT_FOUND"
+
+
+def test_a_bug_is_a_500_that_reveals_nothing(capsys):
+    result = route("POST", "/v1/broken")
+
+    assert result["statusCode"] == 500
+    assert json.loads(result["body"])["code"] == "INTERNAL_ERROR"
+    assert "123456" not in result["body"] and "123456" not in capsys.readouterr().out

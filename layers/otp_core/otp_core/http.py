@@ -1,4 +1,4 @@
-"""The HTTP edge shared by every function: one resolver factory, strict body parsing, problem responses."""
+"""The HTTP edge shared by every function: a small router, strict body parsing, problem responses."""
 
 from __future__ import annotations
 
@@ -6,25 +6,171 @@ import base64
 import binascii
 import json
 import math
+import re
 import sys
 import traceback
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TypeVar
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel, ValidationError
 
 from otp_core.errors import FieldError, InvalidRequestError, NotFoundError, OtpError, Problem, to_problem
-from otp_core.models import ResponseModel
 from otp_core.observability import logger
 
 Model = TypeVar("Model", bound=BaseModel)
+Handler = Callable[..., "Response"]
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 _NO_STORE = {"Cache-Control": "no-store"}
 _DOUBLE_MAX = int(sys.float_info.max)
+# A path parameter: the characters Powertools' resolver accepted (RFC 3986 unreserved, sub-delims and the
+# percent-encoded rest), so routing answers exactly as before.
+_PARAMETER = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
+_PLACEHOLDER = re.compile(r"<(\w+)>")
 
 
-def problem_response(problem: Problem) -> Response[str]:
+class ToJson(Protocol):
+    def to_json(self) -> dict[str, object]: ...
+
+
+@dataclass
+class Response:
+    """A Lambda proxy response for API Gateway's REST API."""
+
+    status_code: int
+    body: str | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_proxy(self) -> dict[str, Any]:
+        headers = dict(self.headers)
+        if self.content_type is not None:
+            headers["Content-Type"] = self.content_type
+        return {
+            "statusCode": self.status_code,
+            "body": self.body or "",
+            "isBase64Encoded": False,
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        }
+
+
+class Headers:
+    """Request headers, looked up case-insensitively (HTTP header names are)."""
+
+    def __init__(self, headers: Mapping[str, Any] | None) -> None:
+        self._headers = {str(name).lower(): value for name, value in (headers or {}).items()}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._headers.get(name.lower(), default)
+        return value if isinstance(value, str) or value is None else default
+
+
+class Identity:
+    def __init__(self, identity: Mapping[str, Any]) -> None:
+        source = identity.get("sourceIp")
+        self.source_ip: str | None = source if isinstance(source, str) else None
+
+
+class RequestContext:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        identity = context.get("identity")
+        self.identity = Identity(identity if isinstance(identity, Mapping) else {})
+        authorizer = context.get("authorizer")
+        self.authorizer: Mapping[str, Any] | None = authorizer if isinstance(authorizer, Mapping) else None
+        path = context.get("path")
+        self.path: str | None = path if isinstance(path, str) else None
+
+
+class Event:
+    """The API Gateway REST proxy event of the current request (read only)."""
+
+    def __init__(self, raw_event: Mapping[str, Any]) -> None:
+        self.raw_event = raw_event
+        self.headers = Headers(raw_event.get("headers"))
+        context = raw_event.get("requestContext")
+        self.request_context = RequestContext(context if isinstance(context, Mapping) else {})
+        path = raw_event.get("path")
+        self.path: str = path if isinstance(path, str) else "/"
+
+
+class Router:
+    """Routes an API Gateway REST event to the function's route; every failure is a problem response.
+
+    A function serves one route (the delivery callbacks one with a ``<provider>`` parameter), so this is a
+    list of compiled rules, not Powertools' event handler: its import alone cost each cold start about
+    120 ms. Errors of the hierarchy map to their status and code; anything else is a bug, logged with where
+    it happened and answered with a body that reveals nothing.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._event: Event | None = None
+        self.lambda_context: Any = None
+
+    def route(self, method: str, rule: str) -> Callable[[Handler], Handler]:
+        # re.escape leaves "<" and ">" alone, so the placeholders survive it.
+        pattern = re.compile(_PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>{_PARAMETER})", re.escape(rule)))
+
+        def register(handler: Handler) -> Handler:
+            self._routes.append((method, pattern, handler))
+            return handler
+
+        return register
+
+    def get(self, rule: str) -> Callable[[Handler], Handler]:
+        return self.route("GET", rule)
+
+    def post(self, rule: str) -> Callable[[Handler], Handler]:
+        return self.route("POST", rule)
+
+    def delete(self, rule: str) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", rule)
+
+    @property
+    def current_event(self) -> Event:
+        if self._event is None:
+            raise RuntimeError("no request is being handled")
+        return self._event
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._event, self.lambda_context = Event(event), context
+        try:
+            return _proxy(self._dispatch(event))
+        except OtpError as error:
+            if error.status >= 500:
+                logger.warning("request failed", code=error.code, cause=type(error.__cause__).__name__)
+            return problem_response(to_problem(error)).to_proxy()
+        except Exception as error:
+            # Exception messages can carry request values (numbers, codes): log where it failed, not what it said.
+            frames = traceback.extract_tb(error.__traceback__)
+            where = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames[-5:]]
+            logger.error("unhandled error", error_type=type(error).__name__, where=where)
+            bug = Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
+            return problem_response(bug).to_proxy()
+        finally:
+            self._event = None
+
+    def _dispatch(self, event: Mapping[str, Any]) -> Response:
+        method = str(event.get("httpMethod") or "").upper()
+        path = self.current_event.path
+        for route_method, pattern, handler in self._routes:
+            matched = pattern.fullmatch(path)
+            if matched and route_method == method:
+                return handler(**matched.groupdict())
+        raise NotFoundError("no such route")
+
+
+def _proxy(response: Any) -> dict[str, Any]:
+    """The proxy result of a response; also of a Powertools ``Response`` a handler may still build."""
+    if isinstance(response, Response):
+        return response.to_proxy()
+    headers = {name: value for name, value in (response.headers or {}).items() if isinstance(value, str)}
+    content_type = getattr(response, "content_type", None)
+    return Response(response.status_code, response.body, content_type, headers).to_proxy()
+
+
+def problem_response(problem: Problem) -> Response:
     return Response(
         status_code=problem.status,
         content_type=PROBLEM_JSON,
@@ -33,40 +179,14 @@ def problem_response(problem: Problem) -> Response[str]:
     )
 
 
-def json_response(
-    status: int, body: ResponseModel | dict[str, Any], headers: dict[str, str] | None = None
-) -> Response[str]:
-    payload = body.to_json() if isinstance(body, ResponseModel) else body
+def json_response(status: int, body: ToJson | dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    payload = body if isinstance(body, dict) else body.to_json()
     return Response(status_code=status, content_type=JSON, body=json.dumps(payload), headers=headers or dict(_NO_STORE))
 
 
-def make_resolver() -> APIGatewayRestResolver:
-    """A REST API resolver whose every failure is an RFC 9457 problem response.
-
-    Errors of the hierarchy map to their status and code; anything else is a bug, logged with its traceback
-    and answered with a body that reveals nothing.
-    """
-    app = APIGatewayRestResolver(strip_prefixes=None)
-
-    @app.exception_handler(OtpError)  # type: ignore[untyped-decorator]
-    def _otp_error(error: OtpError) -> Response[str]:
-        if error.status >= 500:
-            logger.warning("request failed", code=error.code, cause=type(error.__cause__).__name__)
-        return problem_response(to_problem(error))
-
-    @app.not_found
-    def _not_found(_: Exception) -> Response[str]:
-        return problem_response(to_problem(NotFoundError("no such route")))
-
-    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-    def _bug(error: Exception) -> Response[str]:
-        # Exception messages can carry request values (numbers, codes): log where it failed, not what it said.
-        frames = traceback.extract_tb(error.__traceback__)
-        where = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames[-5:]]
-        logger.error("unhandled error", error_type=type(error).__name__, where=where)
-        return problem_response(Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred"))
-
-    return app
+def make_resolver() -> Router:
+    """The router of one function (see :class:`Router`)."""
+    return Router()
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -122,7 +242,7 @@ def loads_strict(text: str) -> Any:
     return document
 
 
-def request_text(app: APIGatewayRestResolver) -> str | None:
+def request_text(app: Router) -> str | None:
     """The request body as text (base64 bodies decoded), or None when it has none.
 
     Raises
@@ -144,7 +264,7 @@ def request_text(app: APIGatewayRestResolver) -> str | None:
         raise InvalidRequestError("the request body is not valid JSON") from exc
 
 
-def require_no_body(app: APIGatewayRestResolver, detail: str) -> None:
+def require_no_body(app: Router, detail: str) -> None:
     """Refuse a body on an endpoint that takes none (an empty JSON object is tolerated).
 
     Raises
@@ -157,7 +277,7 @@ def require_no_body(app: APIGatewayRestResolver, detail: str) -> None:
         raise InvalidRequestError(detail)
 
 
-def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
+def parse_body(app: Router, model: type[Model]) -> Model:
     """Parse the request body strictly into ``model``.
 
     Raises
@@ -166,7 +286,22 @@ def parse_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
         Not a JSON object (including ``NaN``, ``Infinity`` or numbers overflowing a double anywhere in it), wrong
         types, missing or unknown fields; ``errors`` names each field.
     """
-    raw = request_text(app)
+    return parse_document(request_text(app), model)
+
+
+def parse_document(raw: str | bytes | None, model: type[Model]) -> Model:
+    """Parse a body already read (text, or bytes such as a verified callback's) strictly into ``model``.
+
+    Raises
+    ------
+    InvalidRequestError
+        As :func:`parse_body`; also for bytes that are not UTF-8.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequestError("the request body is not valid JSON") from exc
     if not raw:
         raise InvalidRequestError("the request body must be a JSON object")
     try:
@@ -195,12 +330,12 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-def source_ip(app: APIGatewayRestResolver) -> str | None:
+def source_ip(app: Router) -> str | None:
     """The caller's IP as API Gateway saw it, for the per-IP send cap of end-user endpoints."""
     return app.current_event.request_context.identity.source_ip or None
 
 
-def principal(app: APIGatewayRestResolver) -> str:
+def principal(app: Router) -> str:
     """The API key identity the authorizer attached to the request."""
     authorizer = app.current_event.request_context.authorizer
     value = authorizer.get("principalId") if authorizer else None

@@ -45,11 +45,11 @@ IpAddress = Annotated[str, StringConstraints(strict=True, max_length=64), AfterV
 class RequestModel(BaseModel):
     """Strict request body: camelCase names, no unknown fields, no type coercion."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True)
 
     def to_json(self) -> dict[str, object]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
