@@ -12,15 +12,20 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 PORT ?= 3000
+# The import roots of Lambda and of the tests (pyproject's pytest pythonpath): functions/ and local/ from the
+# repository root, otp_core from its layer folder.
+RUN := PYTHONPATH="$(CURDIR):$(CURDIR)/layers/otp_core" $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run invoke test lint typecheck unit integration infra e2e bench build clean
+.PHONY: help install run invoke vendors test lint typecheck unit integration infra e2e bench build clean
 
 help:
 	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT)"
 	@echo "make test   - install everything and run the whole test suite"
 	@echo "make invoke FUNCTION=CreateChallengeFunction EVENT=events/create_challenge.json"
-	@echo "make bench  - cold-start, AWS-call, size and memory benchmark"
+	@echo "make token SUB=user-123 - a user access token of the running local stack's IdP"
+	@echo "make vendors - fakes of the SMS vendors, for SMS_PROVIDERS=... make run"
+	@echo "make bench  - cold-start, AWS-call, size and memory benchmark (BENCH_ARGS=--runs 5 ...)"
 
 $(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,10 +51,13 @@ $(CHECKOV_VENV)/.installed:
 install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 run: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m tests.local
+	PORT=$(PORT) $(RUN) -m local
 
 invoke: $(VENV)/.installed
-	$(PY) -m tests.local.invoke $(FUNCTION) $(EVENT)
+	$(RUN) -m local.invoke $(FUNCTION) $(EVENT)
+
+vendors: $(VENV)/.installed
+	$(RUN) -m tests.vendors
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
@@ -67,14 +75,16 @@ test: install lint typecheck
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
+BENCH_ARGS ?=
 bench: $(VENV)/.installed build
-	$(PY) -m tests.bench
+	$(RUN) -m local.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam node_modules .local
 
 # A user access token of the local stack's IdP, for /v1/verification/sms/* (TOKEN=$$(make -s token SUB=...)).
+# It names the stack `make run` started; PORT (on the command line or in the environment) picks another one.
 SUB ?= user-123
 .PHONY: token
 token: $(VENV)/.installed
-	@PORT=$(PORT) $(PY) -m tests.local.idp --sub $(SUB)
+	@$(RUN) -m local.idp --sub $(SUB)

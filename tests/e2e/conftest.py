@@ -22,9 +22,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tests.local.iam import DENIAL_MARKER
-from tests.local.idp import load_or_create_key, mint_token
-from tests.local.stack import LocalStackProcess, spawn_local_stack
+from local.iam import DENIAL_MARKER
+from local.idp import load_or_create_key, mint_token
+from local.stack import LocalStackProcess, spawn_local_stack
 
 # Adaptive MFA rules of the e2e stack (the TrackRules format, see otp_core.rules): a risk score over 90 blocks
 # every action; "withdraw" is allowed on a known device and needs a challenge on a device never seen before.
@@ -223,7 +223,7 @@ class Idp:
     jwks: dict[str, Any]
 
     def token(self, sub: str, **overrides: Any) -> str:
-        """A user access token the stack accepts; ``overrides`` go to ``tests.local.idp.mint_token``."""
+        """A user access token the stack accepts; ``overrides`` go to ``local.idp.mint_token``."""
         arguments: dict[str, Any] = {"issuer": self.issuer, "audience": self.audience, **overrides}
         return mint_token(self.private_key, sub=sub, **arguments)
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from local.stack import spawn_local_stack
 from tests.e2e.conftest import Api
-from tests.local.stack import spawn_local_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,5 @@
 """Phone verification for signed-in users over HTTP, with access tokens of the local stack's own identity
-provider (tests/local/idp.py): send, validate, enrollment of the number, and forged IdP tokens."""
+provider (local/idp.py): send, validate, enrollment of the number, and forged IdP tokens."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local.idp import mint_token
 from tests.e2e.conftest import Api, Idp, Reply, forge_alg_none, forge_hs256, unverified
-from tests.local.idp import mint_token
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """Handlers driven by API Gateway events against DynamoDB Local (the table) and moto (SNS, KMS, Secrets).
 
 The resources come from template.yaml, so a schema change that the code does not follow fails here. Every
-handler runs under its function's IAM policy from the template (``tests.local.iam``), however a test calls
+handler runs under its function's IAM policy from the template (``local.iam``), however a test calls
 it, and a call that policy does not allow fails the test even when the handler turned it into a 503.
 """
 
@@ -20,17 +20,17 @@ import boto3
 import phonenumbers
 import pytest
 
-from otp_core import runtime
-from tests.local.gateway import LambdaContext
-from tests.local.iam import IAM, enforced_handlers, install_iam_hook
-from tests.local.services import (
+from local.gateway import LambdaContext
+from local.iam import IAM, enforced_handlers, install_iam_hook
+from local.services import (
     java_missing_warning,
     patched_environ,
     provision_stack,
     start_dynamodb_local,
     start_moto_server,
 )
-from tests.local.template import Template
+from local.template import Template
+from otp_core import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "integration-test-key"

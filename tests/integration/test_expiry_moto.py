@@ -14,11 +14,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local.services import table_request
+from local.template import Template
 from otp_core import runtime
 from tests.fakes import FakeClock
 from tests.integration.conftest import invoke_function
-from tests.local.services import table_request
-from tests.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 

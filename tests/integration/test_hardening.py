@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from local.gateway import LambdaContext
 from tests.integration.conftest import ROOT, Reply, Stack, invoke_function
-from tests.local.gateway import LambdaContext
 
 
 def items_of(table: Any, stack: Stack, user: str) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def test_enroll_from_the_client_then_challenge_and_validate(stack, sms, phone, t
     sent = client("client_challenge", second["token"])
     assert sent.status == 200
     again = client("client_challenge", second["token"])
-    assert again.status == 429 and "Retry-After" in again.headers
+    assert again.status == 200 and again.body == sent.body  # a reload inside the cooldown sends nothing
     succeeded = client("client_verify", second["token"], {"code": code_of(sms, phone)}).body["token"]
 
     valid = invoke_function("validate", body={"token": succeeded, "action": "signIn"})

@@ -143,7 +143,7 @@ def test_no_code_token_or_full_number_is_logged(stack, sms, phone, capsys, caplo
 
 def test_authorizer_allows_the_key_and_denies_everything_else(stack):
     from functions.authorizer import app as authorizer
-    from tests.local.gateway import LambdaContext
+    from local.gateway import LambdaContext
 
     context = LambdaContext(
         function_name="authorizer",

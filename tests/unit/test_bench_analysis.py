@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.bench.analysis import (
+from local.bench.analysis import (
     ApiCall,
     CallCounts,
     Limit,
@@ -24,8 +24,8 @@ from tests.bench.analysis import (
     top,
     wrong_code,
 )
-from tests.bench.calls import CallRecorder, Request, build_event, load_event, route_event
-from tests.bench.sizes import package_size
+from local.bench.calls import CallRecorder, Request, build_event, load_event, route_event
+from local.bench.sizes import package_size
 
 IMPORTTIME = """\
 import time: self [us] | cumulative | imported package

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from tests.local.gateway import (
+from local.gateway import (
+    EMPTY_METRICS_WARNING,
     FunctionRunner,
     Gateway,
     HttpRequest,
@@ -26,10 +28,11 @@ from tests.local.gateway import (
     gateway_response,
     method_arn,
     policy_allows,
+    quiet_empty_metrics,
 )
-from tests.local.outbox import Outbox, install_outbox_hook, uninstall_outbox_hook
-from tests.local.services import resolve_environment, table_request
-from tests.local.template import Function, Resolver, Route, Template, load_document
+from local.outbox import Outbox, install_outbox_hook, uninstall_outbox_hook
+from local.services import resolve_environment, table_request
+from local.template import Function, Resolver, Route, Template, load_document
 
 TEMPLATE = """
 Parameters:
@@ -495,6 +498,52 @@ def test_outbox_routes_list_and_empty_the_outbox(gateway: Gateway, outbox: Outbo
     assert [message["to"] for message in listed.json()["messages"]] == ["+14155552671"]
     assert emptied.status == 204
     assert outbox.messages() == []
+
+
+def test_counters_route_resets_and_reports_how_many(template: Template, fakes: FakeFunctions) -> None:
+    # Given a gateway whose stack can reset its counters
+    resets: list[int] = []
+
+    def reset() -> int:
+        resets.append(1)
+        return 7
+
+    gateway = Gateway(template, runner=FunctionRunner(loader=fakes.load), reset_counters=reset)
+
+    # When the counters are deleted, then read
+    deleted = gateway.handle(HttpRequest("DELETE", "/_local/counters", []))
+    read = gateway.handle(HttpRequest("GET", "/_local/counters", []))
+
+    # Then only DELETE resets (no API key needed, like the outbox), and says how many items went
+    assert (deleted.status, deleted.json()) == (200, {"deleted": 7})
+    assert read.header("x-amzn-ErrorType") == "MISSING_AUTHENTICATION_TOKEN"
+    assert resets == [1]
+
+
+def test_without_a_reset_the_counters_route_does_not_exist(gateway: Gateway) -> None:
+    response = gateway.handle(HttpRequest("DELETE", "/_local/counters", []))
+
+    assert response.header("x-amzn-ErrorType") == "MISSING_AUTHENTICATION_TOKEN"
+
+
+def test_empty_metrics_warnings_are_quiet_while_handlers_run() -> None:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_empty_metrics():
+            warnings.warn(f"{EMPTY_METRICS_WARNING}. The cold-start metric may be published", stacklevel=1)
+            warnings.warn("another warning", stacklevel=1)
+        warnings.warn(f"{EMPTY_METRICS_WARNING} after the stack", stacklevel=1)
+
+    assert [str(warning.message) for warning in seen] == ["another warning", f"{EMPTY_METRICS_WARNING} after the stack"]
+
+
+def test_templates_parse_as_cfn_lint_reads_them() -> None:
+    assert load_document('{"A": {"Ref": "X"}}') == {"A": {"Ref": "X"}}
+    assert type(load_document("A: !Ref X")["A"]["Ref"]) is str  # plain values, not cfn-lint's nodes
+    with pytest.raises(ValueError, match="Duplicate"):
+        load_document("A: 1\nA: 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_document("- 1\n")
 
 
 # --------------------------------------------------------------------------------------- outbox

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from tests.local.iam import (
+from local.iam import (
     DENIAL_MARKER,
     Access,
     Arns,
@@ -25,7 +25,7 @@ from tests.local.iam import (
     install_iam_hook,
     uninstall_iam_hook,
 )
-from tests.local.template import Resolver, Template, load_document
+from local.template import Resolver, Template, load_document
 
 ACCOUNT = "123456789012"
 TABLE_ARN = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/main"

@@ -1,4 +1,4 @@
-"""The local identity provider's pure parts (tests/local/idp.py) and how the local stack wires it in: the key
+"""The local identity provider's pure parts (local/idp.py) and how the local stack wires it in: the key
 file, the JWKS, minted tokens, the CLI, the gateway's /_local/idp routes, and the HasIdp condition."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import os
 import stat
+import subprocess
 from pathlib import Path
 
 import jwt
@@ -14,10 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.local.gateway import Gateway, GatewayServer, HttpRequest, start
-from tests.local.idp import (
+from local.gateway import HINT_HEADER, FunctionRunner, Gateway, GatewayServer, HttpRequest, start
+from local.idp import (
     DEFAULT_AUDIENCE,
     LocalIdp,
+    RunningStack,
     jwks,
     key_id,
     load_or_create_key,
@@ -26,11 +29,15 @@ from tests.local.idp import (
     main,
     mint_token,
     public_jwk,
+    publish_stack,
+    running_stacks,
     stack_environment,
+    token_claims,
+    token_mismatch,
     token_request_subject,
 )
-from tests.local.services import resolve_environment
-from tests.local.template import Resolver, Template, load_document
+from local.services import resolve_environment
+from local.template import Resolver, Template, load_document
 
 ISSUER = "http://127.0.0.1:3000/_local/idp"
 NOW = 1_700_000_000
@@ -255,7 +262,7 @@ def test_cli_prints_a_token_for_the_stack_on_port(
 ) -> None:
     path = tmp_path / "idp-key.pem"
 
-    assert main(["--sub", "user-123", "--key", str(path)], environ={"PORT": "4567"}) == 0
+    assert main(["--sub", "user-123", "--key", str(path)], environ={"PORT": "4567"}, stacks_dir=tmp_path) == 0
 
     token = capsys.readouterr().out.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -271,7 +278,7 @@ def test_cli_prints_a_token_for_the_stack_on_port(
 def test_cli_honours_the_environment_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     environ = {"IDP_ISSUER": "https://idp.example", "IDP_AUDIENCE": "api://app", "PORT": "1"}
 
-    main(["--sub", "u", "--ttl", "60", "--key", str(tmp_path / "k.pem")], environ=environ)
+    main(["--sub", "u", "--ttl", "60", "--key", str(tmp_path / "k.pem")], environ=environ, stacks_dir=tmp_path)
 
     claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
     assert (claims["iss"], claims["aud"], claims["exp"] - claims["iat"]) == ("https://idp.example", "api://app", 60)
@@ -280,9 +287,80 @@ def test_cli_honours_the_environment_and_options(tmp_path: Path, capsys: pytest.
 @pytest.mark.parametrize("argv", [[], ["--sub", ""], ["--sub", "u", "--ttl", "0"], ["--sub", "u", "--ttl", "x"]])
 def test_cli_rejects_bad_arguments(tmp_path: Path, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        main([*argv, "--key", str(tmp_path / "k.pem")], environ={})
+        main([*argv, "--key", str(tmp_path / "k.pem")], environ={}, stacks_dir=tmp_path)
     assert exited.value.code == 2
     assert not (tmp_path / "k.pem").exists()
+
+
+def test_cli_follows_the_running_stack_without_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given `PORT=8080 IDP_AUDIENCE=my-app make run` published its IdP, and a shell without PORT
+    stack = RunningStack("http://127.0.0.1:8080", local_issuer("http://127.0.0.1:8080"), "my-app", os.getpid())
+    publish_stack(stack, tmp_path / "stacks")
+
+    # When `make -s token` mints
+    main(["--sub", "u", "--key", str(tmp_path / "k.pem")], environ={}, stacks_dir=tmp_path / "stacks")
+
+    # Then the token names that stack's issuer and audience, not port 3000's
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == ("http://127.0.0.1:8080/_local/idp", "my-app")
+
+
+def test_published_stacks_of_stopped_processes_are_ignored(tmp_path: Path) -> None:
+    alive = RunningStack("http://127.0.0.1:3000", "iss-a", "aud-a", os.getpid())
+    gone = RunningStack("http://127.0.0.1:4000", "iss-b", "aud-b", _finished_pid())
+    for stack in (alive, gone):
+        publish_stack(stack, tmp_path)
+    (tmp_path / "5000.json").write_text("{not json")
+
+    assert running_stacks(tmp_path) == [alive]
+    assert running_stacks(tmp_path / "missing") == []
+
+
+def _finished_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+STACK_3000 = RunningStack("http://127.0.0.1:3000", local_issuer("http://127.0.0.1:3000"), "local-app", 1)
+STACK_8080 = RunningStack("http://127.0.0.1:8080", local_issuer("http://127.0.0.1:8080"), "app-8080", 2)
+
+
+@pytest.mark.parametrize(
+    ("environ", "stacks", "expected"),
+    [
+        ({}, [], ("http://127.0.0.1:3000/_local/idp", "local-app")),  # nothing runs yet: the default port
+        ({}, [STACK_8080], ("http://127.0.0.1:8080/_local/idp", "app-8080")),
+        ({"PORT": "3000"}, [STACK_3000, STACK_8080], ("http://127.0.0.1:3000/_local/idp", "local-app")),
+        ({"PORT": "8080"}, [STACK_3000, STACK_8080], ("http://127.0.0.1:8080/_local/idp", "app-8080")),
+        ({"PORT": "9999"}, [STACK_8080], ("http://127.0.0.1:9999/_local/idp", "local-app")),
+        ({"IDP_ISSUER": "https://idp.example"}, [STACK_8080], ("https://idp.example", "local-app")),
+        ({"IDP_AUDIENCE": "api://x"}, [STACK_8080], ("http://127.0.0.1:8080/_local/idp", "api://x")),
+    ],
+)
+def test_token_claims_pick_the_stack(
+    environ: dict[str, str], stacks: list[RunningStack], expected: tuple[str, str]
+) -> None:
+    assert token_claims(environ, stacks) == expected
+
+
+def test_token_claims_refuse_to_guess_between_stacks() -> None:
+    with pytest.raises(ValueError, match="3000, 8080"):
+        token_claims({}, [STACK_3000, STACK_8080])
+
+
+def test_token_mismatch_names_the_wrong_claims(key: rsa.RSAPrivateKey) -> None:
+    idp = LocalIdp(key, ISSUER)
+    other_port = mint_token(key, sub="u", issuer="http://127.0.0.1:8080/_local/idp")
+    other_audience = mint_token(key, sub="u", issuer=ISSUER, audience="other-app")
+
+    assert token_mismatch(idp, f"Bearer {idp.mint('u')}") is None
+    assert token_mismatch(idp, "Bearer not-a-jwt") is None
+    assert token_mismatch(idp, None) is None
+    assert token_mismatch(idp, f"Bearer {other_port}") == (
+        "iss 'http://127.0.0.1:8080/_local/idp' is not 'http://127.0.0.1:3000/_local/idp'"
+    )
+    assert token_mismatch(idp, f"Bearer {other_audience}") == "aud 'other-app' is not 'local-app'"
 
 
 # --------------------------------------------------------------------------------------- the gateway
@@ -371,6 +449,36 @@ def test_the_gateway_serves_the_idp(template: Template, key: rsa.RSAPrivateKey) 
     assert refused.header("Content-Type") == "application/problem+json"
     assert refused.json()["code"] == "INVALID_REQUEST"
     assert wrong_method.status == 403  # API Gateway's MISSING_AUTHENTICATION_TOKEN default
+
+
+def test_a_refused_token_of_another_stack_gets_a_hint(
+    template: Template, key: rsa.RSAPrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a verification function that refuses the token, as it refuses any token of another issuer
+    def refuse(_event: dict[str, object], _context: object) -> dict[str, object]:
+        return {"statusCode": 401, "body": json.dumps({"status": 401, "code": "UNAUTHORIZED"})}
+
+    environ = {"IDP_ISSUER": ISSUER}
+    gateway = Gateway(
+        template,
+        idp=LocalIdp(key, ISSUER),
+        runner=FunctionRunner(loader=lambda _function: refuse),
+        active=Resolver(template, environ=environ).is_active,
+    )
+    foreign = mint_token(key, sub="u", issuer="http://127.0.0.1:8080/_local/idp")
+    own = LocalIdp(key, ISSUER).mint("u")
+
+    # When a token minted for port 8080 and one of this stack are sent
+    hinted = gateway.handle(HttpRequest("POST", "/v1/verification/sms/send", [("Authorization", f"Bearer {foreign}")]))
+    console = capsys.readouterr().err
+    plain = gateway.handle(HttpRequest("POST", "/v1/verification/sms/send", [("Authorization", f"Bearer {own}")]))
+
+    # Then both answer the function's 401; only the foreign one carries a hint, also on the console
+    assert (hinted.status, plain.status) == (401, 401)
+    assert ISSUER in (hinted.header(HINT_HEADER) or "")
+    assert "iss 'http://127.0.0.1:8080/_local/idp' is not" in console
+    assert plain.header(HINT_HEADER) is None
+    assert capsys.readouterr().err == ""
 
 
 def test_without_an_idp_the_routes_do_not_exist(template: Template) -> None:

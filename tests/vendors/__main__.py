@@ -1,17 +1,62 @@
-"""Run every vendor fake on 127.0.0.1 and print the settings that point the adapters at them.
+"""Run every vendor fake on 127.0.0.1, print the settings that point the adapters at them, then each SMS.
 
-    python -m tests.vendors
+    make vendors            (or: .venv/bin/python -m tests.vendors)
 
-Then start the local stack with SMS_PROVIDERS (e.g. ``twilio,vonage``) and the printed SMS_PROVIDER_ENDPOINTS,
-plus a provider secret (any values) under SMS_PROVIDER_SECRET_ID. Requests are printed as they arrive, with
-bodies left out because they hold codes.
+Then start the local stack with the printed SMS_PROVIDER_ENDPOINTS and SMS_PROVIDERS (e.g. ``twilio,vonage``):
+its SMS provider secret already holds credentials the fakes accept. Each SMS a fake receives is printed as
+``[twilio] SMS to +14155552675: 123456 is your ...``, codes included, like the local stack's outbox: these
+are fakes on a developer's machine, and the code is what a walk-through needs next.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from tests.vendors.servers import endpoints, running
+from tests.vendors.servers import RecordedRequest, endpoints, running
+
+
+def _form(request: RecordedRequest) -> dict[str, str]:
+    return {name: values[-1] for name, values in urllib.parse.parse_qs(request.body.decode("utf-8")).items()}
+
+
+def _path(document: Any, *keys: str | int) -> str:
+    for key in keys:
+        document = document[key]
+    return str(document)
+
+
+# Where each vendor's request carries the recipient and the text (the request each adapter documents).
+_SMS: Mapping[str, Callable[[RecordedRequest], tuple[str, str]]] = {
+    "twilio": lambda request: (_form(request)["To"], _form(request)["Body"]),
+    "vonage": lambda request: ("+" + _form(request)["to"], _form(request)["text"]),
+    "bird": lambda request: (
+        _path(request.json(), "receiver", "contacts", 0, "identifierValue"),
+        _path(request.json(), "body", "text", "text"),
+    ),
+    "messagemedia": lambda request: (
+        _path(request.json(), "messages", 0, "destination_number"),
+        _path(request.json(), "messages", 0, "content"),
+    ),
+    "tnz": lambda request: (
+        _path(request.json(), "Destinations", 0, "Recipient"),
+        _path(request.json(), "Message"),
+    ),
+    "modica": lambda request: (_path(request.json(), "destination"), _path(request.json(), "content")),
+    "webhook": lambda request: (_path(request.json(), "to"), _path(request.json(), "body")),
+}
+
+
+def describe(name: str, request: RecordedRequest) -> str:
+    """One console line for a request a fake received: the SMS it carries, else its method and path."""
+    try:
+        to, text = _SMS[name](request)
+    except (KeyError, IndexError, TypeError, ValueError, json.JSONDecodeError):
+        return f"[{name}] {request.method} {request.route} (no SMS in it)"
+    return f"[{name}] SMS to {to}: {text}"
 
 
 def main() -> None:
@@ -20,10 +65,10 @@ def main() -> None:
         seen = dict.fromkeys(fakes, 0)
         try:
             while True:
-                time.sleep(0.5)
+                time.sleep(0.2)
                 for name, fake in fakes.items():
                     for request in fake.requests[seen[name] :]:
-                        print(f"{name}: {request.method} {request.route}", flush=True)
+                        print(describe(name, request), flush=True)
                     seen[name] = len(fake.requests)
         except KeyboardInterrupt:
             pass

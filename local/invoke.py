@@ -1,8 +1,9 @@
-"""``python -m tests.local.invoke FUNCTION EVENT.json``: ``sam local invoke -e`` without Docker.
+"""``python -m local.invoke FUNCTION EVENT.json``: ``sam local invoke -e`` without Docker.
 
 FUNCTION is a logical id (``CreateChallengeFunction``) or a CodeUri folder (``create_challenge``). The
 handler runs once, in this process, against freshly provisioned local services; its result is printed as
-JSON on stdout, and its logs (and any SMS it sends) go to stderr.
+JSON on stdout, and its logs (and any SMS it sends) go to stderr. The services hold what ``make run``'s do:
+the API key, and the local SMS provider secret that the sample delivery-status events are signed against.
 """
 
 from __future__ import annotations
@@ -10,23 +11,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.local.gateway import LambdaContext, import_handler
-from tests.local.iam import IAM, enabled_by_environment, install_iam_hook
-from tests.local.outbox import OUTBOX, install_outbox_hook
-from tests.local.services import (
+from local.gateway import LambdaContext, import_handler, quiet_empty_metrics
+from local.iam import IAM, enabled_by_environment, install_iam_hook
+from local.outbox import OUTBOX, install_outbox_hook
+from local.services import (
     java_missing_warning,
+    local_provider_credentials,
     patched_environ,
     provision_stack,
     start_dynamodb_local,
     start_moto_server,
     warn,
 )
-from tests.local.stack import add_import_roots, local_api_key
-from tests.local.template import DEFAULT_TEMPLATE, Template
+from local.stack import local_api_key
+from local.template import DEFAULT_TEMPLATE, Template
+from otp_core import runtime
 
 
 def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFAULT_TEMPLATE) -> Any:
@@ -45,8 +49,11 @@ def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFA
             dynamodb_endpoint=dynamodb.endpoint if dynamodb else moto.endpoint,
             aws_endpoint=moto.endpoint,
             api_key=local_api_key(),
+            provider_credentials=local_provider_credentials(os.environ),
         )
         stack.enter_context(patched_environ(provisioned.environment))
+        runtime.reset()
+        stack.enter_context(quiet_empty_metrics())
         OUTBOX.echo = sys.stderr
         install_outbox_hook(OUTBOX)
         enforce = enabled_by_environment()
@@ -64,12 +71,11 @@ def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFA
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m tests.local.invoke", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m local.invoke", description=__doc__.split("\n")[0])
     parser.add_argument("function", help="logical id (CreateChallengeFunction) or folder (create_challenge)")
     parser.add_argument("event", type=Path, help="event JSON file, e.g. events/create_challenge.json")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     args = parser.parse_args(argv)
-    add_import_roots()
     event = json.loads(args.event.read_text(encoding="utf-8"))
     try:
         result = invoke(args.function, event, args.template)

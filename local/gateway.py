@@ -8,6 +8,7 @@ with the template's gateway responses for unknown routes and failed authorizatio
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import re
@@ -16,21 +17,26 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.local.idp import JWKS_PATH, TOKEN_PATH, LocalIdp, token_request_subject
-from tests.local.outbox import OUTBOX, Outbox
-from tests.local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Authorizer, Function, Route, Template
+from local.idp import JWKS_PATH, TOKEN_PATH, LocalIdp, token_mismatch, token_request_subject
+from local.outbox import OUTBOX, Outbox
+from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Authorizer, Function, Route, Template
 
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
 API_ID: Final = "local"
 PROBLEM_JSON: Final = "application/problem+json"
+OUTBOX_PATH: Final = "/_local/outbox"
+COUNTERS_PATH: Final = "/_local/counters"
+HINT_HEADER: Final = "X-Local-Hint"
+"""Set on an answer the local stack can explain (a user token of another IdP); deployed stacks never send it."""
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -269,6 +275,22 @@ class LambdaContext:
             aws_request_id=str(uuid.uuid4()),
             timeout_seconds=function.timeout,
         )
+
+
+EMPTY_METRICS_WARNING: Final = "No application metrics to publish"
+
+
+@contextlib.contextmanager
+def quiet_empty_metrics() -> Iterator[None]:
+    """Hide Powertools' "No application metrics to publish" warning while handlers run in this process.
+
+    Every handler flushes its metrics (``@metrics.log_metrics``), so a request that adds none (a health
+    check, the JWKS) makes Powertools warn once per process. Such a request is expected to have no metric;
+    Powertools documents this filter for functions that may publish none.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=EMPTY_METRICS_WARNING, category=UserWarning)
+        yield
 
 
 def import_handler(function: Function) -> Handler:
@@ -528,6 +550,9 @@ class Gateway:
     idp:
         The local identity provider behind ``/_local/idp/jwks.json`` and ``/_local/idp/token``; None leaves
         those routes out.
+    reset_counters:
+        Deletes the table's counters and returns how many, behind ``DELETE /_local/counters``; None leaves
+        that route out.
     """
 
     def __init__(
@@ -540,11 +565,13 @@ class Gateway:
         outbox: Outbox = OUTBOX,
         active: Callable[[str], bool] = lambda _logical_id: True,
         idp: LocalIdp | None = None,
+        reset_counters: Callable[[], int] | None = None,
     ) -> None:
         self.template = template
         self.stage = stage
         self.outbox = outbox
         self.idp = idp
+        self.reset_counters = reset_counters
         self.runner = runner or FunctionRunner(region=region)
         self.routes = [route for route in template.routes if active(route.function_id)]
         """The template's routes whose functions exist here (their Condition holds)."""
@@ -556,8 +583,10 @@ class Gateway:
         """Answer one request."""
         request_id = str(uuid.uuid4())
         path = request.path.rstrip("/")
-        if path == "/_local/outbox":
+        if path == OUTBOX_PATH:
             response = self._outbox(request, request_id)
+        elif path == COUNTERS_PATH and self.reset_counters is not None:
+            response = self._counters(self.reset_counters, request, request_id)
         elif self.idp is not None and path in (JWKS_PATH, TOKEN_PATH):
             response = self._idp(self.idp, request, request_id)
         else:
@@ -584,12 +613,31 @@ class Gateway:
         event = build_event(request, match, stage=self.stage, request_id=request_id, authorizer=authorizer_context)
         function = self.template.functions[match.route.function_id]
         try:
-            return proxy_response(self.runner.invoke(function, event))
+            response = proxy_response(self.runner.invoke(function, event))
         except Exception:
             # The traceback is for the developer's console; the client sees what API Gateway would send.
             print(f"local gateway: {function.logical_id} failed", file=sys.stderr)
             traceback.print_exc()
             return function_error()
+        if response.status == 401 and self.idp is not None and request.path.startswith("/v1/verification/"):
+            self._explain_user_token(self.idp, request, response)
+        return response
+
+    def _explain_user_token(self, idp: LocalIdp, request: HttpRequest, response: HttpResponse) -> None:
+        # A token minted for a stack on another port (or audience) is refused like any foreign token; say so,
+        # since nothing in the 401 can tell the developer which claim is wrong.
+        mismatch = token_mismatch(idp, request.header("Authorization"))
+        if mismatch is None:
+            return
+        print(
+            f"local IdP: {request.path} refused a user token whose {mismatch}; `make -s token SUB=<user>` mints one "
+            "for the running `make run` (PORT=... picks a stack)",
+            file=sys.stderr,
+            flush=True,
+        )
+        response.headers.append(
+            (HINT_HEADER, f"the token is not from this stack's IdP ({idp.issuer}, aud {idp.audience})")
+        )
 
     def _outbox(self, request: HttpRequest, request_id: str) -> HttpResponse:
         method = request.method.upper()
@@ -602,6 +650,15 @@ class Gateway:
         return gateway_response(
             self._responses, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request_id
         )
+
+    def _counters(self, reset: Callable[[], int], request: HttpRequest, request_id: str) -> HttpResponse:
+        if request.method.upper() != "DELETE":
+            return gateway_response(
+                self._responses, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request_id
+            )
+        deleted = reset()
+        print(f"local stack: {deleted} counters deleted (send caps, failure counts, locks)", file=sys.stderr)
+        return HttpResponse(200, [("Content-Type", "application/json")], json.dumps({"deleted": deleted}).encode())
 
     def _idp(self, idp: LocalIdp, request: HttpRequest, request_id: str) -> HttpResponse:
         # Public, like an identity provider's own endpoints: the JWKS for the functions, tokens for curl.

@@ -1,9 +1,9 @@
 """``make bench``: cold start, AWS calls per request, package sizes and memory of the built functions.
 
-One run of ``python -m tests.bench`` (after ``sam build``) measures four things and prints one Markdown
+One run of ``python -m local.bench`` (after ``sam build``) measures four things and prints one Markdown
 report, also written to ``.aws-sam/bench.md``:
 
-1. **Cold start** (:mod:`tests.bench.coldstart`). For every function of template.yaml, a fresh python3.13
+1. **Cold start** (:mod:`local.bench.coldstart`). For every function of template.yaml, a fresh python3.13
    interpreter times ``import app`` (what Lambda's init phase runs) with ``sys.path = [function dir, layer
    python dir, stdlib]`` and nothing else (``-I -S``: no site-packages, no ``PYTHON*`` variables). The
    median of ``--runs`` interpreters is compared with a baseline interpreter that runs
@@ -30,7 +30,7 @@ report, also written to ``.aws-sam/bench.md``:
      warm-up, so file caches and background noise hit every function alike. The Lambda-like mode gets fewer
      runs (``--lambda-runs``, 5) to keep the whole benchmark within a few minutes.
 
-2. **AWS calls per request** (:mod:`tests.bench.calls`). DynamoDB Local and moto are started and provisioned
+2. **AWS calls per request** (:mod:`local.bench.calls`). DynamoDB Local and moto are started and provisioned
    from template.yaml as in the integration tests; the handlers run in this process from the source tree
    (the same code the build copies). A ``before-call.*.*`` hook on boto3's default session counts every API
    call. Each scenario resets the runtime and re-imports its handler module (a cold start: secrets and key
@@ -38,10 +38,10 @@ report, also written to ``.aws-sam/bench.md``:
    ``RESEND_COOLDOWN_SECONDS=0`` (resend twice without waiting) and a high per-IP send cap (every request
    comes from the event file's IP address); neither changes which calls a request makes.
 
-3. **Package sizes** (:mod:`tests.bench.sizes`): every built function directory and the real (aarch64) built
+3. **Package sizes** (:mod:`local.bench.sizes`): every built function directory and the real (aarch64) built
    layer, zipped with deflate as ``sam deploy`` does, plus unzipped sizes against Lambda's 250 MB limit.
 
-4. **Memory** (:mod:`tests.bench.memory`): one fresh interpreter per function (Lambda-like environment,
+4. **Memory** (:mod:`local.bench.memory`): one fresh interpreter per function (Lambda-like environment,
    pointed at the local services) imports the handler, answers a warm-up event and a second event from its
    ``events/`` file made valid (real challenge IDs and codes), and reports ``ru_maxrss``: the process's peak
    resident memory, compared with the function's ``MemorySize``.

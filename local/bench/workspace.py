@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.local.template import REPO_ROOT, Template
+from local import REPO_ROOT
+from local.template import Template
 
 AWS_SAM: Final = REPO_ROOT / ".aws-sam"
 BUILD_DIR: Final = AWS_SAM / "build"
@@ -48,7 +49,7 @@ def find_python(explicit: str | None = None) -> Interpreter:
     candidates.extend(sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")), reverse=True))
     for candidate in filter(None, candidates):
         try:
-            probe = subprocess.run(
+            probe = subprocess.run(  # noqa: S603 - an interpreter found on PATH or in pyenv, asked its version
                 [candidate, "-I", "-c", "import platform, sys; print(platform.python_version(), platform.machine())"],
                 capture_output=True,
                 text=True,
@@ -205,7 +206,9 @@ def _pip_install(python: Interpreter, requirements: Path, destination: Path) -> 
         ],
     ]
     for command in commands:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=clean_env())
+        result = subprocess.run(  # noqa: S603 - pip of the chosen interpreter, with our requirements file
+            command, capture_output=True, text=True, timeout=600, check=False, env=clean_env()
+        )
         if result.returncode != 0:
             raise RuntimeError(f"the layer build failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     (staging / ".complete").write_text(requirements.read_text(encoding="utf-8"), encoding="utf-8")
@@ -215,7 +218,7 @@ def _pip_install(python: Interpreter, requirements: Path, destination: Path) -> 
 
 def _compile(python: Interpreter, path: Path) -> None:
     # Some packages ship files that are never imported and do not compile; compileall reports and skips them.
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - compileall of the chosen interpreter on our copies
         [str(python.path), "-m", "compileall", "-q", "-j", "0", str(path)],
         capture_output=True,
         timeout=600,

@@ -1,4 +1,4 @@
-"""``python -m tests.bench``: measure the built functions and print the Markdown report (see the package doc).
+"""``python -m local.bench``: measure the built functions and print the Markdown report (see the package doc).
 
 Progress goes to stderr; the report goes to stdout and to ``.aws-sam/bench.md``.
 """
@@ -13,9 +13,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench import coldstart, sizes
-from tests.bench.report import BenchReport, render
-from tests.bench.workspace import (
+from local.bench import calls, coldstart, memory, sizes
+from local.bench.report import BenchReport, render
+from local.bench.workspace import (
     AWS_SAM,
     built_function_dirs,
     built_layer_dir,
@@ -23,8 +23,7 @@ from tests.bench.workspace import (
     prepare,
     unbuilt_functions,
 )
-from tests.local.stack import add_import_roots
-from tests.local.template import DEFAULT_TEMPLATE, Template
+from local.template import DEFAULT_TEMPLATE, Template
 
 
 def _progress(message: str) -> None:
@@ -32,7 +31,7 @@ def _progress(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local.bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=15, help="fresh interpreters per cold-start median (15)")
     parser.add_argument(
         "--lambda-runs", type=int, default=5, help="the same for the Lambda-like mode (5: it keeps the run short)"
@@ -79,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     phase("cold start")
 
     # The in-process part runs the handlers from the source tree, as the tests do.
-    add_import_roots()
-    from tests.bench import calls, memory
-
     with calls.start_lab(template) as lab:
         phase("services")
         results = calls.run_scenarios(lab, _progress)

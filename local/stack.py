@@ -5,7 +5,7 @@ Two ways to run it:
 - ``run_local_stack()``: everything in this process (the handlers too), for a test session or ``make run``.
   It sets ``os.environ`` for the handlers while it runs, and handler modules keep the boto3 clients they
   created, so start it once per process.
-- ``spawn_local_stack()``: ``python -m tests.local`` in a child process, for test suites that must not
+- ``spawn_local_stack()``: ``python -m local`` in a child process, for test suites that must not
   share their interpreter (and its environment and imported modules) with the handlers.
 """
 
@@ -19,46 +19,42 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from tests.local.gateway import FunctionRunner, Gateway, GatewayServer, import_handler, start
-from tests.local.iam import IAM, IamEnforcer, enabled_by_environment, install_iam_hook
-from tests.local.idp import (
+from local import REPO_ROOT
+from local.gateway import FunctionRunner, Gateway, GatewayServer, import_handler, quiet_empty_metrics, start
+from local.iam import IAM, IamEnforcer, enabled_by_environment, install_iam_hook
+from local.idp import (
     DEFAULT_AUDIENCE,
     ENV_AUDIENCE,
     ENV_ISSUER,
     LocalIdp,
+    RunningStack,
     local_issuer,
+    publish_stack,
     stack_environment,
 )
-from tests.local.outbox import OUTBOX, Outbox, install_outbox_hook
-from tests.local.services import (
+from local.outbox import OUTBOX, Outbox, install_outbox_hook
+from local.services import (
     java_missing_warning,
+    local_provider_credentials,
     patched_environ,
     provision_stack,
+    reset_counters,
     start_dynamodb_local,
     start_moto_server,
     warn,
 )
-from tests.local.template import DEFAULT_TEMPLATE, REPO_ROOT, Resolver, Template
+from local.template import DEFAULT_TEMPLATE, Resolver, Template
+from otp_core import runtime
 
 DEFAULT_API_KEY: Final = "local-dev-key"
 DEFAULT_PORT: Final = 3000
 READY_LINE: Final = re.compile(r"^Local stack ready: (?P<url>http://\S+)$", re.MULTILINE)
 AWS_LINE: Final = re.compile(r"^KMS, Secrets Manager, SNS: moto at (?P<url>http://\S+)$", re.MULTILINE)
-
-
-def add_import_roots() -> None:
-    """Put the repository root and layers/otp_core on sys.path, the import roots Lambda and pytest use.
-
-    Only the command-line runners call this; tests get the same roots from pytest's ``pythonpath``.
-    """
-    for root in (REPO_ROOT / "layers" / "otp_core", REPO_ROOT):
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
 
 
 def local_api_key() -> str:
@@ -118,6 +114,7 @@ def run_local_stack(
     dynamodb_local: bool = True,
     region: str = "us-east-1",
     enforce_iam: bool | None = None,
+    publish: bool = False,
 ) -> Iterator[LocalStack]:
     """Start the local stack in this process and stop all of it on exit.
 
@@ -130,9 +127,14 @@ def run_local_stack(
     dynamodb_local:
         False keeps the table on moto even when Java is available (faster start, less faithful).
     enforce_iam:
-        Whether each function's AWS calls are checked against its template.yaml policy (``tests.local.iam``);
+        Whether each function's AWS calls are checked against its template.yaml policy (``local.iam``);
         None reads ``OTP_LOCAL_IAM`` (on unless ``off``).
+    publish:
+        Record the stack's URL and IdP claims in ``.local/stacks/<port>.json`` while it runs, for ``make token``
+        (``python -m local`` does).
 
+    The SMS provider secret holds ``local.services.LOCAL_PROVIDER_CREDENTIALS`` (or the JSON file
+    ``OTP_LOCAL_SMS_PROVIDER_SECRET`` names), so ``SMS_PROVIDERS`` can route to the vendor fakes as they are.
     The functions' IDP_ISSUER, IDP_AUDIENCE and IDP_JWKS_URL point at the stack's own IdP unless the
     environment sets them (``IDP_ISSUER=`` leaves the verification endpoints out, like an empty IdpIssuer).
     """
@@ -157,16 +159,19 @@ def run_local_stack(
             api_key=api_key,
             region=region,
             environ={**os.environ, **stack_environment(server.url, os.environ)},
+            provider_credentials=local_provider_credentials(os.environ),
         )
         environment = provisioned.environment
         idp = LocalIdp.load(
             issuer=environment.get(ENV_ISSUER) or local_issuer(server.url),
             audience=environment.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE,
         )
-        # Registered before the environment is patched, so it also runs after the environment is restored.
-        stack.callback(_forget_runtime_caches)
+        # Registered before the environment is patched, so it also runs after the environment is restored:
+        # the core builds settings and clients once per process, and they must not outlive these endpoints.
+        stack.callback(runtime.reset)
         stack.enter_context(patched_environ(environment))
-        _forget_runtime_caches()
+        runtime.reset()
+        stack.enter_context(quiet_empty_metrics())
         # Before any handler is imported: clients copy the hooks of their session when they are created.
         install_outbox_hook(OUTBOX)
         iam = IAM if (enabled_by_environment() if enforce_iam is None else enforce_iam) else None
@@ -174,9 +179,15 @@ def run_local_stack(
             iam.configure(template, provisioned.resolver)
             install_iam_hook(iam)
             stack.callback(iam.clear)
-        gateway = server.gateway = _gateway(template, region, idp, iam)
+        table = environment.get("TABLE_NAME", "")
+        gateway = server.gateway = _gateway(
+            template, region, idp, iam, lambda: reset_counters(dynamodb_endpoint, table, region)
+        )
         server, thread = start(server)
         stack.callback(_shutdown, server, thread)
+        if publish:
+            published = publish_stack(RunningStack(server.url, idp.issuer, idp.audience, os.getpid()))
+            stack.callback(published.unlink, missing_ok=True)
         yield LocalStack(
             url=server.url,
             api_key=api_key,
@@ -192,25 +203,23 @@ def run_local_stack(
         )
 
 
-def _gateway(template: Template, region: str, idp: LocalIdp, iam: IamEnforcer | None) -> Gateway:
+def _gateway(
+    template: Template, region: str, idp: LocalIdp, iam: IamEnforcer | None, counters: Callable[[], int]
+) -> Gateway:
     resolver = Resolver(template, environ=os.environ, region=region)
     stage = resolver.resolve_str(template.api_properties.get("StageName", "api")) or "api"
     loader = import_handler if iam is None else lambda function: iam.wrap(function.logical_id, import_handler(function))
     runner = FunctionRunner(loader=loader, region=region)
     return Gateway(
-        template, stage=stage, region=region, runner=runner, outbox=OUTBOX, active=resolver.is_active, idp=idp
+        template,
+        stage=stage,
+        region=region,
+        runner=runner,
+        outbox=OUTBOX,
+        active=resolver.is_active,
+        idp=idp,
+        reset_counters=counters,
     )
-
-
-def _forget_runtime_caches() -> None:
-    # The core builds settings and clients once per process; a test that ran earlier in this process may
-    # have built them from another environment, and they must not outlive the stack's endpoints either.
-    runtime = sys.modules.get("otp_core.runtime")
-    settings = sys.modules.get("otp_core.settings")
-    if runtime is not None and hasattr(runtime, "reset"):
-        runtime.reset()
-    elif settings is not None and hasattr(settings, "get_settings"):
-        settings.get_settings.cache_clear()
 
 
 def _shutdown(server: GatewayServer, thread: Any) -> None:
@@ -224,7 +233,8 @@ def _shutdown(server: GatewayServer, thread: Any) -> None:
 
 @dataclass
 class LocalStackProcess:
-    """``python -m tests.local`` running in a child process; ``log_path`` holds its console output.
+    """``python -m local`` (or ``make run``) running as a child process, the leader of its own process group;
+    ``log_path`` holds its console output.
 
     ``aws_endpoint`` is the child's moto server (KMS, Secrets Manager, SNS), for tests that need to reach
     behind the API, such as signing a token with the stack's own key.
@@ -237,13 +247,16 @@ class LocalStackProcess:
     aws_endpoint: str = ""
 
     def stop(self) -> None:
-        """Stop the child (SIGTERM, then SIGKILL after 15 s)."""
+        """Stop the child and its process group (SIGTERM, then SIGKILL after 15 s).
+
+        The group, because the child may be ``make``, which does not pass a SIGTERM on to the stack it runs.
+        """
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            _signal_group(self.process, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                _signal_group(self.process, signal.SIGKILL)
                 self.process.wait(timeout=5)
 
     def log(self) -> str:
@@ -253,12 +266,19 @@ class LocalStackProcess:
 
 @contextlib.contextmanager
 def spawn_local_stack(
-    port: int = 0, *, api_key: str | None = None, env: dict[str, str] | None = None, timeout: float = 120.0
+    port: int = 0,
+    *,
+    api_key: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    command: Sequence[str] | None = None,
 ) -> Iterator[LocalStackProcess]:
     """Run the local stack as a child process and yield once it serves; stop it on exit.
 
-    ``env`` adds to this process's environment (policy settings such as ``MAX_ATTEMPTS``). The child's
-    output goes to a temporary log file, so a chatty child can never block on a full pipe.
+    ``env`` adds to this process's environment (policy settings such as ``MAX_ATTEMPTS``). ``command``
+    replaces ``python -m local`` (``["make", "-s", "run"]`` runs it as the README does); it gets ``PORT``
+    and the import roots in its environment. The child's output goes to a temporary log file, so a chatty
+    child can never block on a full pipe.
     """
     api_key = api_key or local_api_key()
     child_env = {**os.environ, **(env or {}), "PORT": str(port), "OTP_LOCAL_API_KEY": api_key}
@@ -268,13 +288,14 @@ def spawn_local_stack(
     child_env["PYTHONUNBUFFERED"] = "1"
     with tempfile.NamedTemporaryFile(prefix="local-stack-", suffix=".log", delete=False) as log_file:
         log_path = Path(log_file.name)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.local"],
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter, or the caller's fixed command
+            list(command or [sys.executable, "-m", "local"]),
             cwd=REPO_ROOT,
             env=child_env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     child = LocalStackProcess(url="", api_key=api_key, process=process, log_path=log_path)
     try:
@@ -288,6 +309,12 @@ def spawn_local_stack(
         raise
     child.stop()
     log_path.unlink(missing_ok=True)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    # The child leads its own session (start_new_session), so its group id is its pid.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
 
 
 def _wait_for_ready(child: LocalStackProcess, timeout: float) -> str:

@@ -7,14 +7,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tests.bench.coldstart import LAMBDA, ProbeJob, run_probe
-from tests.bench.workspace import Workspace, lambda_env
-from tests.local.template import Template
-
-if TYPE_CHECKING:  # importing calls needs otp_core on sys.path, which only the runner sets up
-    from tests.bench.calls import EventPair
+from local.bench.calls import EventPair
+from local.bench.coldstart import LAMBDA, ProbeJob, run_probe
+from local.bench.workspace import Workspace, lambda_env
+from local.template import Template
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from tests.bench.analysis import (
+from local.bench.analysis import (
     MB,
     CallCounts,
     ImportTime,
@@ -17,12 +17,10 @@ from tests.bench.analysis import (
     median,
     megabytes,
 )
-from tests.bench.coldstart import LAMBDA, LOCAL, ColdStarts, ImportProfile
-from tests.bench.memory import MemoryUse
-from tests.bench.sizes import LAYER_ZIPPED_TARGET, UNZIPPED_LIMIT
-
-if TYPE_CHECKING:  # importing calls needs otp_core on sys.path, which only the runner sets up
-    from tests.bench.calls import ScenarioResult
+from local.bench.calls import ScenarioResult
+from local.bench.coldstart import LAMBDA, LOCAL, ColdStarts, ImportProfile
+from local.bench.memory import MemoryUse
+from local.bench.sizes import LAYER_ZIPPED_TARGET, UNZIPPED_LIMIT
 
 COLD_START_TARGET: Final = 1.5
 COMMAND: Final = "make bench"
@@ -84,7 +82,7 @@ def render(report: BenchReport) -> str:
     lines = [
         "# SMS OTP benchmark",
         "",
-        f"Command: `{COMMAND}` (`python -m tests.bench` after `sam build`). Run {report.started}, "
+        f"Command: `{COMMAND}` (`python -m local.bench` after `sam build`). Run {report.started}, "
         f"took {report.seconds:.0f} s on {report.machine} with {report.cpus} CPUs ("
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report.phases.items())
         + f"). Load average (1 min) {report.load[0]:.1f} at the start, {report.load[1]:.1f} at the end: "
@@ -245,7 +243,8 @@ def _calls_section(report: BenchReport) -> list[str]:
         f"Handlers in-process against {store} for the table and moto for SNS, KMS and Secrets Manager, "
         "provisioned from template.yaml. Counted with a `before-call.*.*` hook on boto3's default session: one "
         "row per API call, whatever the retries. A transaction or batch is one write call; its item count is "
-        "in parentheses (each item costs capacity, twice for transactions); `[CHL]` names the item kind (partition key prefix) of a single-item call. Warm = the second request after a fresh "
+        "in parentheses (each item costs capacity, twice for transactions); `[CHL]` names the item kind "
+        "(partition key prefix) of a single-item call. Warm = the second request after a fresh "
         "import of the handler and a runtime reset.",
         "",
         *_table(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 def main(mode: str, out: str, path: str, config_path: str | None = None) -> None:
+    # The measured interpreter runs with -I (no PYTHONPATH, no site): its import path is Lambda's, given here.
     sys.path[:0] = path.split(":")
     result: dict[str, Any]
     if mode == "import":
@@ -88,7 +89,7 @@ def _invoke_twice(config: dict[str, Any]) -> dict[str, Any]:
     import os
     import uuid
 
-    import app  # type: ignore[import-not-found]
+    import app
 
     rss_after_import = _peak_rss_kb()
     statuses: list[str] = []

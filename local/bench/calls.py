@@ -1,7 +1,4 @@
-"""AWS API calls per request: the handlers in this process against DynamoDB Local and moto.
-
-Importing this module needs ``otp_core`` and ``functions`` importable (``tests.local.stack.add_import_roots``).
-"""
+"""AWS API calls per request: the handlers in this process against DynamoDB Local and moto."""
 
 from __future__ import annotations
 
@@ -24,17 +21,18 @@ from typing import Any, Final
 import boto3
 import phonenumbers
 
-from otp_core import runtime
-from tests.bench.analysis import ApiCall, Limit, Target, code_from_sms, wrong_code
-from tests.local.gateway import LambdaContext
-from tests.local.services import (
+from local import REPO_ROOT
+from local.bench.analysis import ApiCall, Limit, Target, code_from_sms, wrong_code
+from local.gateway import LambdaContext
+from local.services import (
     java_missing_warning,
     patched_environ,
     provision,
     start_dynamodb_local,
     start_moto_server,
 )
-from tests.local.template import REPO_ROOT, Template
+from local.template import Template
+from otp_core import runtime
 
 EVENTS: Final = REPO_ROOT / "events"
 API_KEY: Final = "bench-api-key"
@@ -236,7 +234,7 @@ class Lab:
 
     @staticmethod
     def sms_code(phone: str) -> str:
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.sns.models import sns_backends
 
         messages = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values()

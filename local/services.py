@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -29,11 +30,35 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.local.template import LOCAL_STACK_NAME, REPO_ROOT, Resolver, Template, mentions_resource
+from local import REPO_ROOT
+from local.template import LOCAL_STACK_NAME, Resolver, Template, mentions_resource
+from otp_core.settings import Settings
 
 LOCAL_CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 DEFAULT_SIGNING_KEY_SPEC: Final = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}
 _FAST_FAIL: Final = Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 0})
+
+ENV_PROVIDER_SECRET: Final = "OTP_LOCAL_SMS_PROVIDER_SECRET"  # noqa: S105 - a variable name, not a secret
+"""A JSON file whose object replaces ``LOCAL_PROVIDER_CREDENTIALS`` as the local SMS provider secret."""
+LOCAL_PROVIDER_CREDENTIALS: Final[Mapping[str, Mapping[str, str]]] = {
+    # The vendor fakes (python -m tests.vendors) accept any credentials. The Twilio auth token and the webhook
+    # secret are the ones events/delivery_status_*.json are signed with. The webhook has no "url": point it at
+    # a receiver with SMS_PROVIDER_ENDPOINTS (webhook=http://127.0.0.1:PORT/path), nothing is sent anywhere else.
+    "twilio": {
+        "accountSid": "AC00000000000000000000000000000000",
+        "authToken": "local-twilio-auth-token",
+        "from": "+15017122661",
+    },
+    "bird": {"accessKey": "local-bird-access-key", "workspaceId": "local-workspace", "channelId": "local-channel"},
+    "messagemedia": {"apiKey": "local-messagemedia-key", "apiSecret": "local-messagemedia-secret"},
+    "tnz": {"authToken": "local-tnz-auth-token"},
+    "modica": {"applicationName": "local-modica-app", "password": "local-modica-password"},
+    "vonage": {"apiKey": "local-vonage-key", "apiSecret": "local-vonage-secret", "from": "SmsOtp"},
+    "webhook": {"secret": "local-webhook-secret"},
+}
+COUNTER_KEY_PREFIXES: Final = ("CNT#", "CIRCUIT#")
+"""Partition-key prefixes of the table's counters: send counts, failure counts and locks (``CNT#``, see the
+key design in otp_core.adapters.dynamodb) and the SMS circuit breaker's state (``CIRCUIT#``)."""
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +152,7 @@ def start_dynamodb_local(port: int | None = None, *, timeout: float = 60.0) -> S
         str(port),
     ]
     output = tempfile.NamedTemporaryFile(prefix="dynamodb-local-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - java from PATH on the jar npm installed
         _die_with_parent(command),
         cwd=jar.parent,
         stdin=subprocess.DEVNULL,
@@ -245,6 +270,7 @@ def provision_stack(
     api_key: str,
     region: str = "us-east-1",
     environ: Mapping[str, str] | None = None,
+    provider_credentials: Mapping[str, Any] | None = None,
 ) -> Provisioned:
     """Create the template's resources on the local services; return the functions' environment and resolver.
 
@@ -256,6 +282,9 @@ def provision_stack(
     resolved to the local resources, plus the settings that point boto3 at the local services. A variable
     already set in ``environ`` (default ``os.environ``) wins over the template unless the template binds it
     to a resource: policy settings can be changed from the shell, table and key names cannot.
+
+    ``provider_credentials`` becomes the value of the SMS provider secret (the one SMS_PROVIDER_SECRET_ID
+    names); None keeps the template's value (``{}``: no vendor credentials).
     """
     environ = os.environ if environ is None else environ
     resolver = Resolver(template, refs={}, attributes={}, environ=environ, region=region)
@@ -265,6 +294,11 @@ def provision_stack(
     created.ensure_secret(environment.get("CODE_SECRET_ID") or _setting_default("code_secret_id"))
     created.ensure_secret(environment.get("API_KEY_SECRET_ID") or _setting_default("api_key_secret_id"), api_key)
     created.ensure_signing_key(environment.get("SIGNING_KEY_ID") or _setting_default("signing_key_id"))
+    if provider_credentials is not None:
+        created.ensure_secret(
+            environment.get("SMS_PROVIDER_SECRET_ID") or _setting_default("sms_provider_secret_id"),
+            json.dumps(provider_credentials),
+        )
     environment.setdefault("POWERTOOLS_SERVICE_NAME", "sms-otp")
     environment.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SmsOtp")
     environment.update(
@@ -299,11 +333,7 @@ def resolve_environment(template: Template, resolver: Resolver, environ: Mapping
     return environment
 
 
-def _setting_default(name: str) -> str | None:
-    try:
-        from otp_core.settings import Settings
-    except ImportError:
-        return None
+def _setting_default(name: str) -> str:
     return str(Settings.model_fields[name].default)
 
 
@@ -315,8 +345,8 @@ class _Provisioner:
     ) -> None:
         self.template = template
         self.resolver = resolver
-        self.refs: dict[str, str] = resolver.refs  # type: ignore[assignment]
-        self.attributes: dict[tuple[str, str], str] = resolver.attributes  # type: ignore[assignment]
+        self.refs = resolver.refs
+        self.attributes = resolver.attributes
         self.dynamodb = _client("dynamodb", dynamodb_endpoint, region)
         self.kms = _client("kms", aws_endpoint, region)
         self.secrets = _client("secretsmanager", aws_endpoint, region)
@@ -417,6 +447,50 @@ class _Provisioner:
         return arn
 
 
+def local_provider_credentials(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The local stack's SMS provider secret: the JSON object in the file ``OTP_LOCAL_SMS_PROVIDER_SECRET``
+    names (real credentials, to send through a vendor from the local stack), else ``LOCAL_PROVIDER_CREDENTIALS``.
+
+    Raises
+    ------
+    ValueError
+        The file is not JSON.
+    TypeError
+        The file holds JSON that is not an object.
+    """
+    path = environ.get(ENV_PROVIDER_SECRET)
+    if not path:
+        return {name: dict(fields) for name, fields in LOCAL_PROVIDER_CREDENTIALS.items()}
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise TypeError(f"{ENV_PROVIDER_SECRET}={path} must hold a JSON object keyed by provider name")
+    return document
+
+
+def reset_counters(dynamodb_endpoint: str, table_name: str, region: str = "us-east-1") -> int:
+    """Delete every counter of the table (send caps, failure counts, locks, circuit state); return how many.
+
+    Challenges, authenticators and devices stay, so a walk-through can be repeated without a restart and
+    without waiting out a day's send cap. Local only: ``DELETE /_local/counters``.
+    """
+    client = _client("dynamodb", dynamodb_endpoint, region)
+    prefixes = {f":p{index}": {"S": prefix} for index, prefix in enumerate(COUNTER_KEY_PREFIXES)}
+    keys: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(
+        TableName=table_name,
+        ProjectionExpression="pk, sk",
+        FilterExpression=" OR ".join(f"begins_with(pk, {name})" for name in prefixes),
+        ExpressionAttributeValues=prefixes,
+        ConsistentRead=True,
+    ):
+        keys.extend(page.get("Items", []))
+    for start in range(0, len(keys), 25):  # BatchWriteItem's limit
+        pending: dict[str, Any] = {table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    return len(keys)
+
+
 def table_request(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     """A ``CreateTable`` request from an ``AWS::DynamoDB::Table``'s resolved properties."""
     billing = str(properties.get("BillingMode") or "PROVISIONED")
@@ -462,7 +536,7 @@ def _client(service: str, endpoint: str, region: str, config: Config | None = No
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=region,
     )
-    return session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
+    return session.client(service, endpoint_url=endpoint, config=config)
 
 
 def _code(exc: ClientError) -> str:

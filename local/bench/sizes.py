@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
-from tests.bench.analysis import MB, PackageSize
+from local.bench.analysis import MB, PackageSize
 
 LAYER_ZIPPED_TARGET: Final = 15 * MB
 UNZIPPED_LIMIT: Final = 250 * MB  # function code plus all its layers, unzipped

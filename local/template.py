@@ -13,9 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+from cfnlint.decode import decode_str
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+from local import REPO_ROOT
+
 DEFAULT_TEMPLATE: Final = REPO_ROOT / "template.yaml"
 LOCAL_STACK_NAME: Final = "sms-otp-local"
 LOCAL_ACCOUNT_ID: Final = "123456789012"  # moto's default account
@@ -26,38 +27,34 @@ API_TYPE: Final = "AWS::Serverless::Api"
 # --------------------------------------------------------------------------------------------- YAML
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
-    """SafeLoader that turns CloudFormation short tags (``!Ref x``) into their long form (``{"Ref": x}``)."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        # The short form is "Resource.Attribute"; attributes may contain dots themselves.
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_document(text: str) -> dict[str, Any]:
-    """Parse a CloudFormation/SAM template (YAML or JSON) with short-form intrinsic tags."""
-    document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    if not isinstance(document, dict):
-        raise TypeError("a template must be a mapping")
-    return document
+    """Parse a CloudFormation/SAM template (YAML or JSON) the way cfn-lint does, short-form tags included.
+
+    cfn-lint's decoder is the one ``tests/infrastructure`` lints the template with, so the local stack and the
+    linter cannot read the same file differently (``!GetAtt A.B``, duplicate keys, JSON templates).
+
+    Raises
+    ------
+    ValueError
+        The text does not parse, or is not a mapping.
+    """
+    document, errors = decode_str(text)
+    if errors or not isinstance(document, dict):
+        reasons = "; ".join(str(error.message) for error in errors) or "a template must be a mapping"
+        raise ValueError(f"template does not parse: {reasons}")
+    plain: dict[str, Any] = _plain(document)
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    # cfn-lint returns str and dict subclasses that carry line marks; the rest of the stack wants plain values.
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 # ------------------------------------------------------------------------------------ resolution
@@ -90,8 +87,8 @@ class Resolver:
     """
 
     template: Template
-    refs: Mapping[str, str] = field(default_factory=dict)
-    attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
     stack_name: str = LOCAL_STACK_NAME
     region: str = "us-east-1"

@@ -49,7 +49,7 @@ import boto3
 from botocore import handlers
 from botocore.awsrequest import AWSResponse
 
-from tests.local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Resolver, Template, UnresolvableError
+from local.template import LOCAL_ACCOUNT_ID, LOCAL_STACK_NAME, Resolver, Template, UnresolvableError
 
 DENIAL_MARKER: Final = "local IAM: AccessDenied"
 """Starts the console line of every denied call, so a test can find denials in a child stack's log."""

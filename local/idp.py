@@ -8,8 +8,10 @@ identity provider. Locally that provider is this module: the key lives in ``.loc
 first use, git-ignored), the gateway publishes its JWKS at ``GET /_local/idp/jwks.json`` and mints tokens at
 ``POST /_local/idp/token``, and the local stack points IDP_ISSUER, IDP_AUDIENCE and IDP_JWKS_URL at itself.
 
-``python -m tests.local.idp --sub user-123`` (``make token SUB=user-123``) prints a token for the stack on
-http://127.0.0.1:$PORT.
+``python -m local.idp --sub user-123`` (``make token SUB=user-123``) prints a token for the running local
+stack: ``python -m local`` records its IdP's issuer and audience in ``.local/stacks/<port>.json`` while it runs,
+so the token names the stack ``make run`` started, whatever its PORT or IDP_AUDIENCE. ``PORT`` (or IDP_ISSUER)
+in the environment picks a stack explicitly.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.local.template import REPO_ROOT
+from local import REPO_ROOT
 
 DEFAULT_KEY_PATH: Final = REPO_ROOT / ".local" / "idp-key.pem"
+STACKS_DIR: Final = REPO_ROOT / ".local" / "stacks"
+DEFAULT_PORT: Final = 3000
 DEFAULT_AUDIENCE: Final = "local-app"
 DEFAULT_TTL_SECONDS: Final = 3600
 MAX_TTL_SECONDS: Final = 24 * 3600
 ALGORITHM: Final = "RS256"
-ACCESS_TOKEN_TYPE: Final = "at+jwt"
+ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - the RFC 9068 header value, not a credential
 ISSUER_PATH: Final = "/_local/idp"
 JWKS_PATH: Final = f"{ISSUER_PATH}/jwks.json"
 TOKEN_PATH: Final = f"{ISSUER_PATH}/token"
@@ -134,7 +138,7 @@ def mint_token(
     claims: Mapping[str, Any] | None = None,
     headers: Mapping[str, Any] | None = None,
 ) -> str:
-    """A user access token: RS256, ``kid`` and ``typ: at+jwt`` headers, claims iss, aud, sub, iat, exp (plus ``claims``).
+    """A user access token: RS256, ``kid`` and ``typ: at+jwt`` headers; claims iss, aud, sub, iat, exp, ``claims``.
 
     ``claims`` and ``headers`` override the defaults, and a None value removes an entry, which is how tests
     forge expired, foreign or incomplete tokens.
@@ -189,6 +193,26 @@ class LocalIdp:
         )
 
 
+def token_mismatch(idp: LocalIdp, authorization: str | None) -> str | None:
+    """How a bearer token's ``iss``/``aud`` differ from this IdP's (``"iss '...' is not '...'"``), unverified.
+
+    None when the header holds no readable JWT or its claims match: then the refusal has another cause
+    (expiry, signature, type) that the function's own answer names.
+    """
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    problems = []
+    if claims.get("iss") != idp.issuer:
+        problems.append(f"iss {claims.get('iss')!r} is not {idp.issuer!r}")
+    audience = claims.get("aud")
+    if idp.audience not in (audience if isinstance(audience, list) else [audience]):
+        problems.append(f"aud {audience!r} is not {idp.audience!r}")
+    return " and ".join(problems) or None
+
+
 def token_request_subject(body: bytes) -> tuple[str, int]:
     """Parse a ``POST /_local/idp/token`` body ``{"sub": "...", "ttl"?: seconds}``.
 
@@ -225,36 +249,120 @@ def stack_environment(base_url: str, environ: Mapping[str, str]) -> dict[str, st
     return {name: environ.get(name, value) for name, value in defaults.items()}
 
 
+# -------------------------------------------------------------------------------- running stacks
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """What a running ``python -m local`` publishes for ``make token``: its URL and its IdP's claims."""
+
+    url: str
+    issuer: str
+    audience: str
+    pid: int
+
+    @property
+    def port(self) -> int:
+        """The port of ``url``."""
+        return int(self.url.rsplit(":", 1)[-1])
+
+
+def publish_stack(stack: RunningStack, directory: Path = STACKS_DIR) -> Path:
+    """Record ``stack`` in ``directory/<port>.json`` (replacing an earlier stack's file); return the path."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{stack.port}.json"
+    document = {"url": stack.url, "issuer": stack.issuer, "audience": stack.audience, "pid": stack.pid}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def running_stacks(directory: Path = STACKS_DIR) -> list[RunningStack]:
+    """The published stacks whose process still runs, by port (files of stopped or killed stacks are ignored)."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            stack = RunningStack(
+                str(document["url"]), str(document["issuer"]), str(document["audience"]), int(document["pid"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if _alive(stack.pid):
+            found.append(stack)
+    return sorted(found, key=lambda stack: stack.port)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process holds the pid: still running
+    return True
+
+
+def token_claims(environ: Mapping[str, str], stacks: Sequence[RunningStack]) -> tuple[str, str]:
+    """The issuer and audience ``make token`` mints for.
+
+    IDP_ISSUER, else ``PORT`` (a stack on 127.0.0.1:$PORT), else the one running stack, else port 3000;
+    IDP_AUDIENCE, else that stack's audience, else ``local-app``.
+
+    Raises
+    ------
+    ValueError
+        Several stacks run and neither PORT nor IDP_ISSUER says which one.
+    """
+    port = environ.get("PORT")
+    if environ.get(ENV_ISSUER):
+        chosen = next((stack for stack in stacks if stack.issuer == environ[ENV_ISSUER]), None)
+        issuer = environ[ENV_ISSUER]
+    elif port:
+        chosen = next((stack for stack in stacks if str(stack.port) == port), None)
+        issuer = chosen.issuer if chosen else local_issuer(f"http://127.0.0.1:{port}")
+    elif len(stacks) > 1:
+        ports = ", ".join(str(stack.port) for stack in stacks)
+        raise ValueError(f"local stacks run on ports {ports}: say which one with PORT=<port>")
+    else:
+        chosen = stacks[0] if stacks else None
+        issuer = chosen.issuer if chosen else local_issuer(f"http://127.0.0.1:{DEFAULT_PORT}")
+    audience = environ.get(ENV_AUDIENCE) or (chosen.audience if chosen else DEFAULT_AUDIENCE)
+    return issuer, audience
+
+
 # -------------------------------------------------------------------------------------------- CLI
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """``python -m tests.local.idp --sub user-123 [--ttl 3600]``: print a user access token."""
+def main(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, stacks_dir: Path = STACKS_DIR
+) -> int:
+    """``python -m local.idp --sub user-123 [--ttl 3600]``: print a user access token."""
     environ = os.environ if environ is None else environ
-    port = environ.get("PORT", "3000")
     parser = argparse.ArgumentParser(
-        prog="python -m tests.local.idp",
+        prog="python -m local.idp",
         description="Mint a user access token of the local identity provider (for /v1/verification/sms/*).",
     )
     parser.add_argument("--sub", required=True, help="the user ID (the token's sub claim)")
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds (default 3600)")
     parser.add_argument(
-        "--issuer",
-        default=environ.get(ENV_ISSUER) or local_issuer(f"http://127.0.0.1:{port}"),
-        help="iss claim (default IDP_ISSUER, else http://127.0.0.1:$PORT/_local/idp)",
+        "--issuer", help="iss claim (default IDP_ISSUER, else the stack on $PORT, else the running stack's)"
     )
-    parser.add_argument(
-        "--audience",
-        default=environ.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE,
-        help=f"aud claim (default IDP_AUDIENCE, else {DEFAULT_AUDIENCE})",
-    )
+    parser.add_argument("--audience", help="aud claim (default IDP_AUDIENCE, else the running stack's, local-app)")
     parser.add_argument("--key", type=Path, default=DEFAULT_KEY_PATH, help="private key file (created if missing)")
     arguments = parser.parse_args(argv)
     if not 1 <= len(arguments.sub) <= 128:
         parser.error("--sub must be 1 to 128 characters")
     if not 1 <= arguments.ttl <= MAX_TTL_SECONDS:
         parser.error(f"--ttl must be from 1 to {MAX_TTL_SECONDS}")
-    idp = LocalIdp.load(issuer=arguments.issuer, audience=arguments.audience, key_path=arguments.key)
+    try:
+        issuer, audience = token_claims(environ, running_stacks(stacks_dir))
+    except ValueError as ambiguous:
+        parser.error(str(ambiguous))
+    idp = LocalIdp.load(
+        issuer=arguments.issuer or issuer, audience=arguments.audience or audience, key_path=arguments.key
+    )
     print(idp.mint(arguments.sub, arguments.ttl))
     return 0
 

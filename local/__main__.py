@@ -1,4 +1,4 @@
-"""``python -m tests.local`` (``make run``): the local stack on http://127.0.0.1:$PORT until Ctrl-C."""
+"""``python -m local`` (``make run``): the local stack on http://127.0.0.1:$PORT until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import sys
 import threading
 from types import FrameType
 
-from tests.local.idp import JWKS_PATH, TOKEN_PATH
-from tests.local.stack import LocalStack, add_import_roots, run_local_stack
-from tests.local.template import Route
+from local.gateway import COUNTERS_PATH, OUTBOX_PATH
+from local.idp import JWKS_PATH, TOKEN_PATH
+from local.stack import LocalStack, run_local_stack
+from local.template import Route
 
 _LONGEST_LOCAL_ROUTE = Route("GET", JWKS_PATH, "", None)
 
@@ -23,6 +24,7 @@ def _banner(stack: LocalStack) -> str:
         + ("DynamoDB Local" if stack.uses_dynamodb_local else "moto")
         + f" at {stack.dynamodb_endpoint}",
         f"KMS, Secrets Manager, SNS: moto at {stack.aws_endpoint}",
+        _tokens_line(stack),
         _idp_line(stack),
         _iam_line(stack),
         "Routes:",
@@ -30,18 +32,24 @@ def _banner(stack: LocalStack) -> str:
             f"  {route.method:<7}{route.path:<{width}}{route.function_id}{'' if route.authorizer else '  (public)'}"
             for route in routes
         ),
-        f"  {'GET':<7}{'/_local/outbox':<{width}}SMS sent so far (DELETE empties it)",
+        f"  {'GET':<7}{OUTBOX_PATH:<{width}}SMS sent through SNS so far (DELETE empties it)",
+        f"  {'DELETE':<7}{COUNTERS_PATH:<{width}}forget every send cap, failure count and lock",
         f"  {'GET':<7}{JWKS_PATH:<{width}}the local IdP's JWKS",
         f"  {'POST':<7}{TOKEN_PATH:<{width}}the local IdP mints a user access token",
         "Try:",
         f"  curl -s -X POST {stack.url}/v1/challenges -H 'Authorization: Bearer {stack.api_key}' \\",
         '       -H \'Content-Type: application/json\' -d \'{"phoneNumber": "+14155552671", "action": "signIn"}\'',
-        f"  curl -s {stack.url}/_local/outbox",
+        f"  curl -s {stack.url}{OUTBOX_PATH}",
         *_idp_try_lines(stack),
         "Ctrl-C stops it.",
         f"Local stack ready: {stack.url}",
     ]
     return "\n".join(lines)
+
+
+def _tokens_line(stack: LocalStack) -> str:
+    issuer, audience = stack.environment.get("TOKEN_ISSUER", ""), stack.environment.get("TOKEN_AUDIENCE", "")
+    return f"Tokens:         iss {issuer}, aud {audience}, ES256 keys at {stack.url}/.well-known/jwks.json"
 
 
 def _idp_line(stack: LocalStack) -> str:
@@ -59,9 +67,8 @@ def _iam_line(stack: LocalStack) -> str:
 def _idp_try_lines(stack: LocalStack) -> list[str]:
     if not stack.serves_verification:
         return []
-    port = stack.url.rsplit(":", 1)[-1]
     return [
-        f"  TOKEN=$(make -s token SUB=user-123 PORT={port})   # a user access token of the local IdP, or:",
+        "  TOKEN=$(make -s token SUB=user-123)   # a user access token of this stack's IdP, or:",
         f'  TOKEN=$(curl -s -X POST {stack.url}{TOKEN_PATH} -d \'{{"sub": "user-123"}}\' | jq -r .accessToken)',
         f'  curl -s -X POST {stack.url}/v1/verification/sms/send -H "Authorization: Bearer $TOKEN" \\',
         "       -H 'Content-Type: application/json' -d '{\"phoneNumber\": \"+14155552671\"}'",
@@ -70,7 +77,6 @@ def _idp_try_lines(stack: LocalStack) -> list[str]:
 
 def main() -> int:
     """Run the local stack until SIGINT or SIGTERM."""
-    add_import_roots()
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -78,7 +84,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with run_local_stack() as stack:
+    with run_local_stack(publish=True) as stack:
         print(_banner(stack), flush=True)
         while not stop.wait(0.5):
             pass

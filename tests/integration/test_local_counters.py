@@ -1,0 +1,27 @@
+"""``DELETE /_local/counters`` of the local stack (``local.services.reset_counters``) against DynamoDB Local."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from local.services import reset_counters
+from tests.integration.conftest import Reply, Stack
+
+
+def test_reset_lifts_the_send_cap_and_keeps_the_challenges(
+    invoke: Callable[..., Reply], phone: str, stack: Stack
+) -> None:
+    # Given a number that ran into its 10-minute send cap
+    body = {"phoneNumber": phone, "action": "signInWithSms"}
+    sent = [invoke("create_challenge", body=body) for _ in range(6)]
+    assert [reply.status for reply in sent] == [201] * 5 + [429]
+
+    # When the local stack forgets its counters
+    deleted = reset_counters(stack.environment["AWS_ENDPOINT_URL_DYNAMODB"], stack.table)
+
+    # Then the number gets a code again, and the earlier challenges are still there
+    assert deleted >= 2  # at least the number's 10-minute and daily windows
+    assert invoke("create_challenge", body=body).status == 201
+    first = sent[0].body["challengeId"]
+    assert invoke("get_challenge", challenge_id=first).status == 200
+    assert reset_counters(stack.environment["AWS_ENDPOINT_URL_DYNAMODB"], stack.table) >= 1
