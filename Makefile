@@ -57,7 +57,7 @@ invoke: $(VENV)/.installed
 	$(RUN) -m local.invoke $(FUNCTION) $(EVENT)
 
 vendors: $(VENV)/.installed
-	$(RUN) -m tests.vendors
+	$(RUN) -m local.vendors
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

@@ -41,7 +41,7 @@ _FAST_FAIL: Final = Config(connect_timeout=1, read_timeout=5, retries={"max_atte
 ENV_PROVIDER_SECRET: Final = "OTP_LOCAL_SMS_PROVIDER_SECRET"  # noqa: S105 - a variable name, not a secret
 """A JSON file whose object replaces ``LOCAL_PROVIDER_CREDENTIALS`` as the local SMS provider secret."""
 LOCAL_PROVIDER_CREDENTIALS: Final[Mapping[str, Mapping[str, str]]] = {
-    # The vendor fakes (python -m tests.vendors) accept any credentials. The Twilio auth token and the webhook
+    # The vendor fakes (python -m local.vendors) accept any credentials. The Twilio auth token and the webhook
     # secret are the ones events/delivery_status_*.json are signed with. The webhook has no "url": point it at
     # a receiver with SMS_PROVIDER_ENDPOINTS (webhook=http://127.0.0.1:PORT/path), nothing is sent anywhere else.
     "twilio": {

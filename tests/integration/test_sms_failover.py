@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local.vendors.servers import FakeVendor, endpoints, running
 from otp_core import runtime
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.records import OutgoingSms
@@ -20,7 +21,6 @@ from otp_core.sms.factory import build_sender
 from otp_core.sms.secret import ProviderSecret
 from tests.fakes import FakeClock
 from tests.integration.conftest import Stack
-from tests.vendors.servers import FakeVendor, endpoints, running
 
 SECRET = {
     "twilio": {"accountSid": "AC" + "0" * 32, "authToken": "twilio-token", "from": "+15017122661"},

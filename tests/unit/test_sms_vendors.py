@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pytest_socket import enable_socket, socket_allow_hosts
 
+from local.vendors.servers import FakeVendor, running
 from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.records import OutgoingSms
 from otp_core.sms.routing import FailoverSender
@@ -18,7 +19,6 @@ from otp_core.sms.vendors.vonage import is_gsm7
 from otp_core.sms.vendors.webhook import verify_webhook
 from otp_core.timefmt import rfc3339
 from tests.fakes import FakeClock, MemoryCircuitStore
-from tests.vendors.servers import FakeVendor, running
 
 CHALLENGE_ID = "3f2b8c1e-7d4a-4e6b-9a0c-5b1d2e3f4a5b"
 NZ = "+64211234567"

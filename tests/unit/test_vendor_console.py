@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.vendors.__main__ import describe
-from tests.vendors.servers import RecordedRequest
+from local.vendors.__main__ import describe
+from local.vendors.servers import RecordedRequest
 
 TEXT = "123456 is your sms-otp-local verification code."
 

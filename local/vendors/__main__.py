@@ -1,6 +1,6 @@
 """Run every vendor fake on 127.0.0.1, print the settings that point the adapters at them, then each SMS.
 
-    make vendors            (or: .venv/bin/python -m tests.vendors)
+    make vendors            (or: .venv/bin/python -m local.vendors)
 
 Then start the local stack with the printed SMS_PROVIDER_ENDPOINTS and SMS_PROVIDERS (e.g. ``twilio,vonage``):
 its SMS provider secret already holds credentials the fakes accept. Each SMS a fake receives is printed as
@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tests.vendors.servers import RecordedRequest, endpoints, running
+from local.vendors.servers import RecordedRequest, endpoints, running
 
 
 def _form(request: RecordedRequest) -> dict[str, str]:
