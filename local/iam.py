@@ -22,7 +22,8 @@ Enforced:
 Approximated:
 
 - A statement's ``Condition`` is taken to hold; there is no request context to evaluate it against.
-- Managed policies (a string in ``Policies``), SAM policy templates and a function's own ``Role`` are not
+- Managed policies the template defines (``!Ref`` to an ``AWS::IAM::ManagedPolicy``) grant their document;
+  other managed policies (a string in ``Policies``), SAM policy templates and a function's own ``Role`` are not
   read: they grant nothing here, and loading the policy says so. SAM's implicit policies (CloudWatch Logs,
   X-Ray) do not matter locally: those calls do not go through boto3.
 - A KMS alias the template does not define, and operations of other services, are checked on the action
@@ -140,10 +141,20 @@ def function_policy(template: Template, resolver: Resolver, function_id: str) ->
     unsupported: list[str] = []
     if "Role" in properties:
         unsupported.append("Role (its policies are not in the template)")
-    raw = resolver.resolve(properties.get("Policies") or [])
-    entries = raw if isinstance(raw, list) else [raw]
+    declared = properties.get("Policies") or []
+    declared = declared if isinstance(declared, list) else [declared]
     statements: list[Statement] = []
-    for entry in entries:
+    entries = []
+    for item in declared:
+        # A managed policy the template itself defines (Ref to an AWS::IAM::ManagedPolicy) grants its document.
+        document = _template_managed_policy(template, item)
+        if document is not None:
+            items = resolver.resolve(document.get("Statement") or [])
+            statements.extend(Statement.parse(raw) for raw in (items if isinstance(items, list) else [items]))
+        else:
+            entries.append(item)
+    raw_entries = resolver.resolve(entries)
+    for entry in raw_entries if isinstance(raw_entries, list) else [raw_entries]:
         if isinstance(entry, Mapping) and "Statement" in entry:
             items = entry["Statement"]
             statements.extend(Statement.parse(item) for item in (items if isinstance(items, list) else [items]))
@@ -152,6 +163,17 @@ def function_policy(template: Template, resolver: Resolver, function_id: str) ->
         elif isinstance(entry, Mapping):
             unsupported.append("policy template " + ", ".join(map(str, entry)))
     return FunctionPolicy(function_id, tuple(statements), tuple(unsupported))
+
+
+def _template_managed_policy(template: Template, entry: Any) -> Mapping[str, Any] | None:
+    """The PolicyDocument of ``{"Ref": X}`` when X is an ``AWS::IAM::ManagedPolicy`` of the template."""
+    if not (isinstance(entry, Mapping) and set(entry) == {"Ref"} and isinstance(entry["Ref"], str)):
+        return None
+    resource = template.resources.get(entry["Ref"])
+    if not isinstance(resource, Mapping) or resource.get("Type") != "AWS::IAM::ManagedPolicy":
+        return None
+    document = (resource.get("Properties") or {}).get("PolicyDocument")
+    return document if isinstance(document, Mapping) else None
 
 
 def _strings(value: Any) -> tuple[str, ...]:

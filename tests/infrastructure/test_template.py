@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -105,11 +106,28 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+@functools.cache
+def _managed_policies() -> dict[str, list[dict[str, Any]]]:
+    """The statements of each AWS::IAM::ManagedPolicy the template defines, by logical ID."""
+    parsed, errors = decode_str(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    assert not errors, [str(error) for error in errors]
+    return {
+        name: _as_list(resource["Properties"]["PolicyDocument"]["Statement"])
+        for name, resource in parsed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+    }
+
+
 def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    """A function's inline statements and those of the template's managed policies it attaches."""
     statements: list[dict[str, Any]] = []
     for policy in function["Properties"].get("Policies", []):
         if isinstance(policy, dict) and "Statement" in policy:
             statements.extend(_as_list(policy["Statement"]))
+        elif isinstance(policy, dict) and set(policy) == {"Ref"}:
+            statements.extend(_managed_policies()[policy["Ref"]])
+        else:
+            raise AssertionError(f"unexpected policy entry {policy!r}: inline statements or a Ref to ours only")
     return statements
 
 
@@ -121,8 +139,18 @@ def _all_statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]
         elif res["Type"] == "AWS::IAM::Role":
             for policy in res["Properties"].get("Policies", []):
                 found.extend((name, s) for s in _as_list(policy["PolicyDocument"]["Statement"]))
-        elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+        elif res["Type"] == "AWS::IAM::Policy":
             found.extend((name, s) for s in _as_list(res["Properties"]["PolicyDocument"]["Statement"]))
+        elif res["Type"] == "AWS::IAM::ManagedPolicy":
+            # Counted once per function that attaches it (above), and never attached to anything else.
+            attached = [
+                other
+                for other in resources.values()
+                if other["Type"] == "AWS::Serverless::Function"
+                and {"Ref": name} in other["Properties"].get("Policies", [])
+            ]
+            assert attached, f"managed policy {name} is attached to no function"
+            assert "Roles" not in res["Properties"] and "Users" not in res["Properties"], name
     return found
 
 

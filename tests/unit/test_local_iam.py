@@ -456,3 +456,20 @@ def test_every_policy_of_template_yaml_is_read() -> None:
         policy = function_policy(template, resolver, function_id)
         assert policy.unsupported == (), function_id
         assert all(statement.effect in ("Allow", "Deny") for statement in policy.statements), function_id
+
+
+def test_a_managed_policy_of_the_template_grants_its_statements() -> None:
+    # Given the template, where the code key's read is a shared AWS::IAM::ManagedPolicy
+    template = Template.load()
+    resolver = Resolver(template, environ={})
+
+    # When the policies of a function that attaches it and of one that does not are read
+    sender = function_policy(template, resolver, "CreateChallengeFunction")
+    reader = function_policy(template, resolver, "GetChallengeFunction")
+
+    # Then only the attaching function holds its statement
+    def sids(policy: Any) -> set[str]:
+        return {statement.sid for statement in policy.statements if statement.sid}
+
+    assert {"CodeKey", "SmsToPhoneNumbers", "SmsProviderCredentials"} <= sids(sender)
+    assert "CodeKey" not in sids(reader)
