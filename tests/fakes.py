@@ -220,17 +220,19 @@ class InMemoryRepository(ChallengeRepository):
             if delete:
                 self.challenges.pop(challenge.challenge_id, None)
 
-    def _pending(self, challenge_id: str, now: int) -> Challenge | VerifyOutcome:
+    def _pending(self, challenge_id: str, cutoff: int) -> Challenge | VerifyOutcome:
         current = self.challenges.get(challenge_id)
-        if current is None or current.state is not ChallengeState.PENDING or now >= current.expires_at:
+        if current is None or current.state is not ChallengeState.PENDING or cutoff >= current.expires_at:
             return VerifyOutcome.INVALID
         if current.attempts >= current.max_attempts:
             return VerifyOutcome.EXHAUSTED
         return current
 
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
+    def record_failure(
+        self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule, *, cutoff: int | None = None
+    ) -> VerifyOutcome:
         with self._lock:
-            current = self._pending(challenge.challenge_id, now)
+            current = self._pending(challenge.challenge_id, now if cutoff is None else cutoff)
             if isinstance(current, VerifyOutcome):
                 return current
             self._check_lock(rule.locks, now)
@@ -253,9 +255,10 @@ class InMemoryRepository(ChallengeRepository):
         locks: tuple[str, ...],
         claimable_until: int,
         effects: VerifiedEffects | None = None,
+        cutoff: int | None = None,
     ) -> VerifyOutcome:
         with self._lock:
-            current = self._pending(challenge.challenge_id, now)
+            current = self._pending(challenge.challenge_id, now if cutoff is None else cutoff)
             if isinstance(current, VerifyOutcome):
                 return current
             self._check_lock(locks, now)

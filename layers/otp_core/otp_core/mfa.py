@@ -168,16 +168,8 @@ class TokenValidator:
         return Validation(True, None, claims)
 
     def _claims(self, token: str) -> dict[str, Any] | None:
-        import jwt  # only validate reads headers itself; the client endpoints go through the verifier
-
         try:
-            token_type = jwt.get_unverified_header(token).get("typ")
-        except jwt.PyJWTError:
-            return None
-        if token_type not in _TOKEN_TYPES:
-            return None
-        try:
-            return self._verifier.verify(token, token_type=str(token_type))
+            return self._verifier.verify_any(token, token_types=_TOKEN_TYPES)
         except UnauthorizedError:
             return None
 

@@ -164,6 +164,16 @@ def sliding_retry_after(cap: int, previous: int, current: int, now: int, window:
     return max(1, window - elapsed + math.ceil((1.0 - (cap - 1) / current) * window))
 
 
+def code_cutoff(now: int, policy: Policy) -> int:
+    """The time a code's expiry is judged against: a challenge accepts codes while ``expires_at > cutoff``.
+
+    Today that is ``now`` (no grace after expiry); a grace period would subtract it here, and every check,
+    in the use case and in the stores' write conditions, follows.
+    """
+    del policy  # the policy will carry a grace period; the signature is already the one it needs
+    return now
+
+
 def locks_after_failure(previous: int, current_before: int, now: int, rule: FailureRule) -> bool:
     """True when this failed verification brings the sliding failure count to the lockout threshold."""
     counter = rule.counter

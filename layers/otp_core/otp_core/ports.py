@@ -73,9 +73,14 @@ class ChallengeRepository(ABC):
         """Undo the charge of a send that could not be delivered (and the challenge when ``delete``)."""
 
     @abstractmethod
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
+    def record_failure(
+        self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule, *, cutoff: int | None = None
+    ) -> VerifyOutcome:
         """Count one wrong code against the challenge and its number, atomically; the failure that reaches the
         threshold sets the rule's lock in the same write.
+
+        The challenge counts as unexpired while its ``expires_at`` is after ``cutoff`` (``now`` when None;
+        see ``otp_core.policy.code_cutoff``).
 
         Returns WRONG when the attempt was counted, EXHAUSTED when no attempt was left, INVALID when the
         challenge is no longer pending or has expired.
@@ -96,8 +101,11 @@ class ChallengeRepository(ABC):
         locks: tuple[str, ...],
         claimable_until: int,
         effects: VerifiedEffects | None = None,
+        cutoff: int | None = None,
     ) -> VerifyOutcome:
         """Turn a pending challenge into a verified one if ``code_hash`` is its hash, with ``effects``, atomically.
+
+        Expiry is judged against ``cutoff`` as for :meth:`record_failure`.
 
         The challenge can be claimed until ``claimable_until``. Returns VERIFIED, EXHAUSTED / INVALID when
         another request got there first or a linked record (tracked attempt, step-up proof) is gone or

@@ -6,8 +6,16 @@ pass them between the use cases and the adapters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+_CHALLENGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def is_challenge_id(value: str) -> bool:
+    """True for IDs this service could have issued (UUID v4); anything else is treated like an unknown ID."""
+    return bool(_CHALLENGE_ID.fullmatch(value))
 
 
 class ChallengeState(StrEnum):

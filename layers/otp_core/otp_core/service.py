@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import math
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from otp_core.errors import (
 )
 from otp_core.messages import check_template, default_template, render
 from otp_core.observability import logger, mask_phone, metrics, tracer
-from otp_core.policy import SendCharge, failure_rule, ip_subject, lock_subjects, send_charge
+from otp_core.policy import SendCharge, code_cutoff, failure_rule, ip_subject, lock_subjects, send_charge
 from otp_core.ports import ChallengeRepository, Clock, DeliveryLog, IdentityRepository, SmsSender
 from otp_core.records import (
     Authenticator,
@@ -40,11 +39,11 @@ from otp_core.records import (
     SendQuota,
     VerifiedEffects,
     VerifyOutcome,
+    is_challenge_id,
 )
 from otp_core.settings import Policy
 from otp_core.tokens import VERIFICATION_TOKEN_TYPE, TokenIssuer
 
-_CHALLENGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
 PhoneCheck = Callable[[str, Policy], str]
 
@@ -104,11 +103,6 @@ class NewChallenge:
     replaces: str | None = None
     proof: Proof | None = None
     end_user: bool = False
-
-
-def is_challenge_id(value: str) -> bool:
-    """True for IDs this service could have issued; anything else is treated like an unknown ID."""
-    return bool(_CHALLENGE_ID.fullmatch(value))
 
 
 def stored_number(authenticator: Authenticator) -> str:
@@ -398,9 +392,10 @@ class CodeChecker:
                 errors=[FieldError("code", f"must be exactly {policy.code_length} digits")],
             )
         now = self._clock.now()
+        cutoff = code_cutoff(now, policy)
         if challenge is None or (user_id is not None and challenge.user_id != user_id):
             return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, None)
-        state = challenge.state_at(now)
+        state = challenge.state_at(cutoff)
         if state is ChallengeState.FAILED:
             return CodeCheck(False, "MAX_ATTEMPTS_EXCEEDED", 0, challenge)
         if state is not ChallengeState.PENDING:
@@ -414,7 +409,7 @@ class CodeChecker:
             )
         else:
             rule = failure_rule(challenge.number_key, challenge.owner, policy)
-            outcome = self._repository.record_failure(challenge, candidate, now, rule)
+            outcome = self._repository.record_failure(challenge, candidate, now, rule, cutoff=cutoff)
 
         if outcome is VerifyOutcome.VERIFIED:
             metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
@@ -457,14 +452,15 @@ class CodeChecker:
         )
         locks = tuple(lock_subjects(challenge.number_key, challenge.owner))
         claimable_until = now + policy.token_ttl_seconds
+        cutoff = code_cutoff(now, policy)
         outcome = self._repository.mark_verified(
-            challenge, candidate, now, locks=locks, claimable_until=claimable_until, effects=effects
+            challenge, candidate, now, locks=locks, claimable_until=claimable_until, effects=effects, cutoff=cutoff
         )
         if outcome is VerifyOutcome.ENROLL_CONFLICT and optional:
             # The user enrolled a number meanwhile: the code still proves this number, but it enrolls nothing.
             effects = dataclasses.replace(effects, enroll=None)
             outcome = self._repository.mark_verified(
-                challenge, candidate, now, locks=locks, claimable_until=claimable_until, effects=effects
+                challenge, candidate, now, locks=locks, claimable_until=claimable_until, effects=effects, cutoff=cutoff
             )
         elif outcome is VerifyOutcome.ENROLL_CONFLICT:
             # The authenticator this enrollment was decided against was deleted or replaced: it is cancelled.

@@ -51,6 +51,22 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._clock = clock or SystemClock()
 
+    def verify_any(self, token: str, *, token_types: tuple[str, ...]) -> dict[str, Any]:
+        """Return the claims of a valid token whose ``typ`` is one of ``token_types``.
+
+        Raises
+        ------
+        UnauthorizedError
+            For any defect, a ``typ`` outside ``token_types`` included.
+        """
+        try:
+            token_type = jwt.get_unverified_header(token).get("typ")
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError("the token is invalid or expired") from exc
+        if token_type not in token_types:
+            raise UnauthorizedError("the token is invalid or expired")
+        return self.verify(token, token_type=str(token_type))
+
     def verify(self, token: str, *, token_type: str) -> dict[str, Any]:
         """Return the claims of a valid token of ``token_type``.
 

@@ -383,12 +383,15 @@ class DynamoChallengeRepository(ChallengeRepository):
     # -- verify -------------------------------------------------------------------------------------------
 
     @tracer.capture_method(capture_response=False)
-    def record_failure(self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule) -> VerifyOutcome:
+    def record_failure(
+        self, challenge: Challenge, code_hash: str, now: int, rule: FailureRule, *, cutoff: int | None = None
+    ) -> VerifyOutcome:
         counter = rule.counter
         bucket = counter.bucket(now)
         update = self._attempt_update(
             challenge,
             now,
+            now if cutoff is None else cutoff,
             "SET attempts = attempts + :one",
             "codeHash <> :candidate",
             {":candidate": _s(code_hash)},
@@ -443,14 +446,17 @@ class DynamoChallengeRepository(ChallengeRepository):
         locks: tuple[str, ...],
         claimable_until: int,
         effects: VerifiedEffects | None = None,
+        cutoff: int | None = None,
     ) -> VerifyOutcome:
         update = self._attempt_update(
             challenge,
             now,
+            now if cutoff is None else cutoff,
             "SET attempts = attempts + :one, #state = :verified, verifiedAt = :now, "
             "claimableUntil = :claimable, #ttl = :ttl",
             "codeHash = :candidate",
             {
+                ":now": _n(now),
                 ":candidate": _s(code_hash),
                 ":verified": _s(ChallengeState.VERIFIED.value),
                 ":claimable": _n(claimable_until),
@@ -522,7 +528,7 @@ class DynamoChallengeRepository(ChallengeRepository):
         return checks + [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
 
     def _attempt_update(
-        self, challenge: Challenge, now: int, expression: str, extra_condition: str, values: Item
+        self, challenge: Challenge, now: int, cutoff: int, expression: str, extra_condition: str, values: Item
     ) -> _Check:
         return _Check(
             {
@@ -530,14 +536,14 @@ class DynamoChallengeRepository(ChallengeRepository):
                     "TableName": self._table,
                     "Key": challenge_key(challenge.challenge_id),
                     "UpdateExpression": expression,
-                    "ConditionExpression": "#state = :pending AND attempts < maxAttempts AND expiresAt > :now AND "
+                    "ConditionExpression": "#state = :pending AND attempts < maxAttempts AND expiresAt > :cutoff AND "
                     + extra_condition,
                     "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"}
                     if "#ttl" in expression
                     else {"#state": "state"},
                     "ExpressionAttributeValues": {
                         ":pending": _s(ChallengeState.PENDING.value),
-                        ":now": _n(now),
+                        ":cutoff": _n(cutoff),
                         ":one": _n(1),
                         **values,
                     },

@@ -36,8 +36,7 @@ from typing import ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 from otp_core.observability import tracer
-from otp_core.records import OutgoingSms, SentSms
-from otp_core.service import is_challenge_id
+from otp_core.records import OutgoingSms, SentSms, is_challenge_id
 from otp_core.sms.callbacks import (
     CallbackRequest,
     DeliveryCallback,

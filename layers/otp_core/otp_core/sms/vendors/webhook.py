@@ -34,8 +34,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from otp_core.http import parse_document
 from otp_core.observability import tracer
-from otp_core.records import OutgoingSms, SentSms
-from otp_core.service import is_challenge_id
+from otp_core.records import OutgoingSms, SentSms, is_challenge_id
 from otp_core.sms.callbacks import (
     DEFAULT_TOLERANCE_SECONDS,
     CallbackRequest,
