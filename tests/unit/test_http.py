@@ -193,9 +193,24 @@ def test_the_router_passes_path_parameters_and_reads_headers_in_any_case():
     assert result["multiValueHeaders"] == {"Cache-Control": ["no-store"], "Content-Type": ["application/json"]}
 
 
+def test_a_trailing_slash_reaches_the_route_as_api_gateway_sends_it():
+    # API Gateway routes "/x/" to the "/x" resource and keeps the slash in the event's path.
+    for path in ("/v1/things/a/parts/7/", "/v1/things/a/parts/7//"):
+        result = route("GET", path)
+        assert result["statusCode"] == 200
+        assert json.loads(result["body"])["part"] == "7"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/things/a/parts/7"), ("GET", "/v1/things/a/parts"), ("GET", "/v1/things/a/parts/7/x"), ("GET", "/")],
+    [
+        ("POST", "/v1/things/a/parts/7"),
+        ("GET", "/v1/things/a/parts"),
+        ("GET", "/v1/things/a/parts/7/x"),
+        ("GET", "/"),
+        ("GET", "/v1/things/a/parts/7\n"),
+        ("GET", "//v1/things/a/parts/7"),
+    ],
 )
 def test_anything_else_is_a_404_problem(method, path):
     result = route(method, path)

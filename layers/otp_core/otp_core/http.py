@@ -109,8 +109,10 @@ class Router:
         self.lambda_context: Any = None
 
     def route(self, method: str, rule: str) -> Callable[[Handler], Handler]:
-        # re.escape leaves "<" and ">" alone, so the placeholders survive it.
-        pattern = re.compile(_PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>{_PARAMETER})", re.escape(rule)))
+        # re.escape leaves "<" and ">" alone, so the placeholders survive it. API Gateway routes "/x/" to the
+        # "/x" resource and keeps the slash in the path: trailing slashes match, as they did under Powertools.
+        escaped = _PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>{_PARAMETER})", re.escape(rule))
+        pattern = re.compile(escaped + "/*")
 
         def register(handler: Handler) -> Handler:
             self._routes.append((method, pattern, handler))
