@@ -8,31 +8,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from otp_core.models import (
-    AuthenticatorList,
-    AuthenticatorView,
-    ChallengeSent,
-    ChallengeView,
-    ClaimResult,
-    ClientChallengeSent,
-    ClientVerifyResult,
-    PhoneSent,
-    PhoneValidateResult,
-    TrackResult,
-    ValidateResult,
-    VerifyResult,
-)
 from otp_core.observability import mask_phone
 from otp_core.records import Authenticator, Challenge, ChallengeState
 from otp_core.timefmt import rfc3339
 
 if TYPE_CHECKING:  # the use cases' result types; importing them here would load every use case's module
     from otp_core.mfa import ClientVerification, Tracked, Validation
+    from otp_core.models import (
+        AuthenticatorList,
+        AuthenticatorView,
+        ChallengeSent,
+        ChallengeView,
+        ClaimResult,
+        ClientChallengeSent,
+        ClientVerifyResult,
+        PhoneSent,
+        PhoneValidateResult,
+        TrackResult,
+        ValidateResult,
+        VerifyResult,
+    )
     from otp_core.service import CodeCheck, Verification
 
 
 def challenge_sent(challenge: Challenge) -> ChallengeSent:
     """The answer of create and resend."""
+    from otp_core.models import ChallengeSent  # only this answer's area is loaded
+
     return ChallengeSent(
         challenge_id=challenge.challenge_id,
         phone_mask=mask_phone(challenge.phone_number),
@@ -44,6 +46,8 @@ def challenge_sent(challenge: Challenge) -> ChallengeSent:
 
 def client_challenge_sent(challenge: Challenge) -> ClientChallengeSent:
     """The answer of the client endpoints that send: no server-side fields."""
+    from otp_core.models import ClientChallengeSent  # only this answer's area is loaded
+
     return ClientChallengeSent(
         challenge_id=challenge.challenge_id,
         phone_mask=mask_phone(challenge.phone_number),
@@ -54,6 +58,8 @@ def client_challenge_sent(challenge: Challenge) -> ClientChallengeSent:
 
 def phone_sent(challenge: Challenge) -> PhoneSent:
     """The signed-in send's answer: no challenge ID, the user's challenge is found by number, never by ID."""
+    from otp_core.models import PhoneSent  # only this answer's area is loaded
+
     return PhoneSent(
         phone_mask=mask_phone(challenge.phone_number),
         expires_at=rfc3339(challenge.expires_at),
@@ -67,6 +73,8 @@ def _not_verified(check: CodeCheck) -> dict[str, Any]:
 
 def verify_result(verification: Verification) -> VerifyResult:
     """The server verify's answer."""
+    from otp_core.models import VerifyResult  # only this answer's area is loaded
+
     check, challenge = verification.check, verification.check.challenge
     if not check.verified or challenge is None:
         return VerifyResult.model_validate({"is_verified": False, **_not_verified(check)})
@@ -82,6 +90,8 @@ def verify_result(verification: Verification) -> VerifyResult:
 
 def client_verify_result(verification: ClientVerification) -> ClientVerifyResult:
     """The client verify's answer."""
+    from otp_core.models import ClientVerifyResult  # only this answer's area is loaded
+
     if not verification.check.verified:
         return ClientVerifyResult.model_validate({"is_verified": False, **_not_verified(verification.check)})
     return ClientVerifyResult(is_verified=True, token=verification.token, attempts_remaining=0)
@@ -89,12 +99,16 @@ def client_verify_result(verification: ClientVerification) -> ClientVerifyResult
 
 def phone_validate_result(check: CodeCheck) -> PhoneValidateResult:
     """The signed-in validate's answer."""
+    from otp_core.models import PhoneValidateResult  # only this answer's area is loaded
+
     if check.verified:
         return PhoneValidateResult(verified=True, enrolled=check.enrolled)
     return PhoneValidateResult.model_validate({"verified": False, **_not_verified(check)})
 
 
 def claim_result(challenge: Challenge, user_id: str) -> ClaimResult:
+    from otp_core.models import ClaimResult  # only this answer's area is loaded
+
     return ClaimResult(
         challenge_id=challenge.challenge_id,
         user_id=user_id,
@@ -105,6 +119,8 @@ def claim_result(challenge: Challenge, user_id: str) -> ClaimResult:
 
 def challenge_view(challenge: Challenge, now: int) -> ChallengeView:
     """A challenge's public state at ``now`` (expiry and exhaustion are derived, never stored)."""
+    from otp_core.models import ChallengeView  # only this answer's area is loaded
+
     state = challenge.state_at(now)
     return ChallengeView(
         challenge_id=challenge.challenge_id,
@@ -119,6 +135,8 @@ def challenge_view(challenge: Challenge, now: int) -> ChallengeView:
 
 
 def track_result(tracked: Tracked) -> TrackResult:
+    from otp_core.models import TrackResult  # only this answer's area is loaded
+
     return TrackResult.model_validate(
         {
             "state": tracked.state,
@@ -131,6 +149,8 @@ def track_result(tracked: Tracked) -> TrackResult:
 
 def validate_result(validation: Validation) -> ValidateResult:
     """``/v1/validate``: the token's subject, action and challenge when its claims could be read."""
+    from otp_core.models import ValidateResult  # only this answer's area is loaded
+
     fields: dict[str, Any] = {}
     claims = validation.claims
     if claims is not None:
@@ -148,6 +168,8 @@ def validate_result(validation: Validation) -> ValidateResult:
 
 
 def authenticator_view(authenticator: Authenticator) -> AuthenticatorView:
+    from otp_core.models import AuthenticatorView  # only this answer's area is loaded
+
     return AuthenticatorView(
         authenticator_id=authenticator.authenticator_id,
         phone_mask=mask_phone(authenticator.phone_number),
@@ -157,4 +179,6 @@ def authenticator_view(authenticator: Authenticator) -> AuthenticatorView:
 
 
 def authenticator_list(authenticators: list[Authenticator]) -> AuthenticatorList:
+    from otp_core.models import AuthenticatorList  # only this answer's area is loaded
+
     return AuthenticatorList(authenticators=[authenticator_view(a) for a in authenticators])
