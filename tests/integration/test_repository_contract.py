@@ -108,7 +108,7 @@ def challenge(now: int, number_key: str, *, owner: bool = False, max_attempts: i
         created_at=now,
         expires_at=now + 600,
         max_attempts=max_attempts,
-        owner=owner,
+        enrolled_as="authenticator-1" if owner else None,
         **fields,
     )
 

@@ -138,7 +138,7 @@ class Router:
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         self._event, self.lambda_context = Event(event), context
         try:
-            return _proxy(self._dispatch(event))
+            return self._dispatch(event).to_proxy()
         except OtpError as error:
             if error.status >= 500:
                 logger.warning("request failed", code=error.code, cause=type(error.__cause__).__name__)
@@ -161,15 +161,6 @@ class Router:
             if matched and route_method == method:
                 return handler(**matched.groupdict())
         raise NotFoundError("no such route")
-
-
-def _proxy(response: Any) -> dict[str, Any]:
-    """The proxy result of a response; also of a Powertools ``Response`` a handler may still build."""
-    if isinstance(response, Response):
-        return response.to_proxy()
-    headers = {name: value for name, value in (response.headers or {}).items() if isinstance(value, str)}
-    content_type = getattr(response, "content_type", None)
-    return Response(response.status_code, response.body, content_type, headers).to_proxy()
 
 
 def problem_response(problem: Problem) -> Response:

@@ -135,15 +135,20 @@ def _weight(now: int, window: int) -> float:
     return 1.0 - (now % window) / window
 
 
+def _weighted_previous(previous: int, now: int, window: int) -> int:
+    """The previous window's count that still lies in the sliding window, rounded up (never under-counts)."""
+    return math.ceil(previous * _weight(now, window) - 1e-9)
+
+
 def sliding_count(previous: int, current: int, now: int, window: int) -> int:
-    """The sliding estimate of events in the last ``window`` seconds, rounded up (never under-counts a burst)."""
-    return current + math.ceil(previous * _weight(now, window) - 1e-9)
+    """The sliding estimate of events in the last ``window`` seconds."""
+    return current + _weighted_previous(previous, now, window)
 
 
 def sliding_allowance(cap: int, previous: int, now: int, window: int) -> int:
     """How high the current window's count may go before this event: the event is admitted iff
     ``current < sliding_allowance(...)``."""
-    return cap - math.ceil(previous * _weight(now, window) - 1e-9)
+    return cap - _weighted_previous(previous, now, window)
 
 
 def sliding_retry_after(cap: int, previous: int, current: int, now: int, window: int) -> int:

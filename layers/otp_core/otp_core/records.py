@@ -55,10 +55,9 @@ class Challenge:
     attempt_id: str | None = None
     # Set when an end user (client token, IdP token) started it: their sends are capped across numbers too.
     user_key: str | None = None
-    # A challenge by the owner of the enrolled number: it draws on the owner's allowance and lock, and
-    # ``enrolled_as`` is the authenticator its number was taken from: a success counts only while that
-    # authenticator is still the user's (a replaced or deleted number proves nothing any more).
-    owner: bool = False
+    # The authenticator an owner's challenge took its number from (None: not the owner's challenge). It draws
+    # on the owner's allowance and lock, and a success counts only while that authenticator is still the
+    # user's (a replaced or deleted number proves nothing any more).
     enrolled_as: str | None = None
     # For enrollment challenges (scope set): the ID of the authenticator the verification may replace, or None
     # when the user must still have none. A deleted or replaced authenticator so cancels pending enrollments.
@@ -66,6 +65,11 @@ class Challenge:
     # The step-up proof (client token ID and expiry) an enrollment change spends on verification.
     proof_id: str | None = None
     proof_expires_at: int | None = None
+
+    @property
+    def owner(self) -> bool:
+        """True for a challenge by the owner of the enrolled number (it has the authenticator it came from)."""
+        return self.enrolled_as is not None
 
     @property
     def code_length(self) -> int:

@@ -262,7 +262,6 @@ class ChallengeStarter:
             next_resend_at=now + policy.resend_cooldown_seconds,
             attempt_id=link.attempt_id if link else None,
             user_key=self._codes.subject_key("user", link.user_id) if link else None,
-            owner=new.enrolled_as is not None,
             enrolled_as=new.enrolled_as,
             replaces=new.replaces if new.scope is not None else None,
             proof_id=new.proof.token_id if new.proof else None,
@@ -405,7 +404,7 @@ class CodeChecker:
         enrolled = False
         if hmac.compare_digest(candidate, challenge.code_hash):
             outcome, enrolled = self._verified(
-                challenge, candidate, now, policy, attempt_id, device_key, enroll_if_unenrolled
+                challenge, candidate, now, cutoff, policy, attempt_id, device_key, enroll_if_unenrolled
             )
         else:
             rule = failure_rule(challenge.number_key, challenge.owner, policy)
@@ -428,6 +427,7 @@ class CodeChecker:
         challenge: Challenge,
         candidate: str,
         now: int,
+        cutoff: int,
         policy: Policy,
         attempt_id: str | None,
         device_key: str | None,
@@ -452,7 +452,6 @@ class CodeChecker:
         )
         locks = tuple(lock_subjects(challenge.number_key, challenge.owner))
         claimable_until = now + policy.token_ttl_seconds
-        cutoff = code_cutoff(now, policy)
         outcome = self._repository.mark_verified(
             challenge, candidate, now, locks=locks, claimable_until=claimable_until, effects=effects, cutoff=cutoff
         )

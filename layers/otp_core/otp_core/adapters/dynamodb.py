@@ -106,8 +106,6 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         item["verifiedAt"] = _n(challenge.verified_at)
     if challenge.proof_expires_at is not None:
         item["proofExpiresAt"] = _n(challenge.proof_expires_at)
-    if challenge.owner:
-        item["owner"] = {"BOOL": True}
     return item
 
 
@@ -143,7 +141,6 @@ def from_item(item: Item) -> Challenge:
         attempt_id=text("attemptId"),
         user_key=text("userKey"),
         claimable_until=number("claimableUntil"),
-        owner=bool(item.get("owner", {}).get("BOOL", False)),
         replaces=text("replaces"),
         enrolled_as=text("enrolledAs"),
         proof_id=text("proofId"),
