@@ -14,7 +14,7 @@ from otp_core.errors import DeliveryFailedError, InvalidPhoneNumberError
 from otp_core.records import OutgoingSms
 from otp_core.sms.routing import FailoverSender
 from otp_core.sms.vendor import ProviderError, VendorConfig, VendorSender
-from otp_core.sms.vendors import sender_class
+from otp_core.sms.vendors import KNOWN_PROVIDERS, callback_class, sender_class
 from otp_core.sms.vendors.vonage import is_gsm7
 from otp_core.sms.vendors.webhook import verify_webhook
 from otp_core.timefmt import rfc3339
@@ -82,6 +82,26 @@ def basic(user: str, password: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- every vendor
+
+
+def test_the_vendor_package_is_the_registry() -> None:
+    # Given the modules of otp_core.sms.vendors, a provider's name is its module's name
+    assert {"sns", *VENDORS} == KNOWN_PROVIDERS
+
+    # Then each HTTP vendor's module names its sender, whose name is the provider's
+    for name in VENDORS:
+        assert issubclass(sender_class(name), VendorSender)
+        assert sender_class(name).name == name
+    # And only the vendors with documented status callbacks have a reader
+    assert {name for name in KNOWN_PROVIDERS if callback_class(name)} == {"twilio", "webhook"}
+
+
+@pytest.mark.parametrize("name", ["__init__", "os", "vendor", "twilio.x", "../twilio", "Twilio", ""])
+def test_a_name_outside_the_package_imports_nothing(name: str) -> None:
+    # A callback path segment is caller input: it is looked up in the listed names, never imported as given
+    assert callback_class(name) is None
+    with pytest.raises(KeyError):
+        sender_class(name)
 
 
 @pytest.mark.parametrize("name", VENDORS)

@@ -9,7 +9,7 @@ Modules, from the use cases' side down:
   :mod:`~otp_core.sms.circuit_store`: that state in DynamoDB;
 - :mod:`~otp_core.sms.vendor`: what every HTTP vendor adapter shares (``ProviderError`` and its reasons, the
   sender-ID rule); :mod:`~otp_core.sms.http`: their pooled urllib3 POST;
-- :mod:`~otp_core.sms.vendors`: one module per vendor (SNS included) and the registry naming them;
+- :mod:`~otp_core.sms.vendors`: one module per vendor (SNS included); the package's module names are the registry;
 - :mod:`~otp_core.sms.secret`: the provider secret, read and parsed in one place;
 - :mod:`~otp_core.sms.delivery`: each challenge's delivery record in DynamoDB (the
   :class:`~otp_core.ports.DeliveryLog`);

@@ -92,3 +92,6 @@ def _validation_error(answer: Any) -> tuple[dict[str, Any], list[str]]:
     elif isinstance(details, list):
         fields = [str(d.get("param") or d.get("field") or "") for d in details if isinstance(d, dict)]
     return error, fields
+
+
+SENDER = BirdSender

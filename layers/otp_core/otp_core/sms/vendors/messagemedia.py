@@ -105,3 +105,6 @@ def _named_field(detail: str) -> str:
     """The message field a detail such as ``"messages.0.source_number: not permitted"`` is about."""
     path, _, _ = detail.partition(":")
     return path.strip().rsplit(".", 1)[-1]
+
+
+SENDER = MessageMediaSender

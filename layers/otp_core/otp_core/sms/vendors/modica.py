@@ -102,3 +102,6 @@ def _attribute(answer: dict[str, Any]) -> str | None:
     description = str(answer.get("error_description", "")).lower()
     named = [attribute for attribute in ("destination", "content", "mask") if attribute in description]
     return named[0] if len(named) == 1 else None
+
+
+SENDER = ModicaSender

@@ -84,3 +84,6 @@ def _errors(answer: Any) -> str:
     if isinstance(value, list):
         value = " ".join(str(item) for item in value)
     return str(value or "").lower()
+
+
+SENDER = TnzSender

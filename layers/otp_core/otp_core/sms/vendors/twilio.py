@@ -217,3 +217,7 @@ def _form(body: bytes) -> list[tuple[str, str]]:
         return parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FORM_FIELDS)
     except ValueError as exc:  # UnicodeDecodeError included
         raise bad_signature() from exc
+
+
+SENDER = TwilioSender
+CALLBACK = TwilioCallback

@@ -108,3 +108,6 @@ def _first_message(answer: Any) -> dict[str, Any] | None:
     if isinstance(messages, list) and messages and isinstance(messages[0], dict) and "status" in messages[0]:
         return messages[0]
     return None
+
+
+SENDER = VonageSender

@@ -189,3 +189,7 @@ class WebhookCallback(DeliveryCallback):
             raise bad_signature()
         report = parse_document(body, WebhookReport)
         return DeliveryReport(report.challenge_id, report.message_id, report.status)
+
+
+SENDER = WebhookSender
+CALLBACK = WebhookCallback
