@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 
 from otp_core.codes import CodeBook
@@ -52,7 +51,14 @@ def policy() -> Policy:
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+    return _client(service, _CLIENT_CONFIG)
+
+
+def _client(service: str, config: Config) -> Any:
+    # boto3 (with s3transfer and multiprocessing, ~50 ms) is imported with the first client, not at import.
+    import boto3
+
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def secret(secret_id: str) -> str:
@@ -122,7 +128,7 @@ def sms_sender() -> SmsSender:
     return build_sender(
         config,
         load_credentials=ProviderSecret(config.sms_provider_secret_id, secret).document,
-        sns_client=lambda: boto3.client("sns", config=sns_config),
+        sns_client=lambda: _client("sns", sns_config),
         circuit_store=circuit_store,
         clock=clock(),
     )
