@@ -45,7 +45,9 @@ class Policy(BaseModel):
     read from a global deep in the core), so an app's own settings can replace it per request.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first validation only: the functions take their policy from validated Settings (model_construct
+    # below), so a cold start never pays for a second schema of the same fields.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     app_name: str = "SMS OTP"
     token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
@@ -133,10 +135,12 @@ class Settings(Policy):
 
     _split = field_validator("retired_signing_key_ids", "sms_providers", mode="before")(_csv)
 
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=False)
+
     @property
     def policy(self) -> Policy:
-        """The default app's policy (the stack parameters)."""
-        return Policy.model_validate({name: getattr(self, name) for name in Policy.model_fields})
+        """The default app's policy (the stack parameters), already validated as part of these settings."""
+        return Policy.model_construct(**{name: getattr(self, name) for name in Policy.model_fields})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
