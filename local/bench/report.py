@@ -22,7 +22,8 @@ from local.bench.coldstart import LAMBDA, LOCAL, ColdStarts, ImportProfile
 from local.bench.memory import MemoryUse
 from local.bench.sizes import LAYER_ZIPPED_TARGET, UNZIPPED_LIMIT
 
-COLD_START_TARGET: Final = 1.5
+# Judged on the Lambda-like column, the estimate of a deployed cold start (see the section's note).
+COLD_START_TARGET: Final = 1.3
 COMMAND: Final = "make bench"
 
 
@@ -123,7 +124,7 @@ def _cold_section(report: BenchReport) -> list[str]:
         for mode in (LOCAL, LAMBDA):
             value = cold.ratio(logical_id, mode)
             # Judged on the ratio as printed, so a 1.50x never reads as over 1.5x.
-            is_over = round(value, 2) > COLD_START_TARGET
+            is_over = mode == LAMBDA and round(value, 2) > COLD_START_TARGET
             row += [_ms(cold.median(logical_id, mode)), f"**{_x(value)} over**" if is_over else _x(value)]
             if is_over:
                 over[mode].append(f"{logical_id} {_x(value)}")
@@ -140,7 +141,8 @@ def _cold_section(report: BenchReport) -> list[str]:
         f"Median of {cold.runs[LOCAL]} fresh interpreters per function in local mode and {cold.runs[LAMBDA]} in "
         "Lambda-like mode (interleaved rounds after a discarded warm-up). "
         f'Baseline, `import boto3; boto3.client("dynamodb")` from the same layer: **{_ms(baseline)} ms**. '
-        f"Target: every function at most {COLD_START_TARGET}x the baseline.",
+        f"Target: every function at most {COLD_START_TARGET}x the baseline in the Lambda-like column (the local "
+        "column pays for the X-Ray SDK's non-Lambda recorder, see below).",
         "",
         *_table(("Function", "local ms", "local ratio", "Lambda-like ms", "Lambda-like ratio"), rows),
         "",
