@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from otp_core import policy
+from otp_core import fraud, policy, spend
 from otp_core.adapters.kms import der_to_raw_signature
-from otp_core.errors import ConflictError, DeliveryFailedError, RateLimitedError
-from otp_core.policy import FailureRule, SendCharge
+from otp_core.errors import (
+    ConflictError,
+    DeliveryFailedError,
+    DestinationBlockedError,
+    RateLimitedError,
+    SendBudgetExceededError,
+)
+from otp_core.fraud import Activity, Block, Bucket, Guard, Mode, Reason, Rules, Slot, Trip
+from otp_core.policy import FailureRule, SendCharge, SendReceipt
 from otp_core.ports import (
     ChallengeRepository,
     Clock,
     DeliveryLog,
+    FraudStore,
     IdentityRepository,
     PublicKeySource,
     Signer,
@@ -158,12 +168,95 @@ class InMemoryRepository(ChallengeRepository):
         # (kind, subject, window index) -> count, as the DynamoDB counter items.
         self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
         self.locks: dict[str, int] = {}
+        # (app, bucket name) -> absolute minute / hour -> [created, verified], as the FG# items hold them.
+        self.minutes: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.hours: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        # (scope, window, shard, window index) -> parts, as the BUDGET# items.
+        self.budgets: dict[tuple[str, int, int, int], int] = defaultdict(int)
+
+    def activity(self, app_id: str, bucket: Bucket, now: int) -> Activity:
+        """What the DynamoDB items hold: minutes of the current and previous hour, hours of the current and
+        previous day."""
+        hour, day = now // fraud.HOUR, now // fraud.DAY
+        key = (app_id, bucket.name)
+        return Activity(
+            minutes={m: Slot(*cv) for m, cv in self.minutes[key].items() if m // 60 in (hour, hour - 1)},
+            hours={h: Slot(*cv) for h, cv in self.hours[key].items() if h // 24 in (day, day - 1)},
+        )
+
+    def reset_bucket(self, app_id: str, bucket: Bucket) -> None:
+        self.minutes.pop((app_id, bucket.name), None)
+        self.hours.pop((app_id, bucket.name), None)
+
+    def _guards(self, charge: SendCharge) -> tuple[SendReceipt, list[Callable[[], None]]]:
+        """The fraud guard and the budgets of a send: raises before anything changes, else the changes."""
+        now, changes, suspected = charge.now, [], []
+        guard = charge.fraud
+        if guard is not None:
+            if guard.refused_by is not None:
+                raise DestinationBlockedError(guard.refused_by.bucket.level)
+            if guard.count:
+                for bucket in guard.buckets:
+                    trip = fraud.judge(bucket, self.activity(guard.app_id, bucket, now), now, guard.rules)
+                    if trip is not None and guard.judge:
+                        if guard.rules.mode is Mode.BLOCK:
+                            raise DestinationBlockedError(bucket.level, trip=trip)
+                        suspected.append(trip)
+                    changes.append(functools.partial(self._created, guard.app_id, bucket, now, +1))
+        shards, used = [], 0
+        for item in charge.budgets:
+            budget = item.budget
+            index = budget.bucket(now)
+            spent = [self.budgets[(budget.scope, budget.window, shard, index)] for shard in range(spend.BUDGET_SHARDS)]
+            shard = spend.pick_shard(spent, budget, item.parts, enrolled=item.enrolled, start=item.start)
+            if shard is None:
+                raise SendBudgetExceededError("spent", retry_after=budget.retry_after(now))
+            key = (budget.scope, budget.window, shard, index)
+            changes.append(functools.partial(self._spend, key, item.parts))
+            shards.append((budget, shard, item.parts))
+            used = max(used, (sum(spent) + item.parts) * 100 // budget.cap)
+        return SendReceipt(tuple(shards), tuple(suspected), used), changes
+
+    def _created(self, app_id: str, bucket: Bucket, now: int, delta: int) -> None:
+        key = (app_id, bucket.name)
+        for slots, index in ((self.minutes[key], now // fraud.MINUTE), (self.hours[key], now // fraud.HOUR)):
+            slots[index][0] = max(0, slots[index][0] + delta)
+
+    def _spend(self, key: tuple[str, int, int, int], parts: int) -> None:
+        self.budgets[key] = max(0, self.budgets[key] + parts)
+
+    def charge_attempts(self, receipt: SendReceipt, attempts: int, now: int) -> None:
+        with self._lock:
+            for budget, shard, parts in receipt.budget_shards if attempts > 0 else ():
+                self._spend((budget.scope, budget.window, shard, budget.bucket(now)), parts * attempts)
+
+    def _verified(self, challenge: Challenge, now: int) -> None:
+        if challenge.fraud_app is None or challenge.region is None:
+            return
+        for bucket in fraud.destination_buckets(challenge.phone_number, challenge.region):
+            key = (challenge.fraud_app, bucket.name)
+            if challenge.created_at // fraud.HOUR >= now // fraud.HOUR - 1:
+                self.minutes[key][challenge.created_at // fraud.MINUTE][1] += 1
+            if challenge.created_at // fraud.DAY >= now // fraud.DAY - 1:
+                self.hours[key][challenge.created_at // fraud.HOUR][1] += 1
 
     def _check_lock(self, locks: tuple[str, ...], now: int) -> None:
         for subject in locks:
             until = self.locks.get(subject, 0)
             if until > now:
                 raise RateLimitedError("locked", retry_after=until - now)
+
+    def _check_caps(self, charge: SendCharge) -> None:
+        now = charge.now
+        waits = []
+        for counter in charge.counters:
+            bucket = counter.bucket(now)
+            current = self.counters[(counter.kind, counter.subject, bucket)]
+            previous = self.counters[(counter.kind, counter.subject, bucket - 1)]
+            if current >= policy.sliding_allowance(counter.cap, previous, now, counter.window):
+                waits.append(policy.sliding_retry_after(counter.cap, previous, current, now, counter.window))
+        if waits:
+            raise RateLimitedError("limited", retry_after=max(waits))
 
     def _charge(self, charge: SendCharge) -> None:
         now = charge.now
@@ -180,7 +273,7 @@ class InMemoryRepository(ChallengeRepository):
         for counter in counters:
             self.counters[(counter.kind, counter.subject, counter.bucket(now))] += 1
 
-    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> SendReceipt:
         with self._lock:
             self._check_lock(charge.locks, charge.now)
             attempts = self.identities.attempts
@@ -188,7 +281,11 @@ class InMemoryRepository(ChallengeRepository):
                 attempt = attempts.get(link.attempt_id)
                 if attempt is None or attempt.user_id != link.user_id or attempt.expires_at <= charge.now:
                     raise ConflictError("attempt expired")
+            self._check_caps(charge)
+            receipt, changes = self._guards(charge)
             self._charge(charge)
+            for change in changes:
+                change()
             self.challenges[challenge.challenge_id] = challenge
             if link and link.attempt_id:
                 attempts[link.attempt_id] = dataclasses.replace(
@@ -196,27 +293,43 @@ class InMemoryRepository(ChallengeRepository):
                 )
             if link and link.pointer_key:
                 self.identities.pointers[link.pointer_key] = challenge.challenge_id
+            return receipt
 
     def get(self, challenge_id: str) -> Challenge | None:
         with self._lock:
             return self.challenges.get(challenge_id)
 
-    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
+    def record_resend(
+        self, challenge: Challenge, charge: SendCharge, next_resend_at: int
+    ) -> tuple[Challenge, SendReceipt]:
         with self._lock:
             current = self.challenges.get(challenge.challenge_id)
             if current is None or current.resends != challenge.resends or current.state_at(charge.now) != "PENDING":
                 raise ConflictError("changed")
             self._check_lock(charge.locks, charge.now)
+            self._check_caps(charge)
+            receipt, changes = self._guards(charge)
             self._charge(charge)
+            for change in changes:
+                change()
             updated = dataclasses.replace(current, resends=current.resends + 1, next_resend_at=next_resend_at)
             self.challenges[challenge.challenge_id] = updated
-            return updated
+            return updated, receipt
 
-    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
+    def refund_send(
+        self, challenge: Challenge, charge: SendCharge, *, delete: bool, receipt: SendReceipt | None = None
+    ) -> None:
         with self._lock:
             for counter in charge.counters:
                 key = (counter.kind, counter.subject, counter.bucket(charge.now))
                 self.counters[key] = max(0, self.counters[key] - 1)
+            if receipt is not None:
+                guard = charge.fraud
+                if guard is not None and guard.count:
+                    for bucket in guard.buckets:
+                        self._created(guard.app_id, bucket, charge.now, -1)
+                for budget, shard, parts in receipt.budget_shards:
+                    self._spend((budget.scope, budget.window, shard, budget.bucket(charge.now)), -parts)
             if delete:
                 self.challenges.pop(challenge.challenge_id, None)
 
@@ -288,6 +401,7 @@ class InMemoryRepository(ChallengeRepository):
                 verified_at=now,
                 claimable_until=claimable_until,
             )
+            self._verified(current, now)
             if effects:
                 identities.apply(effects, now)
             return VerifyOutcome.VERIFIED
@@ -384,3 +498,68 @@ class InMemoryIdentities(IdentityRepository):
                 return False
             self.used_tokens.add(token_id)
             return True
+
+
+class InMemoryFraudStore(FraudStore):
+    """Blocks and safe lists in memory; an unblock resets the bucket's counts in ``repository``."""
+
+    def __init__(self, repository: InMemoryRepository) -> None:
+        self.repository = repository
+        self.items: dict[tuple[str, str], dict[str, object]] = {}
+        self.safe: dict[str, tuple[str, ...]] = {}
+
+    def _block(self, item: dict[str, object]) -> Block:
+        block = item["block"]
+        assert isinstance(block, Block)
+        return block
+
+    def guard(self, app_id: str, now: int) -> Guard:
+        return Guard(tuple(self.blocks(app_id, now)), self.safe.get(app_id, ()))
+
+    def record_trip(self, app_id: str, trip: Trip, now: int, rules: Rules) -> Block:
+        with self.repository._lock:
+            old = self.items.get((app_id, trip.bucket.name))
+            if old is not None and self._block(old).active(now):
+                return self._block(old)
+            last_trip = old.get("last_trip_at") if old else None
+            last_seconds = old.get("last_seconds") if old else None
+            assert last_trip is None or isinstance(last_trip, int)
+            assert last_seconds is None or isinstance(last_seconds, int)
+            seconds = fraud.block_seconds(rules, previous_trip_at=last_trip, previous_seconds=last_seconds, now=now)
+            repeat = last_trip is not None and now - last_trip <= fraud.REPEAT_WINDOW
+            trips = (self._block(old).trips + 1) if (old and repeat) else 1
+            block = Block(app_id, trip.bucket, trip.reason, now, now + seconds, trip.sends, trip.verified, trips)
+            self.items[(app_id, trip.bucket.name)] = {"block": block, "last_trip_at": now, "last_seconds": seconds}
+            return block
+
+    def blocks(self, app_id: str, now: int) -> list[Block]:
+        found = [
+            self._block(item)
+            for (owner, _), item in self.items.items()
+            if owner in (app_id, "*") and self._block(item).active(now)
+        ]
+        return sorted(found, key=lambda block: (block.since, block.app_id, block.bucket))
+
+    def put_block(self, block: Block) -> Block:
+        manual = dataclasses.replace(block, reason=Reason.MANUAL, sends=0, verified=0, trips=0)
+        with self.repository._lock:
+            old = self.items.get((block.app_id, block.bucket.name), {})
+            self.items[(block.app_id, block.bucket.name)] = {**old, "block": manual}
+        return manual
+
+    def delete_block(self, app_id: str, bucket: Bucket, now: int) -> bool:
+        with self.repository._lock:
+            item = self.items.get((app_id, bucket.name))
+            if item is None or not self._block(item).active(now):
+                return False
+            del self.items[(app_id, bucket.name)]
+        if app_id != "*":
+            self.repository.reset_bucket(app_id, bucket)
+        return True
+
+    def safe_list(self, app_id: str) -> tuple[str, ...]:
+        return self.safe.get(app_id, ())
+
+    def put_safe_list(self, app_id: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+        self.safe[app_id] = entries
+        return entries

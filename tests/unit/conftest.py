@@ -16,6 +16,7 @@ from pytest_socket import disable_socket, enable_socket
 from otp_core import replies
 from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
 from otp_core.codes import CodeBook
+from otp_core.guard import SendGuard
 from otp_core.jwks import build_jwks
 from otp_core.mfa import ClientFlows, TokenValidator, Tracker
 from otp_core.models import (
@@ -49,7 +50,7 @@ from otp_core.service import (
 from otp_core.settings import Settings
 from otp_core.token_verify import TokenVerifier
 from otp_core.tokens import TokenIssuer
-from tests.fakes import FakeClock, FakeDeliveryLog, FakeSender, FakeSigner, InMemoryRepository
+from tests.fakes import FakeClock, FakeDeliveryLog, FakeSender, FakeSigner, InMemoryFraudStore, InMemoryRepository
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +191,8 @@ class World:
         self.deliveries = FakeDeliveryLog()
         self.repository = InMemoryRepository()
         self.identities = self.repository.identities
+        self.fraud = InMemoryFraudStore(self.repository)
+        self.guard = SendGuard.from_settings(self.fraud, settings)
         self.codes = CodeBook(b"k" * 32)
         self.tokens = TokenIssuer(
             self.signer, issuer=settings.token_issuer, audience=settings.token_audience, clock=self.clock
@@ -208,6 +211,7 @@ class World:
             self.sender,
             self.deliveries,
             check_phone_number,
+            self.guard,
         )
         self.checker = CodeChecker(self.repository, self.identities, self.clock, self.codes)
         self.verifier = ChallengeVerifier(self.checker, self.tokens)

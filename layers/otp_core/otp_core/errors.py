@@ -76,8 +76,36 @@ class RateLimitedError(OtpError):
         self.retry_after = max(1, int(retry_after))
 
 
+class DestinationBlockedError(OtpError):
+    """The fraud guard blocks sends to the destination's bucket; nothing was sent or charged.
+
+    ``level`` names the bucket level (``country`` or ``prefix``), never the number; ``trip`` is set when this
+    very send tripped the bucket (the service records the block).
+    """
+
+    status, code, title = 403, "DESTINATION_BLOCKED", "Destination blocked"
+
+    def __init__(self, level: str, *, trip: object | None = None) -> None:
+        what = "this country" if level == "country" else "this number range"
+        super().__init__(f"the fraud guard blocks SMS to {what} ({level} bucket); nothing was sent")
+        self.level = level
+        self.trip = trip
+
+
+class SendBudgetExceededError(RateLimitedError):
+    """An SMS budget of the app or the stack is spent for its current window; nothing was sent or charged."""
+
+    code, title = "SEND_BUDGET_EXCEEDED", "SMS budget exceeded"
+
+
 class DeliveryFailedError(OtpError):
+    """No provider accepted the SMS; ``attempts`` is how many providers were tried (each may have billed)."""
+
     status, code, title = 502, "DELIVERY_FAILED", "Delivery failed"
+
+    def __init__(self, detail: str, *, attempts: int = 1) -> None:
+        super().__init__(detail)
+        self.attempts = attempts
 
 
 class DependencyError(OtpError):

@@ -21,3 +21,19 @@ tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
 def mask_phone(phone_number: str) -> str:
     """Return the last four digits of a number, the only part that may be logged or returned."""
     return phone_number[-4:]
+
+
+def count(name: str, country: str | None = None) -> None:
+    """One count of ``name`` for the stack (the ``service`` dimension), and again by ``country`` when given.
+
+    Countries are ISO 3166 regions, never numbers. The per-country count is its own EMF document
+    (``single_metric``): a dimension added to the shared ``metrics`` object would apply to every metric of the
+    invocation.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if country:
+        with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="service", value=SERVICE)
+            metric.add_dimension(name="country", value=country)

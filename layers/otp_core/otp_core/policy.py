@@ -22,8 +22,10 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
+from otp_core.fraud import FraudCharge, Trip
 from otp_core.records import SendQuota
 from otp_core.settings import Policy
+from otp_core.spend import Budget, BudgetCharge
 
 TEN_MINUTES = 600
 HOUR = 3_600
@@ -49,11 +51,29 @@ class Counter:
 
 @dataclass(frozen=True)
 class SendCharge:
-    """What one send at ``now`` is charged to, and the locks it must find open."""
+    """What one send at ``now`` is charged to, and the locks it must find open.
+
+    ``fraud``: the destination buckets a new challenge counts in and is judged by (``None``: a resend, which
+    is no new challenge); ``budgets``: the SMS budgets its parts are charged to. The caller's counters come
+    first: a send over its own caps is refused before any guard looks at it.
+    """
 
     counters: tuple[Counter, ...]
     locks: tuple[str, ...]
     now: int
+    fraud: FraudCharge | None = None
+    budgets: tuple[BudgetCharge, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    """What a stored send was charged to beyond the caller's counters: the budget shards (budget, shard,
+    parts), for a refund or a failover's extra attempts, and the trips a ``monitor`` mode let through."""
+
+    budget_shards: tuple[tuple[Budget, int, int], ...] = ()
+    suspected: tuple[Trip, ...] = ()
+    # How full the fullest budget is after this send, in percent of its cap (the 80 % alarm's metric).
+    budget_used_percent: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from otp_core.policy import FailureRule, SendCharge
+from otp_core.fraud import Block, Bucket, Guard, Rules, Trip
+from otp_core.policy import FailureRule, SendCharge, SendReceipt
 from otp_core.records import (
     Authenticator,
     Challenge,
@@ -41,13 +42,18 @@ class ChallengeRepository(ABC):
     """
 
     @abstractmethod
-    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
-        """Store a new challenge, charge one send and write its ``link``, atomically.
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> SendReceipt:
+        """Store a new challenge, charge one send and write its ``link``, atomically, with the fraud guard's
+        counts and the budgets' charges of ``charge`` in the same write.
 
         Raises
         ------
         RateLimitedError
             A send cap is reached or a lock is in force; nothing was written.
+        DestinationBlockedError
+            A block in force, or this send trips a bucket (``block`` mode; ``trip`` says why); nothing written.
+        SendBudgetExceededError
+            A budget has no room for the send's parts; nothing was written.
         ConflictError
             The linked tracked attempt no longer exists, has expired or belongs to another user.
         """
@@ -57,20 +63,31 @@ class ChallengeRepository(ABC):
         """Return the stored challenge, expired ones included, or None."""
 
     @abstractmethod
-    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
-        """Count one resend of ``challenge`` (as read) and charge it, atomically.
+    def record_resend(
+        self, challenge: Challenge, charge: SendCharge, next_resend_at: int
+    ) -> tuple[Challenge, SendReceipt]:
+        """Count one resend of ``challenge`` (as read) and charge it and its budgets, atomically.
 
         Raises
         ------
         RateLimitedError
             A send cap is reached or a lock is in force.
+        SendBudgetExceededError
+            A budget has no room for the send's parts.
         ConflictError
             The challenge changed since it was read (verified, exhausted, resent concurrently).
         """
 
     @abstractmethod
-    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
-        """Undo the charge of a send that could not be delivered (and the challenge when ``delete``)."""
+    def refund_send(
+        self, challenge: Challenge, charge: SendCharge, *, delete: bool, receipt: SendReceipt | None = None
+    ) -> None:
+        """Undo the charge of a send that could not be delivered (and the challenge when ``delete``); with
+        ``receipt`` (a provider refused the number) also its bucket counts and budget charges."""
+
+    @abstractmethod
+    def charge_attempts(self, receipt: SendReceipt, attempts: int, now: int) -> None:
+        """Charge the receipt's budgets ``attempts`` more times (provider attempts beyond the first)."""
 
     @abstractmethod
     def record_failure(
@@ -127,6 +144,40 @@ class ChallengeRepository(ABC):
         ConflictError
             Unknown, not verified, claimed by another user, or past its claim window.
         """
+
+
+class FraudStore(ABC):
+    """Blocks and safe lists of the fraud guard (the counts live with the challenges' writes)."""
+
+    @abstractmethod
+    def guard(self, app_id: str, now: int) -> Guard:
+        """The blocks in force for ``app_id`` (its own and those for every app) and its safe list."""
+
+    @abstractmethod
+    def record_trip(self, app_id: str, trip: Trip, now: int, rules: Rules) -> Block:
+        """Block a tripped bucket: 12 hours, doubled when it tripped within 7 days; an existing longer block
+        stays. Returns the block in force."""
+
+    @abstractmethod
+    def blocks(self, app_id: str, now: int) -> list[Block]:
+        """Blocks in force for ``app_id``, those for every app included."""
+
+    @abstractmethod
+    def put_block(self, block: Block) -> Block:
+        """Store a manual block (it replaces a trip's block of the same bucket)."""
+
+    @abstractmethod
+    def delete_block(self, app_id: str, bucket: Bucket, now: int) -> bool:
+        """Lift ``app_id``'s block of ``bucket`` and reset the bucket's counts and trip history; False when
+        the bucket is not blocked."""
+
+    @abstractmethod
+    def safe_list(self, app_id: str) -> tuple[str, ...]:
+        """The app's safe list."""
+
+    @abstractmethod
+    def put_safe_list(self, app_id: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+        """Replace the app's safe list."""
 
 
 class IdentityRepository(ABC):

@@ -65,6 +65,10 @@ class Challenge:
     # The step-up proof (client token ID and expiry) an enrollment change spends on verification.
     proof_id: str | None = None
     proof_expires_at: int | None = None
+    # The number's ISO 3166 region, and the app whose fraud buckets counted this challenge (None: not counted,
+    # as with the fraud guard off): its verification is counted in the same buckets, in the same write.
+    region: str | None = None
+    fraud_app: str | None = None
 
     @property
     def owner(self) -> bool:
@@ -172,6 +176,8 @@ class OutgoingSms:
 class SentSms:
     provider: str
     message_id: str | None
+    # Provider attempts this send took (a failover spends one SMS per attempt on the budget).
+    attempts: int = 1
 
 
 class VerifyOutcome(StrEnum):

@@ -20,8 +20,10 @@ from otp_core.settings import Policy, Settings, get_settings
 
 if TYPE_CHECKING:
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
+    from otp_core.adapters.fraud_store import CachedFraudStore
     from otp_core.adapters.identity import DynamoIdentityRepository
     from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
+    from otp_core.guard import SendGuard
     from otp_core.idp import IdpTokenVerifier
     from otp_core.mfa import ClientFlows, TokenValidator, Tracker
     from otp_core.phone_verification import PhoneVerificationService
@@ -216,8 +218,31 @@ def challenge_starter() -> ChallengeStarter:
     from otp_core.service import ChallengeStarter
 
     return ChallengeStarter(
-        repository(), identities(), clock(), code_book(), sms_sender(), delivery_recorder(), check_phone_number
+        repository(),
+        identities(),
+        clock(),
+        code_book(),
+        sms_sender(),
+        delivery_recorder(),
+        check_phone_number,
+        send_guard(),
     )
+
+
+@cache
+def fraud_store() -> CachedFraudStore:
+    """Blocks and safe lists: one query of the partition at most every few seconds per function."""
+    from otp_core.adapters.fraud_store import CachedFraudStore, DynamoFraudStore
+
+    return CachedFraudStore(DynamoFraudStore(client("dynamodb"), settings().table_name))
+
+
+@cache
+def send_guard() -> SendGuard:
+    """The fraud guard and spend guard of every sending use case (thresholds: the stack parameters)."""
+    from otp_core.guard import SendGuard
+
+    return SendGuard.from_settings(fraud_store(), settings())
 
 
 @cache

@@ -20,15 +20,26 @@ from otp_core.codes import CodeBook
 from otp_core.errors import (
     ConflictError,
     DeliveryFailedError,
+    DestinationBlockedError,
     FieldError,
     InvalidPhoneNumberError,
     InvalidRequestError,
     NotFoundError,
     RateLimitedError,
+    SendBudgetExceededError,
 )
-from otp_core.messages import check_template, default_template, render
-from otp_core.observability import logger, mask_phone, metrics, tracer
-from otp_core.policy import SendCharge, code_cutoff, failure_rule, ip_subject, lock_subjects, send_charge
+from otp_core.guard import DEFAULT_APP, SendGuard
+from otp_core.messages import check_template, default_template, render, sms_parts
+from otp_core.observability import count, logger, mask_phone, metrics, tracer
+from otp_core.policy import (
+    SendCharge,
+    SendReceipt,
+    code_cutoff,
+    failure_rule,
+    ip_subject,
+    lock_subjects,
+    send_charge,
+)
 from otp_core.ports import ChallengeRepository, Clock, DeliveryLog, IdentityRepository, SmsSender
 from otp_core.records import (
     Authenticator,
@@ -42,9 +53,11 @@ from otp_core.records import (
     is_challenge_id,
 )
 from otp_core.settings import Policy
+from otp_core.spend import BudgetCharge
 from otp_core.tokens import VERIFICATION_TOKEN_TYPE, TokenIssuer
 
 CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
+UNKNOWN_REGION = "ZZ"
 PhoneCheck = Callable[[str, Policy], str]
 
 
@@ -131,6 +144,8 @@ class ChallengeStarter:
         Where the provider and message ID of each accepted SMS are recorded on its challenge.
     phone_check:
         Validates a number against the policy and returns its region.
+    guard:
+        The fraud guard and spend guard (their counts and caps go into the same write as the send's).
     """
 
     def __init__(
@@ -142,7 +157,9 @@ class ChallengeStarter:
         sender: SmsSender,
         deliveries: DeliveryLog,
         phone_check: PhoneCheck,
+        guard: SendGuard,
     ) -> None:
+        self._guard = guard
         self._repository = repository
         self._identities = identities
         self._clock = clock
@@ -208,8 +225,8 @@ class ChallengeStarter:
         """The user's SMS authenticator, or None."""
         return self._identities.get_authenticator(user_id)
 
-    def check(self, new: NewChallenge, policy: Policy) -> None:
-        """The input checks of a send, before anything is read or written.
+    def check(self, new: NewChallenge, policy: Policy) -> str:
+        """The input checks of a send, before anything is read or written; returns the number's region.
 
         Raises
         ------
@@ -220,7 +237,7 @@ class ChallengeStarter:
         InvalidMessageTemplateError
             The custom text breaks the template rules (the end user's stricter ones when ``new.end_user``).
         """
-        self._phone_check(new.phone_number, policy)
+        region = self._phone_check(new.phone_number, policy)
         if new.end_user and new.sender_id is not None and new.sender_id not in policy.end_user_sender_ids:
             raise InvalidRequestError(
                 "this sender ID is not allowed",
@@ -234,15 +251,33 @@ class ChallengeStarter:
                 minutes=_minutes(policy.code_ttl_seconds),
                 end_user=new.end_user,
             )
+        return region
 
     @tracer.capture_method(capture_response=False)
     def start(self, new: NewChallenge, policy: Policy) -> Challenge:
-        """Validate, store and send a new challenge; its ``link`` is written in the same transaction."""
-        self.check(new, policy)
+        """Validate, store and send a new challenge; its ``link`` is written in the same transaction.
+
+        Raises
+        ------
+        DestinationBlockedError
+            The fraud guard blocks the destination (or this send tripped it); nothing was sent or charged.
+        SendBudgetExceededError
+            An SMS budget is spent for its window; nothing was sent or charged.
+        """
+        region = self.check(new, policy)
         now = self._clock.now()
         challenge_id = str(uuid.uuid4())
         code = self._codes.new_code(policy.code_length)
         link = new.link
+        fraud = self._guard.new_challenge(
+            policy,
+            app_id=DEFAULT_APP,
+            challenge_id=challenge_id,
+            phone_number=new.phone_number,
+            region=region,
+            now=now,
+            enrolled=new.enrolled_as is not None,
+        )
         challenge = Challenge(
             challenge_id=challenge_id,
             phone_number=new.phone_number,
@@ -266,14 +301,23 @@ class ChallengeStarter:
             replaces=new.replaces if new.scope is not None else None,
             proof_id=new.proof.token_id if new.proof else None,
             proof_expires_at=new.proof.expires_at if new.proof else None,
+            region=region,
+            fraud_app=DEFAULT_APP if fraud.count else None,
         )
-        charge = send_charge(_quota(challenge, now), policy)
+        body = self._body(challenge, code, policy)
+        charge = dataclasses.replace(
+            send_charge(_quota(challenge, now), policy), fraud=fraud, budgets=self._budgets(challenge, body, policy)
+        )
         try:
-            self._repository.create(challenge, charge, link)
-        except RateLimitedError:
-            metrics.add_metric(name="SendRateLimited", unit="Count", value=1)
+            receipt = self._repository.create(challenge, charge, link)
+        except DestinationBlockedError as blocked:
+            self._guard.refused(blocked, policy, app_id=DEFAULT_APP, region=region, now=now)
             raise
-        self._deliver(challenge, code, policy, charge, rollback=True)
+        except RateLimitedError as limited:
+            self._limited(limited, region)
+            raise
+        self._guard.observed(receipt, region=region)
+        self._deliver(challenge, body, charge, receipt, rollback=True)
         metrics.add_metric(name="ChallengeCreated", unit="Count", value=1)
         logger.info("challenge created", challenge_id=challenge_id, phone_mask=mask_phone(new.phone_number))
         return challenge
@@ -300,9 +344,17 @@ class ChallengeStarter:
         if now < challenge.next_resend_at:
             raise RateLimitedError("a resend is not available yet", retry_after=challenge.next_resend_at - now)
         cooldown = policy.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
-        charge = send_charge(_quota(challenge, now), policy)
-        updated = self._repository.record_resend(challenge, charge, now + cooldown)
-        self._deliver(updated, self._codes.unmask(challenge_id, challenge.code_mask), policy, charge, rollback=False)
+        body = self._body(challenge, self._codes.unmask(challenge_id, challenge.code_mask), policy)
+        charge = dataclasses.replace(
+            send_charge(_quota(challenge, now), policy), budgets=self._budgets(challenge, body, policy)
+        )
+        try:
+            updated, receipt = self._repository.record_resend(challenge, charge, now + cooldown)
+        except RateLimitedError as limited:
+            self._limited(limited, challenge.region)
+            raise
+        self._guard.observed(receipt, region=challenge.region or UNKNOWN_REGION)
+        self._deliver(updated, body, charge, receipt, rollback=False)
         metrics.add_metric(name="ChallengeResent", unit="Count", value=1)
         logger.info("challenge resent", challenge_id=challenge_id, resends=updated.resends)
         return updated
@@ -321,21 +373,52 @@ class ChallengeStarter:
             return None  # only the gateway's own source address gets here unvalidated; it is always an address
         return self._codes.subject_key("ip", subject)
 
-    def _deliver(self, challenge: Challenge, code: str, policy: Policy, charge: SendCharge, *, rollback: bool) -> None:
+    def _body(self, challenge: Challenge, code: str, policy: Policy) -> str:
         template = challenge.message or default_template(challenge.locale)
         minutes = _minutes(challenge.expires_at - self._clock.now())
-        body = render(template, app=policy.app_name, otp=code, minutes=minutes)
+        return render(template, app=policy.app_name, otp=code, minutes=minutes)
+
+    def _budgets(self, challenge: Challenge, body: str, policy: Policy) -> tuple[BudgetCharge, ...]:
+        # A fifth of each budget is held for the users' enrolled numbers (the owner's challenges).
+        return self._guard.budgets(
+            policy,
+            app_id=DEFAULT_APP,
+            parts=sms_parts(body),
+            enrolled=challenge.owner,
+            challenge_id=challenge.challenge_id,
+        )
+
+    @staticmethod
+    def _limited(error: RateLimitedError, region: str | None) -> None:
+        if isinstance(error, SendBudgetExceededError):
+            count("SmsBudgetExceeded", region)
+            logger.warning("sms budget exceeded", country=region)
+        else:
+            metrics.add_metric(name="SendRateLimited", unit="Count", value=1)
+
+    def _deliver(
+        self, challenge: Challenge, body: str, charge: SendCharge, receipt: SendReceipt, *, rollback: bool
+    ) -> None:
         sms = OutgoingSms(
             to=challenge.phone_number, body=body, sender_id=challenge.sender_id, challenge_id=challenge.challenge_id
         )
         try:
             sent = self._sender.send(sms)
-        except (DeliveryFailedError, InvalidPhoneNumberError):
-            # Nothing reached the user: the send is not charged, and a new challenge is not kept.
+        except InvalidPhoneNumberError:
+            # A provider refused the number (a 4xx): nothing is charged anywhere, and a new challenge is not kept.
+            self._repository.refund_send(challenge, charge, delete=rollback, receipt=receipt)
+            logger.warning("sms refused by the provider", challenge_id=challenge.challenge_id)
+            raise
+        except DeliveryFailedError as failed:
+            # Nothing reached the user: the caller's limits are not charged, and a new challenge is not kept; but
+            # every provider attempt may have been billed, so the budgets keep them.
             self._repository.refund_send(challenge, charge, delete=rollback)
+            self._repository.charge_attempts(receipt, failed.attempts - 1, charge.now)
             logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)
             raise
+        self._repository.charge_attempts(receipt, sent.attempts - 1, charge.now)
         self._deliveries.record_sent(challenge.challenge_id, sent, self._clock.now())
+        count("SmsSent", challenge.region)
         logger.info("sms sent", challenge_id=challenge.challenge_id, provider=sent.provider)
 
 
@@ -412,6 +495,7 @@ class CodeChecker:
 
         if outcome is VerifyOutcome.VERIFIED:
             metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
+            count("SmsVerified", challenge.region)
             logger.info("challenge verified", challenge_id=challenge_id, enrolled=enrolled)
             return CodeCheck(True, "", 0, challenge, enrolled=enrolled)
         metrics.add_metric(name="VerificationFailed", unit="Count", value=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,6 +66,11 @@ class Policy(BaseModel):
     allowed_number_types: tuple[str, ...] = ("MOBILE", "FIXED_LINE_OR_MOBILE")
     # Sender IDs end users may pick on /v1/verification/sms/send (empty: none, the stack's own sender is used).
     end_user_sender_ids: tuple[str, ...] = ()
+    # Fraud guard (otp_core.fraud): block, monitor (trips only log and count) or off; spend guard
+    # (otp_core.spend): SMS parts per hour and per day, 0 = off.
+    fraud_guard_mode: Literal["block", "monitor", "off"] = "block"
+    sms_budget_per_hour: Annotated[int, Field(ge=0, le=10_000_000)] = 1000
+    sms_budget_per_day: Annotated[int, Field(ge=0, le=100_000_000)] = 10000
 
     _split_policy = field_validator(
         "allowed_countries", "blocked_countries", "allowed_number_types", "end_user_sender_ids", mode="before"
@@ -132,6 +137,18 @@ class Settings(Policy):
     sms_circuit_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     delivery_callback_base_url: str = ""
     delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
+    # The operators' key of the /v1/admin routes (its own secret, never an app's API key).
+    admin_key_secret_id: str = "sms-otp/admin-key"
+    # Fraud guard trip thresholds (see otp_core.fraud and the contract's "Fraud guard"), and the stack's own
+    # daily budget of SMS parts across every app (0 = off).
+    fraud_block_velocity_per_hour: Annotated[int, Field(ge=1, le=10_000)] = 10
+    fraud_country_velocity_per_hour: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    fraud_country_min_verified_percent: Annotated[int, Field(ge=0, le=100)] = 20
+    fraud_verification_lag_seconds: Annotated[int, Field(ge=0, le=3000)] = 120
+    fraud_conversion_min_challenges: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    fraud_conversion_min_percent: Annotated[int, Field(ge=0, le=100)] = 35
+    fraud_block_hours: Annotated[int, Field(ge=1, le=720)] = 12
+    stack_sms_budget_per_day: Annotated[int, Field(ge=0, le=1_000_000_000)] = 0
 
     _split = field_validator("retired_signing_key_ids", "sms_providers", mode="before")(_csv)
 

@@ -24,12 +24,33 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from otp_core.errors import ConflictError, DependencyError, RateLimitedError
+from otp_core.adapters.fraud_items import (
+    activity,
+    activity_keys,
+    budget_key,
+    budget_keys,
+    day_key,
+    day_ttl,
+    hour_key,
+    hour_of,
+    hour_total,
+    hour_ttl,
+    minute_of,
+)
+from otp_core.errors import (
+    ConflictError,
+    DependencyError,
+    DestinationBlockedError,
+    RateLimitedError,
+    SendBudgetExceededError,
+)
+from otp_core.fraud import DAY, HOUR, Bucket, FraudCharge, Mode, country_shard, destination_buckets, judge
 from otp_core.observability import logger, tracer
 from otp_core.policy import (
     Counter,
     FailureRule,
     SendCharge,
+    SendReceipt,
     locks_after_failure,
     sliding_allowance,
     sliding_retry_after,
@@ -43,6 +64,7 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
+from otp_core.spend import BUDGET_SHARDS, pick_shard, share_of
 
 Item = dict[str, dict[str, Any]]
 _DAY = 86_400
@@ -100,6 +122,8 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         "replaces": challenge.replaces,
         "enrolledAs": challenge.enrolled_as,
         "proofId": challenge.proof_id,
+        "region": challenge.region,
+        "fraudApp": challenge.fraud_app,
     }
     item.update({name: _s(value) for name, value in optional.items() if value is not None})
     if challenge.verified_at is not None:
@@ -145,6 +169,8 @@ def from_item(item: Item) -> Challenge:
         enrolled_as=text("enrolledAs"),
         proof_id=text("proofId"),
         proof_expires_at=number("proofExpiresAt"),
+        region=text("region"),
+        fraud_app=text("fraudApp"),
     )
 
 
@@ -253,34 +279,35 @@ class DynamoChallengeRepository(ChallengeRepository):
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def _counts(self, keys: Sequence[Item]) -> dict[tuple[str, str], int]:
-        """Current ``n`` of counter items (absent = 0), in one strongly consistent BatchGetItem."""
-        counts: dict[tuple[str, str], int] = {}
-        pending: list[Item] = list({_ref(key): key for key in keys}.values())
-        for attempt in range(_CONFLICT_RETRIES + 1):
-            if not pending:
-                break
-            try:
-                response = self._client.batch_get_item(
-                    RequestItems={
-                        self._table: {"Keys": pending, "ConsistentRead": True, "ProjectionExpression": "pk, sk, n"}
-                    }
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise DependencyError("the challenge store is unavailable; retry later") from exc
-            for item in response.get("Responses", {}).get(self._table, []):
-                counts[_ref(item)] = int(item["n"]["N"]) if "n" in item else 0
-            pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-            if pending and attempt < _CONFLICT_RETRIES:
-                self._sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not a secret
-        if pending:
-            raise DependencyError("the challenge store is unavailable; retry later")
-        return counts
+    def _read(self, keys: Sequence[Item]) -> dict[tuple[str, str], Item]:
+        """Counter, activity and budget items (absent ones are left out), in strongly consistent BatchGetItems
+        of at most 100 keys each (one for every send of the defaults)."""
+        items: dict[tuple[str, str], Item] = {}
+        unique = list({_ref(key): key for key in keys}.values())
+        for start in range(0, len(unique), 100):
+            pending: list[Item] = unique[start : start + 100]
+            for attempt in range(_CONFLICT_RETRIES + 1):
+                if not pending:
+                    break
+                try:
+                    response = self._client.batch_get_item(
+                        RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise DependencyError("the challenge store is unavailable; retry later") from exc
+                for item in response.get("Responses", {}).get(self._table, []):
+                    items[_ref(item)] = item
+                pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if pending and attempt < _CONFLICT_RETRIES:
+                    self._sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not a secret
+            if pending:
+                raise DependencyError("the challenge store is unavailable; retry later")
+        return items
 
     # -- sends --------------------------------------------------------------------------------------------
 
     @tracer.capture_method(capture_response=False)
-    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> None:
+    def create(self, challenge: Challenge, charge: SendCharge, link: ChallengeLink | None = None) -> SendReceipt:
         put = _Check(
             {
                 "Put": {
@@ -292,10 +319,15 @@ class DynamoChallengeRepository(ChallengeRepository):
             lambda _: ConflictError("challenge ID collision; retry"),
         )
         tail = [put, *(self._link_ops(challenge, link, charge.now) if link is not None else [])]
-        self._with_fresh_counts(
-            lambda counts: [*self._lock_checks(charge.locks, charge.now), *self._charges(charge, counts), *tail],
-            self._charge_keys(charge),
-        )
+        receipt = [SendReceipt()]
+
+        def build(items: dict[tuple[str, str], Item]) -> list[_Check]:
+            checks = [*self._lock_checks(charge.locks, charge.now), *self._charges(charge, items)]
+            guards, receipt[0] = self._guards(charge, items)
+            return [*checks, *guards, *tail]
+
+        self._with_fresh_counts(build, self._charge_keys(charge))
+        return receipt[0]
 
     def _link_ops(self, challenge: Challenge, link: ChallengeLink, now: int) -> list[_Check]:
         ops = []
@@ -328,7 +360,9 @@ class DynamoChallengeRepository(ChallengeRepository):
         return ops
 
     @tracer.capture_method(capture_response=False)
-    def record_resend(self, challenge: Challenge, charge: SendCharge, next_resend_at: int) -> Challenge:
+    def record_resend(
+        self, challenge: Challenge, charge: SendCharge, next_resend_at: int
+    ) -> tuple[Challenge, SendReceipt]:
         update = _Check(
             {
                 "Update": {
@@ -349,14 +383,21 @@ class DynamoChallengeRepository(ChallengeRepository):
             },
             lambda _: ConflictError("this challenge changed while resending; read it and retry"),
         )
-        self._with_fresh_counts(
-            lambda counts: [update, *self._lock_checks(charge.locks, charge.now), *self._charges(charge, counts)],
-            self._charge_keys(charge),
-        )
-        return dataclasses.replace(challenge, resends=challenge.resends + 1, next_resend_at=next_resend_at)
+        receipt = [SendReceipt()]
+
+        def build(items: dict[tuple[str, str], Item]) -> list[_Check]:
+            checks = [update, *self._lock_checks(charge.locks, charge.now), *self._charges(charge, items)]
+            guards, receipt[0] = self._guards(charge, items)
+            return [*checks, *guards]
+
+        self._with_fresh_counts(build, self._charge_keys(charge))
+        resent = dataclasses.replace(challenge, resends=challenge.resends + 1, next_resend_at=next_resend_at)
+        return resent, receipt[0]
 
     @tracer.capture_method(capture_response=False)
-    def refund_send(self, challenge: Challenge, charge: SendCharge, *, delete: bool) -> None:
+    def refund_send(
+        self, challenge: Challenge, charge: SendCharge, *, delete: bool, receipt: SendReceipt | None = None
+    ) -> None:
         ops: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -369,6 +410,9 @@ class DynamoChallengeRepository(ChallengeRepository):
             }
             for counter in charge.counters
         ]
+        if receipt is not None:
+            # A refused send (4xx) counts toward no bucket or budget either.
+            ops += self._guard_refunds(charge, receipt)
         if delete:
             ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id)}})
         try:
@@ -394,9 +438,9 @@ class DynamoChallengeRepository(ChallengeRepository):
             {":candidate": _s(code_hash)},
         )
 
-        def build(counts: dict[tuple[str, str], int]) -> list[_Check]:
-            current = counts.get(_ref(counter_key(counter, bucket)), 0)
-            previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)
+        def build(items: dict[tuple[str, str], Item]) -> list[_Check]:
+            current = _count(items, counter_key(counter, bucket))
+            previous = _count(items, counter_key(counter, bucket - 1))
             # The exact count is a condition, so whether this failure reaches the threshold is known and the
             # lock is set in the same write as the failure that earns it.
             exact = "n = :seen" if current else "attribute_not_exists(n) OR n = :seen"
@@ -460,7 +504,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 ":ttl": _n(max(self._challenge_ttl(challenge.expires_at), claimable_until + _RETENTION)),
             },
         )
-        checks = [update, *self._lock_checks(locks, now)]
+        checks = [update, *self._lock_checks(locks, now), *self._verified_ops(challenge, now)]
         if effects is not None:
             checks.extend(self._effect_ops(effects, now))
         try:
@@ -651,17 +695,219 @@ class DynamoChallengeRepository(ChallengeRepository):
         for counter in charge.counters:
             bucket = counter.bucket(charge.now)
             keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
+        fraud = charge.fraud
+        if fraud is not None and fraud.count and fraud.refused_by is None:
+            for destination in fraud.buckets:
+                keys.extend(activity_keys(fraud.app_id, destination, charge.now))
+        keys.extend(budget_keys([c.budget for c in charge.budgets], BUDGET_SHARDS, charge.now))
         return keys
 
-    def _charges(self, charge: SendCharge, counts: dict[tuple[str, str], int]) -> list[_Check]:
+    # -- fraud guard and spend guard ----------------------------------------------------------------------
+
+    def _guards(self, charge: SendCharge, items: dict[tuple[str, str], Item]) -> tuple[list[_Check], SendReceipt]:
+        """The fraud guard's counts and the budgets' charges of one send, after the caller's own caps.
+
+        Raises DestinationBlockedError for a block in force or a trip (``block`` mode), and
+        SendBudgetExceededError when no shard of a budget has room for the send's parts.
+        """
+        now, checks, suspected = charge.now, [], []
+        fraud = charge.fraud
+        if fraud is not None:
+            if fraud.refused_by is not None:
+                raise DestinationBlockedError(fraud.refused_by.bucket.level)
+            if fraud.count:
+                for destination in fraud.buckets:
+                    trip = judge(destination, activity(fraud.app_id, destination, now, items), now, fraud.rules)
+                    if trip is not None and fraud.judge:
+                        if fraud.rules.mode is Mode.BLOCK:
+                            raise DestinationBlockedError(destination.level, trip=trip)
+                        suspected.append(trip)
+                    checks += self._count_created(fraud, destination, now, items)
+        shards, used = [], 0
+        for budget_charge in charge.budgets:
+            budget, parts = budget_charge.budget, budget_charge.parts
+            spent = [_count(items, budget_key(budget, shard, now)) for shard in range(BUDGET_SHARDS)]
+            shard = pick_shard(spent, budget, parts, enrolled=budget_charge.enrolled, start=budget_charge.start)
+            if shard is None:
+                raise SendBudgetExceededError(
+                    "the SMS budget for this period is spent; try again later", retry_after=budget.retry_after(now)
+                )
+            room = share_of(budget, shard, enrolled=budget_charge.enrolled) - parts
+            checks.append(
+                _Check(
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": budget_key(budget, shard, now),
+                            "UpdateExpression": "ADD n :parts SET #ttl = :ttl",
+                            "ConditionExpression": "attribute_not_exists(n) OR n <= :room",
+                            "ExpressionAttributeNames": {"#ttl": "ttl"},
+                            "ExpressionAttributeValues": {
+                                ":parts": _n(parts),
+                                ":room": _n(room),
+                                ":ttl": _n((budget.bucket(now) + 1) * budget.window + _HOUR),
+                            },
+                        }
+                    },
+                    lambda _: _StaleReadError(),
+                )
+            )
+            shards.append((budget, shard, parts))
+            used = max(used, (sum(spent) + parts) * 100 // budget.cap)
+        return checks, SendReceipt(tuple(shards), tuple(suspected), used)
+
+    def _count_created(
+        self, fraud: FraudCharge, destination: Bucket, now: int, items: dict[tuple[str, str], Item]
+    ) -> list[_Check]:
+        """One more challenge in the bucket's current minute and hour; for a thousand-number block judged in
+        ``block`` mode, the hour's total as read is the write's condition, so concurrent sends never pass its
+        velocity cap."""
+        shard = fraud.shard % destination.shards
+        hour, minute = minute_of(now)
+        day, hour_of_day = hour_of(now)
+        key = hour_key(fraud.app_id, destination, shard, hour)
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": "ADD #c :one, ct :one SET #ttl = :ttl",
+            "ExpressionAttributeNames": {"#c": f"c{minute}", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(hour_ttl(hour))},
+        }
+        checks = []
+        if destination.level == "prefix" and fraud.judge and fraud.rules.mode is Mode.BLOCK:
+            seen = hour_total(items.get(_ref(key)))
+            update["ConditionExpression"] = "attribute_not_exists(ct) OR ct = :seen" if not seen else "ct = :seen"
+            update["ExpressionAttributeValues"][":seen"] = _n(seen)
+            previous = hour_key(fraud.app_id, destination, shard, hour - 1)
+            checks.append(
+                _Check(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": previous,
+                            "ConditionExpression": "attribute_not_exists(ct) OR ct <= :seen",
+                            "ExpressionAttributeValues": {":seen": _n(hour_total(items.get(_ref(previous))))},
+                        }
+                    },
+                    lambda _: _StaleReadError(),
+                )
+            )
+        checks.append(_Check({"Update": update}, lambda _: _StaleReadError()))
+        checks.append(
+            _Check(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": day_key(fraud.app_id, destination, shard, day),
+                        "UpdateExpression": "ADD #c :one SET #ttl = :ttl",
+                        "ExpressionAttributeNames": {"#c": f"c{hour_of_day}", "#ttl": "ttl"},
+                        "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(day_ttl(day))},
+                    }
+                },
+                lambda _: None,
+            )
+        )
+        return checks
+
+    def _guard_refunds(self, charge: SendCharge, receipt: SendReceipt) -> list[dict[str, Any]]:
+        """Undo a send's bucket counts and budget charges (a provider refused the number: a 4xx)."""
+        now, ops = charge.now, []
+        fraud = charge.fraud
+        if fraud is not None and fraud.count:
+            hour, minute = minute_of(now)
+            day, hour_of_day = hour_of(now)
+            for destination in fraud.buckets:
+                shard = fraud.shard % destination.shards
+                for key, slot, extra in (
+                    (hour_key(fraud.app_id, destination, shard, hour), f"c{minute}", ", ct :minus"),
+                    (day_key(fraud.app_id, destination, shard, day), f"c{hour_of_day}", ""),
+                ):
+                    ops.append(
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": key,
+                                "UpdateExpression": f"ADD #c :minus{extra}",
+                                "ConditionExpression": "#c > :zero",
+                                "ExpressionAttributeNames": {"#c": slot},
+                                "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
+                            }
+                        }
+                    )
+        for budget, shard, parts in receipt.budget_shards:
+            ops.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": budget_key(budget, shard, now),
+                        "UpdateExpression": "ADD n :minus",
+                        "ConditionExpression": "n >= :parts",
+                        "ExpressionAttributeValues": {":minus": _n(-parts), ":parts": _n(parts)},
+                    }
+                }
+            )
+        return ops
+
+    @tracer.capture_method(capture_response=False)
+    def charge_attempts(self, receipt: SendReceipt, attempts: int, now: int) -> None:
+        """Charge the budgets for provider attempts beyond the first (a failover sends, and may bill, twice)."""
+        if attempts <= 0 or not receipt.budget_shards:
+            return
+        ops = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": budget_key(budget, shard, now),
+                    "UpdateExpression": "ADD n :parts SET #ttl = :ttl",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": {
+                        ":parts": _n(parts * attempts),
+                        ":ttl": _n((budget.bucket(now) + 1) * budget.window + _HOUR),
+                    },
+                }
+            }
+            for budget, shard, parts in receipt.budget_shards
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=ops)
+        except (ClientError, BotoCoreError):
+            # The SMS went out either way; a lost charge only leaves the budget a few parts short.
+            logger.warning("budget charge of failover attempts failed", attempts=attempts)
+
+    def _verified_ops(self, challenge: Challenge, now: int) -> list[_Check]:
+        """A verified challenge counts in its buckets' creation slots (while those are still read)."""
+        if challenge.fraud_app is None or challenge.region is None:
+            return []
+        ops = []
+        hour, minute = minute_of(challenge.created_at)
+        day, hour_of_day = hour_of(challenge.created_at)
+        for destination in destination_buckets(challenge.phone_number, challenge.region):
+            shard = country_shard(challenge.challenge_id) % destination.shards
+            targets = []
+            if hour >= now // HOUR - 1:
+                targets.append((hour_key(challenge.fraud_app, destination, shard, hour), f"v{minute}", hour_ttl(hour)))
+            if day >= now // DAY - 1:
+                targets.append((day_key(challenge.fraud_app, destination, shard, day), f"v{hour_of_day}", day_ttl(day)))
+            for key, slot, ttl in targets:
+                update = {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": "ADD #v :one SET #ttl = if_not_exists(#ttl, :ttl)",
+                    "ExpressionAttributeNames": {"#v": slot, "#ttl": "ttl"},
+                    "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(ttl)},
+                }
+                ops.append(_Check({"Update": update}, lambda _: None))
+        return ops
+
+    def _charges(self, charge: SendCharge, items: dict[tuple[str, str], Item]) -> list[_Check]:
         """One increment per counter, capped by its sliding allowance; caps already reached raise at once,
         with the longest wait among them (a retry after a shorter one would only meet the next full cap)."""
         now = charge.now
         charges, waits = [], []
         for counter in charge.counters:
             bucket = counter.bucket(now)
-            current = counts.get(_ref(counter_key(counter, bucket)), 0)
-            previous = counts.get(_ref(counter_key(counter, bucket - 1)), 0)
+            current = _count(items, counter_key(counter, bucket))
+            previous = _count(items, counter_key(counter, bucket - 1))
             allowed = sliding_allowance(counter.cap, previous, now, counter.window)
             if current >= allowed:
                 waits.append(sliding_retry_after(counter.cap, previous, current, now, counter.window))
@@ -692,12 +938,12 @@ class DynamoChallengeRepository(ChallengeRepository):
         return charges
 
     def _with_fresh_counts(
-        self, build: Callable[[dict[tuple[str, str], int]], list[_Check]], keys: Sequence[Item]
+        self, build: Callable[[dict[tuple[str, str], Item]], list[_Check]], keys: Sequence[Item]
     ) -> None:
         """Read the counters, build the transaction from them, run it; read again when a count moved."""
         for attempt in range(_CONFLICT_RETRIES + 1):
             try:
-                self._transact(build(self._counts(keys)))
+                self._transact(build(self._read(keys)))
             except _StaleReadError:
                 if attempt == _CONFLICT_RETRIES:
                     break
@@ -729,6 +975,11 @@ class DynamoChallengeRepository(ChallengeRepository):
                 raise DependencyError("the challenge store is unavailable; retry later") from exc
             else:
                 return
+
+
+def _count(items: dict[tuple[str, str], Item], key: Item) -> int:
+    item = items.get(_ref(key))
+    return int(item["n"]["N"]) if item and "n" in item else 0
 
 
 def used_token_item(token_id: str, expires_at: int) -> Item:

@@ -188,9 +188,9 @@ class FailoverSender(SmsSender):
             self._report(permit, ok=True)
             emit("SmsSent", name, country)
             logger.info("sms accepted", provider=name, country=country, challenge_id=sms.challenge_id)
-            return SentSms(provider=sent.provider or name, message_id=sent.message_id)
+            return SentSms(provider=sent.provider or name, message_id=sent.message_id, attempts=attempts)
         logger.warning("sms delivery failed on every provider", country=country, attempts=attempts)
-        raise DeliveryFailedError(UNAVAILABLE_DETAIL) from last_error
+        raise DeliveryFailedError(UNAVAILABLE_DETAIL, attempts=attempts) from last_error
 
     def _record_failure(self, permit: Permit, name: str, country: str, sms: OutgoingSms, exc: Exception) -> None:
         """Report a failed attempt to the breaker, metrics and logs, by whose fault it was."""

@@ -1,0 +1,121 @@
+"""Table items of the fraud guard and the spend guard (keys and decoding; the writes are the repository's).
+
+- ``FG#<app>#<bucket>#<shard>`` / ``H#<hour>``: a bucket's challenges per minute of that hour (``c<minute>``),
+  the verified ones by creation minute (``v<minute>``) and the hour's total (``ct``, the write's condition of
+  the thousand-number block's cap). ``D#<day>``: the same per hour of that day (``c<hour>``, ``v<hour>``).
+  A country has :data:`otp_core.fraud.COUNTRY_SHARDS` shards, a prefix one.
+- ``BUDGET#<scope>#<window>#<shard>`` / ``<window index>``: parts sent (``n``) in that window.
+- ``FRAUD`` / ``BLOCK#<app>#<bucket>`` and ``SAFE#<app>``: blocks (with their trip history) and safe lists,
+  one partition the functions read with one cached query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from otp_core.fraud import DAY, HOUR, MINUTE, Activity, Bucket, Slot
+from otp_core.spend import Budget
+
+Item = dict[str, dict[str, Any]]
+Ref = tuple[str, str]
+FRAUD_PARTITION = "FRAUD"
+# Activity stays two windows plus a margin: the previous hour's minutes and the previous day's hours are read.
+_HOUR_ITEM_TTL = 3 * HOUR
+_DAY_ITEM_TTL = 3 * DAY
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _pk(app_id: str, bucket: Bucket, shard: int) -> str:
+    return f"FG#{app_id}#{bucket.name}#{shard}"
+
+
+def hour_key(app_id: str, bucket: Bucket, shard: int, hour: int) -> Item:
+    return {"pk": _s(_pk(app_id, bucket, shard)), "sk": _s(f"H#{hour}")}
+
+
+def day_key(app_id: str, bucket: Bucket, shard: int, day: int) -> Item:
+    return {"pk": _s(_pk(app_id, bucket, shard)), "sk": _s(f"D#{day}")}
+
+
+def hour_ttl(hour: int) -> int:
+    return (hour + 1) * HOUR + _HOUR_ITEM_TTL
+
+
+def day_ttl(day: int) -> int:
+    return (day + 1) * DAY + _DAY_ITEM_TTL
+
+
+def activity_keys(app_id: str, bucket: Bucket, now: int) -> list[Item]:
+    """Every item the activity of ``bucket`` at ``now`` is read from (all shards, current and previous)."""
+    hour, day = now // HOUR, now // DAY
+    keys = []
+    for shard in range(bucket.shards):
+        keys += [hour_key(app_id, bucket, shard, h) for h in (hour, hour - 1)]
+        keys += [day_key(app_id, bucket, shard, d) for d in (day, day - 1)]
+    return keys
+
+
+def ref(key: Item) -> Ref:
+    return key["pk"]["S"], key["sk"]["S"]
+
+
+def activity(app_id: str, bucket: Bucket, now: int, items: Mapping[Ref, Item]) -> Activity:
+    """A bucket's activity from its items as read (absent items count nothing)."""
+    minutes: dict[int, tuple[int, int]] = {}
+    hours: dict[int, tuple[int, int]] = {}
+    hour, day = now // HOUR, now // DAY
+    for shard in range(bucket.shards):
+        for h in (hour, hour - 1):
+            _add(minutes, items.get(ref(hour_key(app_id, bucket, shard, h))), h * 60, 60)
+        for d in (day, day - 1):
+            _add(hours, items.get(ref(day_key(app_id, bucket, shard, d))), d * 24, 24)
+    return Activity(
+        minutes={m: Slot(c, v) for m, (c, v) in minutes.items()},
+        hours={h: Slot(c, v) for h, (c, v) in hours.items()},
+    )
+
+
+def _add(into: dict[int, tuple[int, int]], item: Item | None, base: int, slots: int) -> None:
+    if not item:
+        return
+    for slot in range(slots):
+        created = int(item.get(f"c{slot}", {}).get("N", 0))
+        verified = int(item.get(f"v{slot}", {}).get("N", 0))
+        if created or verified:
+            c, v = into.get(base + slot, (0, 0))
+            into[base + slot] = (c + created, v + verified)
+
+
+def hour_total(item: Item | None) -> int:
+    """The ``ct`` of an hour item (0 when absent): the thousand-number block's write condition."""
+    return int(item["ct"]["N"]) if item and "ct" in item else 0
+
+
+def minute_of(epoch: int) -> tuple[int, int]:
+    """(hour index, minute of that hour) of an epoch second."""
+    return epoch // HOUR, (epoch // MINUTE) % 60
+
+
+def hour_of(epoch: int) -> tuple[int, int]:
+    """(day index, hour of that day) of an epoch second."""
+    return epoch // DAY, (epoch // HOUR) % 24
+
+
+def budget_key(budget: Budget, shard: int, now: int) -> Item:
+    return {"pk": _s(f"BUDGET#{budget.scope}#{budget.window}#{shard}"), "sk": _s(str(budget.bucket(now)))}
+
+
+def budget_keys(budgets: Iterable[Budget], shards: int, now: int) -> list[Item]:
+    return [budget_key(budget, shard, now) for budget in budgets for shard in range(shards)]
+
+
+def block_key(app_id: str, bucket: Bucket) -> Item:
+    return {"pk": _s(FRAUD_PARTITION), "sk": _s(f"BLOCK#{app_id}#{bucket.name}")}
+
+
+def safe_key(app_id: str) -> Item:
+    return {"pk": _s(FRAUD_PARTITION), "sk": _s(f"SAFE#{app_id}")}

@@ -1,0 +1,290 @@
+"""Fraud guard: destination buckets, their activity and the trip rules, as pure functions.
+
+Every new challenge is counted per app in the buckets of its destination: the number's country
+(``country:GB``) and its thousand-number block (the E.164 digits without the last three,
+``prefix:447700900``). A bucket's :class:`Activity` is what the stores keep of it: challenges created per
+minute (the last two hours) and per hour (the last two days), and, against each creation slot, how many of
+those challenges were verified (the verify write counts a success in its challenge's creation slot, so "of the
+challenges older than X, how many were verified" is a sum over slots). Both stores read the activity in the
+same round trip as the caller's send counters and ask :func:`judge` whether one more challenge trips the
+bucket; the thousand-number block's velocity is also a condition of the write (its count is exact), the
+country's counts are summed over :data:`COUNTRY_SHARDS` items so a busy country is no hot key.
+
+Trips at the defaults (stack parameters, ``Policy`` fields ``fraud_*``):
+
+- velocity, thousand-number block: the 11th challenge in the last hour is refused and trips it;
+- velocity, country: more than 50 in the last hour, of which none was verified, or fewer than one in five of
+  those older than the verification lag (two minutes);
+- conversion, any bucket: at least 20 challenges in the last 24 hours older than the code lifetime, of which
+  fewer than 35 % were verified.
+
+A tripped bucket is blocked for 12 hours, twice as long as the time before when it trips again within 7 days
+(:func:`block_seconds`); safe-listed numbers and prefixes are never blocked by a trip; manual blocks hold in
+every mode and over the safe list (:func:`refusing_block`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MINUTE = 60
+HOUR = 3_600
+DAY = 86_400
+# Items a country's counts are spread over: each holds at most a quarter of a busy country's writes.
+COUNTRY_SHARDS = 4
+REPEAT_WINDOW = 7 * DAY
+
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_PREFIX = re.compile(r"[0-9]{4,14}")
+_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+class Mode(StrEnum):
+    BLOCK = "block"
+    MONITOR = "monitor"
+    OFF = "off"
+
+
+class Reason(StrEnum):
+    VELOCITY = "VELOCITY"
+    CONVERSION = "CONVERSION"
+    MANUAL = "MANUAL"
+
+
+@dataclass(frozen=True, order=True)
+class Bucket:
+    """A destination bucket: ``country:<ISO alpha-2>`` or ``prefix:<4-14 digits>``."""
+
+    level: str
+    value: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.level}:{self.value}"
+
+    @property
+    def shards(self) -> int:
+        return COUNTRY_SHARDS if self.level == "country" else 1
+
+
+def parse_bucket(text: str) -> Bucket:
+    """The bucket a name spells, exactly as the contract writes it.
+
+    Raises
+    ------
+    ValueError
+        Neither ``country:<ISO alpha-2>`` (upper case) nor ``prefix:<4-14 digits>``.
+    """
+    level, _, value = text.partition(":")
+    if (level == "country" and _COUNTRY.fullmatch(value)) or (level == "prefix" and _PREFIX.fullmatch(value)):
+        return Bucket(level, value)
+    raise ValueError("a bucket is country:<ISO 3166 alpha-2> or prefix:<4-14 digits>")
+
+
+def destination_buckets(phone_number: str, region: str) -> tuple[Bucket, Bucket]:
+    """The buckets a challenge to a canonical E.164 number counts in: its country, its thousand-number block."""
+    return Bucket("country", region), Bucket("prefix", phone_number[1:-3])
+
+
+def parse_safe_entry(text: str) -> str:
+    """A safe-list entry in its one spelling: a canonical E.164 number or ``prefix:<4-14 digits>``.
+
+    Raises
+    ------
+    ValueError
+        Anything else.
+    """
+    if _NUMBER.fullmatch(text):
+        from otp_core.phone import canonical_form
+
+        if canonical_form(text) != text:
+            raise ValueError("a number on the safe list is in canonical E.164")
+        return text
+    if text.startswith("prefix:") and _PREFIX.fullmatch(text[len("prefix:") :]):
+        return text
+    raise ValueError("a safe-list entry is an E.164 number or prefix:<4-14 digits>")
+
+
+def is_safe(phone_number: str, entries: Iterable[str]) -> bool:
+    """True when the number, or a prefix of its digits, is on the safe list."""
+    digits = phone_number[1:]
+    for entry in entries:
+        if entry == phone_number or (entry.startswith("prefix:") and digits.startswith(entry[len("prefix:") :])):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Slot:
+    created: int = 0
+    verified: int = 0
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A bucket's challenges (and the verified ones among them) by creation slot, summed over its shards.
+
+    ``minutes`` maps absolute minute indexes (``epoch // 60``) of the current and previous hour, ``hours``
+    absolute hour indexes of the current and previous day. The minutes are exact; the hours give the rest of
+    the day.
+    """
+
+    minutes: Mapping[int, Slot] = field(default_factory=dict)
+    hours: Mapping[int, Slot] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The trip thresholds of one app (its ``Policy``)."""
+
+    mode: Mode = Mode.BLOCK
+    block_velocity: int = 10
+    country_velocity: int = 50
+    country_min_verified_percent: int = 20
+    verification_lag_seconds: int = 120
+    conversion_min_challenges: int = 20
+    conversion_min_percent: int = 35
+    block_seconds: int = 12 * HOUR
+    code_ttl_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One more challenge would trip ``bucket``: why, and the evidence (challenges and verified ones counted)."""
+
+    bucket: Bucket
+    reason: Reason
+    sends: int
+    verified: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    sends: int
+    verified: int
+
+
+def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:
+    """Challenges created in the last hour (the current minute and the 60 before it, so never fewer than an
+    hour's), or only those created at least ``older_than`` seconds ago, and the verified ones among them."""
+    current = now // MINUTE
+    newest = current if older_than <= 0 else (now - older_than) // MINUTE - 1
+    slots = [activity.minutes.get(m, Slot()) for m in range(current - 60, newest + 1)]
+    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots))
+
+
+def last_day(activity: Activity, now: int, *, older_than: int) -> Counts:
+    """Challenges created in the last 24 hours and at least ``older_than`` seconds ago (``older_than`` at
+    most an hour), and the verified ones among them: minute slots for the last two hours, hour slots before."""
+    hour = now // HOUR
+    first_minute = (hour - 1) * 60
+    minutes = [s for m, s in activity.minutes.items() if m >= first_minute and (m + 1) * MINUTE <= now - older_than]
+    first_hour = -(-(now - DAY) // HOUR)  # the first hour that starts inside the last 24 hours
+    hours = [s for h, s in activity.hours.items() if first_hour <= h <= hour - 2]
+    slots = minutes + hours
+    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots))
+
+
+def judge(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | None:
+    """Whether one more challenge to ``bucket`` at ``now`` trips it (see the module's rules)."""
+    hour = last_hour(activity, now)
+    if bucket.level == "prefix" and hour.sends >= rules.block_velocity:
+        return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
+    if bucket.level == "country" and hour.sends >= rules.country_velocity:
+        old = last_hour(activity, now, older_than=rules.verification_lag_seconds)
+        poor = old.sends > 0 and old.verified * 100 < rules.country_min_verified_percent * old.sends
+        if hour.verified == 0 or poor:
+            return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
+    day = last_day(activity, now, older_than=rules.code_ttl_seconds)
+    if day.sends >= rules.conversion_min_challenges and day.verified * 100 < rules.conversion_min_percent * day.sends:
+        return Trip(bucket, Reason.CONVERSION, day.sends, day.verified)
+    return None
+
+
+@dataclass(frozen=True)
+class FraudCharge:
+    """How a new challenge meets the fraud guard in the write that stores it.
+
+    ``buckets`` (country first) are counted when ``count`` (mode not ``off``), in country shard ``shard``;
+    trips are judged when ``judge`` (counted and not safe-listed), and refuse the send in ``block`` mode.
+    ``refused_by`` is the block in force (from the cached view) that refuses it whatever the counts say.
+    """
+
+    app_id: str
+    buckets: tuple[Bucket, ...]
+    shard: int
+    rules: Rules
+    count: bool
+    judge: bool
+    refused_by: Block | None = None
+
+
+def country_shard(challenge_id: str) -> int:
+    """The country shard a challenge is counted in (and its verification too): spread by its random ID."""
+    return int(challenge_id[:8], 16) % COUNTRY_SHARDS
+
+
+def velocity_room(activity: Activity, now: int, rules: Rules) -> bool:
+    """The thousand-number block's cap as the write's condition sees it: room for one more challenge."""
+    return last_hour(activity, now).sends < rules.block_velocity
+
+
+def block_seconds(rules: Rules, *, previous_trip_at: int | None, previous_seconds: int | None, now: int) -> int:
+    """How long a trip blocks: 12 hours, or twice the previous block when the bucket tripped within 7 days."""
+    if previous_trip_at is not None and previous_seconds and now - previous_trip_at <= REPEAT_WINDOW:
+        return 2 * previous_seconds
+    return rules.block_seconds
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block in force or on record: the app (``*`` for every app), the bucket, why, since and until when
+    (``None``: a manual block without an end), and the evidence of a trip."""
+
+    app_id: str
+    bucket: Bucket
+    reason: Reason
+    since: int
+    until: int | None
+    sends: int = 0
+    verified: int = 0
+    trips: int = 0
+
+    def active(self, now: int) -> bool:
+        return self.until is None or self.until > now
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What one app's sends are checked against: the blocks in force and the safe list (a cached view)."""
+
+    blocks: tuple[Block, ...] = ()
+    safe_list: tuple[str, ...] = ()
+
+
+def covers(bucket: Bucket, phone_number: str, region: str) -> bool:
+    """True when a send to ``phone_number`` (in ``region``) falls in ``bucket``: its country, or a prefix of
+    its digits at any length (a manual ``prefix:4477`` covers every number starting +4477)."""
+    if bucket.level == "country":
+        return bucket.value == region
+    return phone_number[1:].startswith(bucket.value)
+
+
+def refusing_block(
+    guard: Guard, phone_number: str, region: str, now: int, mode: Mode, *, enrolled: bool = False
+) -> Block | None:
+    """The block that refuses a send to ``phone_number`` (in ``region``), if any.
+
+    Manual blocks refuse in every mode and over the safe list; blocks from trips only in ``block`` mode and
+    never a safe-listed number, nor an owner's challenge to their enrolled number (``enrolled``).
+    """
+    safe = enrolled or is_safe(phone_number, guard.safe_list)
+    for block in guard.blocks:
+        if not block.active(now) or not covers(block.bucket, phone_number, region):
+            continue
+        if block.reason is Reason.MANUAL or (mode is Mode.BLOCK and not safe):
+            return block
+    return None
