@@ -190,7 +190,8 @@ class InMemoryRepository(ChallengeRepository):
 
     def _guards(self, charge: SendCharge) -> tuple[SendReceipt, list[Callable[[], None]]]:
         """The fraud guard and the budgets of a send: raises before anything changes, else the changes."""
-        now, changes, suspected = charge.now, [], []
+        now, suspected = charge.now, []
+        changes: list[Callable[[], None]] = []
         guard = charge.fraud
         if guard is not None:
             if guard.refused_by is not None:
@@ -207,7 +208,7 @@ class InMemoryRepository(ChallengeRepository):
         for item in charge.budgets:
             budget = item.budget
             index = budget.bucket(now)
-            spent = [self.budgets[(budget.scope, budget.window, shard, index)] for shard in range(spend.BUDGET_SHARDS)]
+            spent = [self.budgets[(budget.scope, budget.window, shard, index)] for shard in range(budget.shards)]
             shard = spend.pick_shard(spent, budget, item.parts, enrolled=item.enrolled, start=item.start)
             if shard is None:
                 raise SendBudgetExceededError("spent", retry_after=budget.retry_after(now))

@@ -26,7 +26,7 @@ from otp_core.observability import count, logger, metrics
 from otp_core.policy import SendReceipt
 from otp_core.ports import FraudStore
 from otp_core.settings import Policy, Settings
-from otp_core.spend import BUDGET_SHARDS, BudgetCharge, budgets
+from otp_core.spend import BudgetCharge, budgets
 
 # The app every request belongs to until a deployment serves several (the stack parameters' app).
 DEFAULT_APP = "default"
@@ -103,7 +103,7 @@ class SendGuard:
         self, policy: Policy, *, app_id: str, parts: int, enrolled: bool, challenge_id: str
     ) -> tuple[BudgetCharge, ...]:
         """The budgets a send of ``parts`` is charged to."""
-        start = int(challenge_id[9:13], 16) % BUDGET_SHARDS  # the UUID's second group
+        start = int(challenge_id[9:13], 16)  # the UUID's second group: where concurrent sends start
         return tuple(
             BudgetCharge(budget, parts, enrolled, start)
             for budget in budgets(

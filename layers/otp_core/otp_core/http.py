@@ -129,6 +129,9 @@ class Router:
     def delete(self, rule: str) -> Callable[[Handler], Handler]:
         return self.route("DELETE", rule)
 
+    def put(self, rule: str) -> Callable[[Handler], Handler]:
+        return self.route("PUT", rule)
+
     @property
     def current_event(self) -> Event:
         if self._event is None:
@@ -333,6 +336,13 @@ def principal(app: Router) -> str:
     authorizer = app.current_event.request_context.authorizer
     value = authorizer.get("principalId") if authorizer else None
     return str(value or "anonymous")
+
+
+def query_parameter(app: Router, name: str) -> str | None:
+    """One query string parameter as API Gateway decoded it (None when absent)."""
+    parameters = app.current_event.raw_event.get("queryStringParameters")
+    value = parameters.get(name) if isinstance(parameters, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def path_user_id(value: str) -> str:

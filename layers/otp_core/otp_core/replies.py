@@ -13,10 +13,13 @@ from otp_core.records import Authenticator, Challenge, ChallengeState
 from otp_core.timefmt import rfc3339
 
 if TYPE_CHECKING:  # the use cases' result types; importing them here would load every use case's module
+    from otp_core.fraud import Block
     from otp_core.mfa import ClientVerification, Tracked, Validation
     from otp_core.models import (
         AuthenticatorList,
         AuthenticatorView,
+        BlockList,
+        BlockView,
         ChallengeSent,
         ChallengeView,
         ClaimResult,
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # the use cases' result types; importing them here would load
         ClientVerifyResult,
         PhoneSent,
         PhoneValidateResult,
+        SafeList,
         TrackResult,
         ValidateResult,
         VerifyResult,
@@ -182,3 +186,29 @@ def authenticator_list(authenticators: list[Authenticator]) -> AuthenticatorList
     from otp_core.models import AuthenticatorList  # only this answer's area is loaded
 
     return AuthenticatorList(authenticators=[authenticator_view(a) for a in authenticators])
+
+
+def block_view(block: Block) -> BlockView:
+    from otp_core.models import BlockView  # only this answer's area is loaded
+
+    return BlockView(
+        app_id=block.app_id,
+        bucket=block.bucket.name,
+        reason=block.reason.value,
+        since=rfc3339(block.since),
+        until=rfc3339(block.until) if block.until is not None else None,
+        sends=block.sends,
+        verified=block.verified,
+    )
+
+
+def block_list(blocks: list[Block]) -> BlockList:
+    from otp_core.models import BlockList  # only this answer's area is loaded
+
+    return BlockList(blocks=[block_view(block) for block in blocks])
+
+
+def safe_list(entries: tuple[str, ...]) -> SafeList:
+    from otp_core.models import SafeList  # only this answer's area is loaded
+
+    return SafeList(entries=list(entries))

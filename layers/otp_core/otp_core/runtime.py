@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
     from otp_core.adapters.fraud_store import CachedFraudStore
     from otp_core.adapters.identity import DynamoIdentityRepository
+    from otp_core.admin import FraudAdmin
     from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
     from otp_core.guard import SendGuard
     from otp_core.idp import IdpTokenVerifier
@@ -235,6 +236,15 @@ def fraud_store() -> CachedFraudStore:
     from otp_core.adapters.fraud_store import CachedFraudStore, DynamoFraudStore
 
     return CachedFraudStore(DynamoFraudStore(client("dynamodb"), settings().table_name))
+
+
+@cache
+def fraud_admin() -> FraudAdmin:
+    """``/v1/admin/fraud/...``: blocks and the safe list, read and written without the functions' cache."""
+    from otp_core.adapters.fraud_store import DynamoFraudStore
+    from otp_core.admin import FraudAdmin
+
+    return FraudAdmin(DynamoFraudStore(client("dynamodb"), settings().table_name), clock())
 
 
 @cache

@@ -1,11 +1,11 @@
 """Spend guard: budgets of SMS parts per app (hour, day) and for the whole stack (day), as pure rules.
 
 A budget counts the parts carriers bill (``otp_core.messages.sms_parts``) in fixed windows (the clock hour, the
-UTC day), so ``Retry-After`` is the window's end. Every send of an app touches its budgets, so each budget is
-spread over :data:`BUDGET_SHARDS` items, each with its own share of the cap: a send is charged to a shard with
-room for its parts (the write's condition is that shard's share), and is refused only when no shard has room,
-so the total never passes the cap and a send is refused only when the budget is really spent (exact at any
-volume; a shard's share is a condition of one item, not a sum). A fifth of every budget is held for
+UTC day), so ``Retry-After`` is the window's end. Every send of an app touches its budgets; a budget item
+takes no more writes than its cap per window, so under :data:`SHARD_SIZE` parts a window one item holds it,
+exactly, and a bigger budget is spread over up to :data:`BUDGET_SHARDS` items, each with its own share of the
+cap: a send is charged to a shard with room for its parts (the write's condition is that shard's share), and is
+refused only when no shard has room, so the total never passes the cap. A fifth of every budget is held for
 challenges to users' enrolled numbers: other sends stop at four fifths.
 """
 
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 HOUR = 3_600
 DAY = 86_400
 BUDGET_SHARDS = 4
+# Parts per window one budget item may take before the budget is spread over more items.
+SHARD_SIZE = 10_000
 STACK = "*"
 
 
@@ -31,6 +33,11 @@ class Budget:
     @property
     def name(self) -> str:
         return f"{'stack' if self.scope == STACK else 'app'}-{'hour' if self.window == HOUR else 'day'}"
+
+    @property
+    def shards(self) -> int:
+        """Items the budget is spread over: one up to SHARD_SIZE parts, more for bigger budgets."""
+        return min(BUDGET_SHARDS, max(1, self.cap // SHARD_SIZE))
 
     def bucket(self, now: int) -> int:
         return now // self.window
@@ -61,14 +68,17 @@ def limit(cap: int, *, enrolled: bool) -> int:
     return cap if enrolled else cap - cap // 5
 
 
-def shares(total: int, shards: int = BUDGET_SHARDS) -> list[int]:
+def shares(total: int, shards: int) -> list[int]:
     """``total`` split over the shards as evenly as integers allow (the shares sum to ``total``)."""
     base, extra = divmod(total, shards)
     return [base + (1 if shard < extra else 0) for shard in range(shards)]
 
 
 def pick_shard(spent: Sequence[int], budget: Budget, parts: int, *, enrolled: bool, start: int) -> int | None:
-    """A shard whose share still has room for ``parts``, trying from ``start`` round the shards, or None."""
+    """A shard whose share still has room for ``parts``, trying from ``start`` round the shards, or None.
+
+    ``spent`` holds the parts of each of the budget's shards as read.
+    """
     room = shares(limit(budget.cap, enrolled=enrolled), len(spent))
     for offset in range(len(spent)):
         shard = (start + offset) % len(spent)
@@ -79,4 +89,4 @@ def pick_shard(spent: Sequence[int], budget: Budget, parts: int, *, enrolled: bo
 
 def share_of(budget: Budget, shard: int, *, enrolled: bool) -> int:
     """The most a shard may hold after a send (its share of the send's limit): the write's condition."""
-    return shares(limit(budget.cap, enrolled=enrolled))[shard]
+    return shares(limit(budget.cap, enrolled=enrolled), budget.shards)[shard]

@@ -64,7 +64,7 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.spend import BUDGET_SHARDS, pick_shard, share_of
+from otp_core.spend import pick_shard, share_of
 
 Item = dict[str, dict[str, Any]]
 _DAY = 86_400
@@ -699,7 +699,7 @@ class DynamoChallengeRepository(ChallengeRepository):
         if fraud is not None and fraud.count and fraud.refused_by is None:
             for destination in fraud.buckets:
                 keys.extend(activity_keys(fraud.app_id, destination, charge.now))
-        keys.extend(budget_keys([c.budget for c in charge.budgets], BUDGET_SHARDS, charge.now))
+        keys.extend(budget_keys([c.budget for c in charge.budgets], charge.now))
         return keys
 
     # -- fraud guard and spend guard ----------------------------------------------------------------------
@@ -726,7 +726,7 @@ class DynamoChallengeRepository(ChallengeRepository):
         shards, used = [], 0
         for budget_charge in charge.budgets:
             budget, parts = budget_charge.budget, budget_charge.parts
-            spent = [_count(items, budget_key(budget, shard, now)) for shard in range(BUDGET_SHARDS)]
+            spent = [_count(items, budget_key(budget, shard, now)) for shard in range(budget.shards)]
             shard = pick_shard(spent, budget, parts, enrolled=budget_charge.enrolled, start=budget_charge.start)
             if shard is None:
                 raise SendBudgetExceededError(

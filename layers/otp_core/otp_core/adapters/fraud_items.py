@@ -109,8 +109,8 @@ def budget_key(budget: Budget, shard: int, now: int) -> Item:
     return {"pk": _s(f"BUDGET#{budget.scope}#{budget.window}#{shard}"), "sk": _s(str(budget.bucket(now)))}
 
 
-def budget_keys(budgets: Iterable[Budget], shards: int, now: int) -> list[Item]:
-    return [budget_key(budget, shard, now) for budget in budgets for shard in range(shards)]
+def budget_keys(budgets: Iterable[Budget], now: int) -> list[Item]:
+    return [budget_key(budget, shard, now) for budget in budgets for shard in range(budget.shards)]
 
 
 def block_key(app_id: str, bucket: Bucket) -> Item:

@@ -121,7 +121,8 @@ class DynamoFraudStore(FraudStore):
                 {"ConditionExpression": "attribute_not_exists(pk)"}
                 if old is None
                 else {
-                    "ConditionExpression": "since = :since",
+                    "ConditionExpression": "#since = :since",
+                    "ExpressionAttributeNames": {"#since": "since"},
                     "ExpressionAttributeValues": {":since": old["since"]},
                 }
             )
@@ -152,8 +153,8 @@ class DynamoFraudStore(FraudStore):
             ":since": _n(block.since),
             ":zero": _n(0),
         }
-        expression = "SET appId = :app, bucket = :bucket, reason = :reason, since = :since, sends = :zero, "
-        expression += "verified = :zero"
+        expression = "SET #app = :app, #bucket = :bucket, #reason = :reason, #since = :since, #sends = :zero, "
+        expression += "#verified = :zero"
         if block.until is None:
             expression += " REMOVE #until, #ttl"
         else:
@@ -165,7 +166,16 @@ class DynamoFraudStore(FraudStore):
             TableName=self._table,
             Key=block_key(block.app_id, block.bucket),
             UpdateExpression=expression,
-            ExpressionAttributeNames={"#until": "until", "#ttl": "ttl"},
+            ExpressionAttributeNames={
+                "#until": "until",
+                "#ttl": "ttl",
+                "#app": "appId",
+                "#bucket": "bucket",
+                "#reason": "reason",
+                "#since": "since",
+                "#sends": "sends",
+                "#verified": "verified",
+            },
             ExpressionAttributeValues=values,
         )
         return Block(block.app_id, block.bucket, Reason.MANUAL, block.since, block.until)

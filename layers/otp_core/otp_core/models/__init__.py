@@ -11,6 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from otp_core.models.admin import (
+        BlockList,
+        BlockRequest,
+        BlockView,
+        SafeList,
+        SafeListRequest,
+    )
     from otp_core.models.authenticators import (
         AuthenticatorList,
         AuthenticatorView,
@@ -47,6 +54,11 @@ if TYPE_CHECKING:
     )
 
 _AREAS = {
+    "BlockList": "admin",
+    "BlockRequest": "admin",
+    "BlockView": "admin",
+    "SafeList": "admin",
+    "SafeListRequest": "admin",
     "AuthenticatorList": "authenticators",
     "AuthenticatorView": "authenticators",
     "ChallengeSent": "challenges",
@@ -75,6 +87,9 @@ _AREAS = {
 __all__ = [
     "AuthenticatorList",
     "AuthenticatorView",
+    "BlockList",
+    "BlockRequest",
+    "BlockView",
     "ChallengeSent",
     "ChallengeView",
     "ClaimChallengeRequest",
@@ -90,6 +105,8 @@ __all__ = [
     "PhoneValidateResult",
     "RequestModel",
     "ResponseModel",
+    "SafeList",
+    "SafeListRequest",
     "TrackAttributes",
     "TrackRequest",
     "TrackResult",

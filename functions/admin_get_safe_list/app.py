@@ -1,0 +1,29 @@
+"""GET /v1/admin/fraud/safe-list?appId=: the numbers and prefixes a trip never blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from otp_core import replies, runtime
+from otp_core.admin import app_of
+from otp_core.http import Response, json_response, make_resolver, query_parameter, require_no_body
+from otp_core.observability import logger, metrics, tracer
+
+app = make_resolver()
+
+
+@app.get("/v1/admin/fraud/safe-list")
+def get_safe_list() -> Response:
+    require_no_body(app, "GET takes no body")
+    entries = runtime.fraud_admin().safe_list(app_of(query_parameter(app, "appId"), every=False))
+    return json_response(200, replies.safe_list(entries), headers={"Cache-Control": "no-store"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
