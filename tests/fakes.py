@@ -18,6 +18,7 @@ from otp_core.errors import (
     ConflictError,
     DeliveryFailedError,
     DestinationBlockedError,
+    InvalidPhoneNumberError,
     RateLimitedError,
     SendBudgetExceededError,
 )
@@ -129,10 +130,13 @@ class FakeSender(SmsSender):
     def __init__(self) -> None:
         self.sent: list[OutgoingSms] = []
         self.fail = False
+        self.refuse_numbers = False
 
     def send(self, sms: OutgoingSms) -> SentSms:
         if self.fail:
             raise DeliveryFailedError("provider down")
+        if self.refuse_numbers:
+            raise InvalidPhoneNumberError("the provider refused the number")
         self.sent.append(sms)
         return SentSms(provider="fake", message_id=str(len(self.sent)))
 
