@@ -17,7 +17,7 @@ PORT ?= 3000
 RUN := PYTHONPATH="$(CURDIR):$(CURDIR)/layers/otp_core" $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run invoke vendors test lint typecheck unit integration infra e2e bench build clean
+.PHONY: help install run invoke vendors test lint typecheck unit integration infra e2e bench bench-fraud build clean
 
 help:
 	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT)"
@@ -78,6 +78,10 @@ unit: $(VENV)/.installed
 BENCH_ARGS ?=
 bench: $(VENV)/.installed build
 	$(RUN) -m local.bench $(BENCH_ARGS)
+
+# The fraud guard's attack simulation alone (it is also a section of make bench).
+bench-fraud: $(VENV)/.installed
+	$(RUN) -m local.bench.fraud
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam node_modules .local

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from local.bench import calls, coldstart, memory, sizes
+from local.bench import calls, coldstart, fraud, memory, sizes
 from local.bench.report import BenchReport, render
 from local.bench.workspace import (
     AWS_SAM,
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         phase("services")
         results = calls.run_scenarios(lab, _progress)
         phase("AWS calls")
+        simulation = fraud.run(lab, _progress)
+        phase("fraud guard")
         events = calls.memory_events(lab)
         memory_use = memory.measure(workspace, template, lab.environment, events, _progress)
         phase("memory")
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         layer_pyc_bytes=sizes.pycache_size(workspace.layer),
         built_layer_pyc_bytes=sizes.pycache_size(layer_dir),
         memory=memory_use,
+        fraud=simulation,
         unbuilt=unbuilt_functions(template),
     )
     text = render(report)

@@ -19,6 +19,8 @@ from local.bench.analysis import (
 )
 from local.bench.calls import ScenarioResult
 from local.bench.coldstart import LAMBDA, LOCAL, ColdStarts, ImportProfile
+from local.bench.fraud import FraudSimulation
+from local.bench.fraud import section as fraud_section
 from local.bench.memory import MemoryUse
 from local.bench.sizes import LAYER_ZIPPED_TARGET, UNZIPPED_LIMIT
 
@@ -50,6 +52,7 @@ class BenchReport:
     layer_pyc_bytes: int
     built_layer_pyc_bytes: int
     memory: list[MemoryUse]
+    fraud: FraudSimulation | None = None
     unbuilt: list[str] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
@@ -106,6 +109,8 @@ def render(report: BenchReport) -> str:
     lines += _calls_section(report)
     lines += _size_section(report)
     lines += _memory_section(report)
+    if report.fraud is not None:
+        lines += fraud_section(report.fraud, report.misses)
     lines += ["## Targets missed", ""]
     lines += [f"- {miss}" for miss in report.misses] or ["- none"]
     return "\n".join(lines) + "\n"

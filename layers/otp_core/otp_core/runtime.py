@@ -365,6 +365,9 @@ _FACTORIES = (
     phone_verification,
     authenticator_enroller,
     authenticator_directory,
+    fraud_store,
+    send_guard,
+    fraud_admin,
 )
 
 
