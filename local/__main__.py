@@ -20,6 +20,7 @@ def _banner(stack: LocalStack) -> str:
     width = max(len(route.path) for route in [*routes, _LONGEST_LOCAL_ROUTE]) + 2
     lines = [
         f"API key:        {stack.api_key}   (Authorization: Bearer {stack.api_key})",
+        _admin_line(stack),
         f"Table:          {stack.table_name} on "
         + ("DynamoDB Local" if stack.uses_dynamodb_local else "moto")
         + f" at {stack.dynamodb_endpoint}",
@@ -45,6 +46,12 @@ def _banner(stack: LocalStack) -> str:
         f"Local stack ready: {stack.url}",
     ]
     return "\n".join(lines)
+
+
+def _admin_line(stack: LocalStack) -> str:
+    if not stack.serves_admin:
+        return "Admin key:      not used (AdminApi=disabled): /v1/admin/* is left out"
+    return f"Admin key:      {stack.admin_key}   (Authorization: Bearer {stack.admin_key}, /v1/admin/* only)"
 
 
 def _tokens_line(stack: LocalStack) -> str:

@@ -3,7 +3,8 @@
 FUNCTION is a logical id (``CreateChallengeFunction``) or a CodeUri folder (``create_challenge``). The
 handler runs once, in this process, against freshly provisioned local services; its result is printed as
 JSON on stdout, and its logs (and any SMS it sends) go to stderr. The services hold what ``make run``'s do:
-the API key, and the local SMS provider secret that the sample delivery-status events are signed against.
+the API key, the admin key, and the local SMS provider secret that the sample delivery-status events are
+signed against.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from local.iam import IAM, enabled_by_environment, install_iam_hook
 from local.outbox import OUTBOX, install_outbox_hook
 from local.services import (
     java_missing_warning,
+    local_admin_key,
     local_provider_credentials,
     patched_environ,
     provision_stack,
@@ -49,6 +51,7 @@ def invoke(function_name: str, event: dict[str, Any], template_path: Path = DEFA
             dynamodb_endpoint=dynamodb.endpoint if dynamodb else moto.endpoint,
             aws_endpoint=moto.endpoint,
             api_key=local_api_key(),
+            admin_key=local_admin_key(),
             provider_credentials=local_provider_credentials(os.environ),
         )
         stack.enter_context(patched_environ(provisioned.environment))

@@ -56,6 +56,9 @@ LOCAL_PROVIDER_CREDENTIALS: Final[Mapping[str, Mapping[str, str]]] = {
     "vonage": {"apiKey": "local-vonage-key", "apiSecret": "local-vonage-secret", "from": "SmsOtp"},
     "webhook": {"secret": "local-webhook-secret"},
 }
+DEFAULT_ADMIN_KEY: Final = "local-admin-key"
+ENV_ADMIN_KEY: Final = "OTP_LOCAL_ADMIN_KEY"
+"""Replaces ``DEFAULT_ADMIN_KEY`` as the key of the ``/v1/admin`` routes (like ``OTP_LOCAL_API_KEY``)."""
 COUNTER_KEY_PREFIXES: Final = ("CNT#", "CIRCUIT#")
 """Partition-key prefixes of the table's counters: send counts, failure counts and locks (``CNT#``, see the
 key design in otp_core.adapters.dynamodb) and the SMS circuit breaker's state (``CIRCUIT#``)."""
@@ -242,12 +245,18 @@ class Provisioned:
     resolver: Resolver
 
 
+def local_admin_key() -> str:
+    """The local stack's admin key: ``OTP_LOCAL_ADMIN_KEY`` or ``local-admin-key``."""
+    return os.environ.get(ENV_ADMIN_KEY) or DEFAULT_ADMIN_KEY
+
+
 def provision(
     template: Template,
     *,
     dynamodb_endpoint: str,
     aws_endpoint: str,
     api_key: str,
+    admin_key: str | None = None,
     region: str = "us-east-1",
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -257,6 +266,7 @@ def provision(
         dynamodb_endpoint=dynamodb_endpoint,
         aws_endpoint=aws_endpoint,
         api_key=api_key,
+        admin_key=admin_key,
         region=region,
         environ=environ,
     ).environment
@@ -268,6 +278,7 @@ def provision_stack(
     dynamodb_endpoint: str,
     aws_endpoint: str,
     api_key: str,
+    admin_key: str | None = None,
     region: str = "us-east-1",
     environ: Mapping[str, str] | None = None,
     provider_credentials: Mapping[str, Any] | None = None,
@@ -276,7 +287,8 @@ def provision_stack(
 
     Tables (key schema, billing mode, indexes, TTL) go to ``dynamodb_endpoint``; KMS keys and aliases and the
     Secrets Manager secrets go to moto at ``aws_endpoint``. The API key secret (the one API_KEY_SECRET_ID
-    names) holds ``api_key``; other secrets hold a fresh random string.
+    names) holds ``api_key``, the admin key secret (ADMIN_KEY_SECRET_ID) ``admin_key`` (default
+    ``local_admin_key()``); other secrets hold a fresh random string.
 
     The environment is the union of ``Globals.Function.Environment`` and every function's own variables,
     resolved to the local resources, plus the settings that point boto3 at the local services. A variable
@@ -293,6 +305,10 @@ def provision_stack(
     environment = resolve_environment(template, resolver, environ)
     created.ensure_secret(environment.get("CODE_SECRET_ID") or _setting_default("code_secret_id"))
     created.ensure_secret(environment.get("API_KEY_SECRET_ID") or _setting_default("api_key_secret_id"), api_key)
+    created.ensure_secret(
+        environment.get("ADMIN_KEY_SECRET_ID") or _setting_default("admin_key_secret_id"),
+        admin_key or local_admin_key(),
+    )
     created.ensure_signing_key(environment.get("SIGNING_KEY_ID") or _setting_default("signing_key_id"))
     if provider_credentials is not None:
         created.ensure_secret(

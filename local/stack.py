@@ -39,7 +39,10 @@ from local.idp import (
 )
 from local.outbox import OUTBOX, Outbox, install_outbox_hook
 from local.services import (
+    DEFAULT_ADMIN_KEY,
+    ENV_ADMIN_KEY,
     java_missing_warning,
+    local_admin_key,
     local_provider_credentials,
     patched_environ,
     provision_stack,
@@ -72,6 +75,8 @@ class LocalStack:
         Base URL of the API (``http://127.0.0.1:PORT``), no stage prefix.
     api_key:
         The server API key (``Authorization: Bearer <api_key>``).
+    admin_key:
+        The admin key of the ``/v1/admin`` routes (``OTP_LOCAL_ADMIN_KEY`` or ``local-admin-key``).
     environment:
         The functions' environment variables (table name, key ids, policy settings, local endpoints).
     idp:
@@ -83,6 +88,7 @@ class LocalStack:
 
     url: str
     api_key: str
+    admin_key: str
     environment: dict[str, str]
     template: Template
     outbox: Outbox
@@ -99,6 +105,11 @@ class LocalStack:
         return self.environment.get("TABLE_NAME", "")
 
     @property
+    def serves_admin(self) -> bool:
+        """Whether the template's AdminApiEnabled condition holds here, so ``/v1/admin/...`` is routed."""
+        return any(route.path.startswith("/v1/admin/") for route in self.gateway.routes)
+
+    @property
     def serves_verification(self) -> bool:
         """Whether the template's HasIdp condition holds here, so ``/v1/verification/...`` is routed."""
         return bool(self.environment.get(ENV_ISSUER))
@@ -111,6 +122,7 @@ def run_local_stack(
     host: str = "127.0.0.1",
     template_path: Path | str = DEFAULT_TEMPLATE,
     api_key: str | None = None,
+    admin_key: str | None = None,
     dynamodb_local: bool = True,
     region: str = "us-east-1",
     enforce_iam: bool | None = None,
@@ -124,6 +136,9 @@ def run_local_stack(
         Port of the gateway: None reads ``PORT`` (default 3000); 0 picks a free one (see ``LocalStack.url``).
     api_key:
         Default ``local_api_key()``.
+    admin_key:
+        Default ``local_admin_key()``. ``AdminApi=disabled`` (or ``ADMIN_API=disabled``) in the environment
+        leaves the admin routes out, as the parameter does in a deployed stack.
     dynamodb_local:
         False keeps the table on moto even when Java is available (faster start, less faithful).
     enforce_iam:
@@ -140,6 +155,7 @@ def run_local_stack(
     """
     template = Template.load(template_path)
     api_key = api_key or local_api_key()
+    admin_key = admin_key or local_admin_key()
     port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
     with contextlib.ExitStack() as stack:
         dynamodb = start_dynamodb_local() if dynamodb_local else None
@@ -157,6 +173,7 @@ def run_local_stack(
             dynamodb_endpoint=dynamodb_endpoint,
             aws_endpoint=moto.endpoint,
             api_key=api_key,
+            admin_key=admin_key,
             region=region,
             environ={**os.environ, **stack_environment(server.url, os.environ)},
             provider_credentials=local_provider_credentials(os.environ),
@@ -191,6 +208,7 @@ def run_local_stack(
         yield LocalStack(
             url=server.url,
             api_key=api_key,
+            admin_key=admin_key,
             environment=environment,
             template=template,
             outbox=OUTBOX,
@@ -245,6 +263,7 @@ class LocalStackProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     aws_endpoint: str = ""
+    admin_key: str = DEFAULT_ADMIN_KEY
 
     def stop(self) -> None:
         """Stop the child and its process group (SIGTERM, then SIGKILL after 15 s).
@@ -269,6 +288,7 @@ def spawn_local_stack(
     port: int = 0,
     *,
     api_key: str | None = None,
+    admin_key: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
     command: Sequence[str] | None = None,
@@ -281,7 +301,9 @@ def spawn_local_stack(
     child can never block on a full pipe.
     """
     api_key = api_key or local_api_key()
+    admin_key = admin_key or local_admin_key()
     child_env = {**os.environ, **(env or {}), "PORT": str(port), "OTP_LOCAL_API_KEY": api_key}
+    child_env[ENV_ADMIN_KEY] = admin_key
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), str(REPO_ROOT / "layers" / "otp_core"), os.environ.get("PYTHONPATH")])
     )
@@ -297,7 +319,7 @@ def spawn_local_stack(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    child = LocalStackProcess(url="", api_key=api_key, process=process, log_path=log_path)
+    child = LocalStackProcess(url="", api_key=api_key, process=process, log_path=log_path, admin_key=admin_key)
     try:
         child.url = _wait_for_ready(child, timeout)
         aws = AWS_LINE.search(child.log())

@@ -83,7 +83,9 @@ class Resolver:
         Where a parameter's value may be overridden: an entry named like the parameter (``IdpIssuer``) wins over
         its Default, and so does an entry named like a function environment variable that is exactly a ``Ref``
         to it (``IDP_ISSUER: !Ref IdpIssuer``). That is the name the local stack's settings go by, so a
-        condition on the parameter (``HasIdp``) sees the same value as the functions.
+        condition on the parameter (``HasIdp``) sees the same value as the functions. A parameter no variable is
+        bound to goes by its name in upper snake case as well (``ADMIN_API`` for ``AdminApi``, whose condition
+        ``AdminApiEnabled`` decides whether the admin routes exist).
     """
 
     template: Template
@@ -162,7 +164,7 @@ class Resolver:
     def _parameter(self, name: str) -> Any:
         spec = self.template.parameters[name]
         raw = self.environ.get(name)
-        for variable in self.template.parameter_variables.get(name, ()):
+        for variable in self.template.parameter_variables.get(name, (upper_snake(name),)):
             if raw is not None:
                 break
             raw = self.environ.get(variable)
@@ -228,6 +230,11 @@ class Resolver:
 
     def _fn_import_value(self, args: Any) -> Any:
         raise UnresolvableError(f"Fn::ImportValue {args!r} has no local value")
+
+
+def upper_snake(name: str) -> str:
+    """A parameter's name as an environment variable: ``AdminApi`` -> ``ADMIN_API``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
 
 
 def _as_str(value: Any) -> str:

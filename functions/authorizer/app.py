@@ -1,55 +1,102 @@
-"""API key authorizer (API Gateway TOKEN authorizer) for the server endpoints.
+"""Key authorizer (API Gateway TOKEN authorizer) of the server and the operator endpoints.
 
-The key is compared by its SHA-256 digest in constant time, so neither its length nor its content leaks
-through timing. API Gateway caches an Allow for five minutes per token, so the policy covers every route.
+The template names this function twice: as ``ApiKeyAuthorizer`` (the default, every server route) and as
+``AdminKeyAuthorizer`` (the ``/v1/admin`` routes). API Gateway caches each authorizer's answer per token for
+five minutes, so each policy covers every route that authorizer can see:
+
+- an app's API key: Allow on the stage, with an explicit Deny on ``/v1/admin``; on an admin route, the Deny
+  alone (API Gateway answers 403 ``ACCESS_DENIED``, the contract's ``FORBIDDEN``);
+- the admin key: Allow on ``/v1/admin`` only; on any other route it is refused like an unknown key (401);
+- anything else: 401.
+
+A presented key is compared with both keys, by SHA-256 digest in constant time, whatever the route, so neither
+its length nor its content nor which key it was checked against leaks through timing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Final, NoReturn
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
 from otp_core.observability import logger, metrics
 
-PRINCIPAL = "api-key"
+PRINCIPAL: Final = "api-key"
+ADMIN_PRINCIPAL: Final = "admin-key"
+ADMIN_PATH: Final = "v1/admin"
 
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-def is_valid_key(presented: str) -> bool:
-    expected = _digest(runtime.secret(runtime.settings().api_key_secret_id))
-    return hmac.compare_digest(_digest(presented), expected)
+def key_kind(presented: str) -> str | None:
+    """``"admin"`` for the admin key, ``"default"`` for the app's API key, None for anything else.
+
+    Both secrets are read and both comparisons made on every call.
+    """
+    settings = runtime.settings()
+    presented_digest = _digest(presented)
+    is_app_key = hmac.compare_digest(presented_digest, _digest(runtime.secret(settings.api_key_secret_id)))
+    is_admin_key = hmac.compare_digest(presented_digest, _digest(runtime.secret(settings.admin_key_secret_id)))
+    # The admin key wins should both secrets ever hold the same value: it is never accepted as an app key.
+    if is_admin_key:
+        return "admin"
+    return "default" if is_app_key else None
 
 
-def _api_arn(method_arn: str) -> str:
-    # arn:aws:execute-api:region:account:apiId/stage/METHOD/path -> every method and path of the stage
-    parts = method_arn.split("/")
-    return "/".join(parts[:2]) + "/*" if len(parts) >= 2 else method_arn
+def _stage_arn(method_arn: str) -> str:
+    # arn:aws:execute-api:region:account:apiId/stage/METHOD/path -> arn:aws:execute-api:region:account:apiId/stage
+    return "/".join(method_arn.split("/")[:2])
+
+
+def is_admin_route(method_arn: str) -> bool:
+    """Whether the request's path (after ``stage/METHOD/``) is ``v1/admin`` or below it."""
+    path = "/".join(method_arn.split("/")[3:])
+    return path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/")
+
+
+def _statement(effect: str, resource: str) -> dict[str, str]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}
+
+
+def _answer(principal: str, key_id: str, statements: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "principalId": principal,
+        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
+        "context": {"keyId": key_id},
+    }
+
+
+def _refuse(reason: str) -> NoReturn:
+    metrics.add_metric(name="AuthorizationDenied", unit="Count", value=1)
+    logger.info("api key rejected", reason=reason)
+    # API Gateway answers 401 for exactly this message.
+    raise Exception("Unauthorized")  # noqa: TRY002
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    method_arn = str(event["methodArn"])
     token = str(event.get("authorizationToken") or "")
     scheme, _, key = token.partition(" ")
-    if scheme != "Bearer" or not key or not is_valid_key(key.strip()):
-        metrics.add_metric(name="AuthorizationDenied", unit="Count", value=1)
-        logger.info("api key rejected")
-        # API Gateway answers 401 for exactly this message.
-        raise Exception("Unauthorized")  # noqa: TRY002
-    return {
-        "principalId": PRINCIPAL,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": _api_arn(event["methodArn"])}
-            ],
-        },
-        "context": {"keyId": "default"},
-    }
+    kind = key_kind(key.strip()) if scheme == "Bearer" and key.strip() else None
+    stage = _stage_arn(method_arn)
+    admin_routes = f"{stage}/*/{ADMIN_PATH}/*"
+    if is_admin_route(method_arn):
+        if kind == "admin":
+            return _answer(ADMIN_PRINCIPAL, "admin", [_statement("Allow", admin_routes)])
+        if kind == "default":
+            metrics.add_metric(name="AuthorizationForbidden", unit="Count", value=1)
+            logger.info("api key refused on an admin route")
+            return _answer(PRINCIPAL, "default", [_statement("Deny", admin_routes)])
+        _refuse("unknown key")
+    if kind != "default":
+        # The admin key opens only the admin routes; elsewhere it is no credential at all.
+        _refuse("admin key on a server route" if kind == "admin" else "unknown key")
+    # The Deny keeps the cached policy from ever reaching an admin route with an app key.
+    return _answer(PRINCIPAL, "default", [_statement("Allow", f"{stage}/*"), _statement("Deny", admin_routes)])

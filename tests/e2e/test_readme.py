@@ -18,7 +18,8 @@ it is prefixed with, until its block ends; the next command runs once the server
 without their own ``make run`` share one stack that ``make run`` started for the whole file, and run top to
 bottom, like a reader working through the README.
 
-Each answer must be JSON that is not an error (a problem document, or API Gateway's ``{"message": ...}``).
+Each answer must be JSON that is not an error (a problem document, or API Gateway's ``{"message": ...}``),
+unless the README shows that very error as the answer (same ``status``).
 Where the README shows the answer (``# {...}`` lines right after the command, optionally after a status code),
 the answer must have every key shown, with the value shown, except values elided with ``…`` or written as a
 ``<placeholder>``, and lists of objects (the outbox holds every SMS so far). The stack's console must show no
@@ -342,7 +343,13 @@ def check_answer(command: Command, status: int, output: str, shell: Shell) -> An
         pytest.fail(f"not JSON: {output[:500]!r}\nfrom:\n{command.text}")
     if isinstance(answer, dict):
         problem = isinstance(answer.get("status"), int) and answer["status"] >= 400
-        assert not problem and set(answer) != {"message"}, f"error answer {answer}\nto:\n{command.text}"
+        # An error is an answer only where the README shows that very error (the fraud guard's refusal).
+        shown = (
+            command.documented
+            and isinstance(command.expected, dict)
+            and command.expected.get("status") == answer.get("status")
+        )
+        assert (shown or not problem) and set(answer) != {"message"}, f"error answer {answer}\nto:\n{command.text}"
     if command.documented:
         assert_shows(command.expected, answer, command.text)
     return answer

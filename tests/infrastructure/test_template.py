@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,22 @@ ROUTES = {
     ("POST", "/v1/verification/sms/send"): "VerificationSendFunction",
     ("POST", "/v1/verification/sms/validate"): "VerificationValidateFunction",
     ("POST", "/v1/delivery-status/{provider}"): "DeliveryStatusFunction",
+    ("GET", "/v1/admin/fraud/blocks"): "AdminListBlocksFunction",
+    ("POST", "/v1/admin/fraud/blocks"): "AdminCreateBlockFunction",
+    ("DELETE", "/v1/admin/fraud/blocks/{bucket}"): "AdminDeleteBlockFunction",
+    ("GET", "/v1/admin/fraud/safe-list"): "AdminGetSafeListFunction",
+    ("PUT", "/v1/admin/fraud/safe-list"): "AdminPutSafeListFunction",
+}
+# Operator routes: the admin key's own authorizer, and left out of the stack with AdminApi=disabled.
+ADMIN_ROUTES = {key for key in ROUTES if key[1].startswith("/v1/admin/")}
+ADMIN_FUNCTIONS = {ROUTES[key] for key in ADMIN_ROUTES}
+# The table actions of each operator route (otp_core.adapters.fraud_store), and no other.
+ADMIN_TABLE_ACTIONS = {
+    "AdminListBlocksFunction": {"dynamodb:Query"},
+    "AdminCreateBlockFunction": {"dynamodb:UpdateItem"},
+    "AdminDeleteBlockFunction": {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+    "AdminGetSafeListFunction": {"dynamodb:GetItem"},
+    "AdminPutSafeListFunction": {"dynamodb:PutItem"},
 }
 # Routes without the API key authorizer: public ones, and those that check a client or IdP token themselves.
 PUBLIC_ROUTES = {
@@ -56,6 +73,20 @@ SENDERS = {
     "ClientChallengeFunction",
     "VerificationSendFunction",
 }
+# Settings of the fraud and spend guards, and the stack parameter each one comes from.
+FRAUD_AND_SPEND_SETTINGS = {
+    "fraud_guard_mode": "FraudGuardMode",
+    "fraud_block_velocity_per_hour": "FraudBlockVelocityPerHour",
+    "fraud_country_velocity_per_hour": "FraudCountryVelocityPerHour",
+    "fraud_country_min_verified_percent": "FraudCountryMinVerifiedPercent",
+    "fraud_verification_lag_seconds": "FraudVerificationLagSeconds",
+    "fraud_conversion_min_challenges": "FraudConversionMinChallenges",
+    "fraud_conversion_min_percent": "FraudConversionMinPercent",
+    "fraud_block_hours": "FraudBlockHours",
+    "sms_budget_per_hour": "SmsBudgetPerHour",
+    "sms_budget_per_day": "SmsBudgetPerDay",
+    "stack_sms_budget_per_day": "StackSmsBudgetPerDay",
+}
 NON_SETTINGS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 EXPECTED_OUTPUTS = {
     "ApiUrl",
@@ -67,6 +98,11 @@ EXPECTED_OUTPUTS = {
     "JwksUrl",
     "TokenIssuer",
     "TokenAudience",
+    "SmsProviderSecretArn",
+    "DeliveryStatusUrl",
+    "AdminKeySecretArn",
+    "AlarmTopicArn",
+    "DashboardName",
 }
 SNS_TOPIC_WILDCARD = "arn:aws:sns:*:*:*"
 
@@ -233,13 +269,69 @@ def test_public_routes_skip_the_authorizer_and_all_others_use_it(
     assert _refers_to(authorizer["FunctionArn"], "ApiKeyAuthorizerFunction")
     assert authorizer["Identity"]["Header"] == "Authorization"
 
-    # Then only the public routes opt out of it
+    # Then only the public routes opt out of it, and only the admin routes name another one
     for key, (_, props) in api_events.items():
         route_authorizer = props.get("Auth", {}).get("Authorizer")
         if key in PUBLIC_ROUTES:
             assert route_authorizer == "NONE", key
+        elif key in ADMIN_ROUTES:
+            assert route_authorizer == "AdminKeyAuthorizer", key
         else:
             assert route_authorizer in (None, "ApiKeyAuthorizer"), key
+
+
+def test_admin_routes_use_the_admin_authorizer_on_the_same_function(resources: dict[str, Any]) -> None:
+    # Given the Api's two authorizers
+    authorizers = resources["Api"]["Properties"]["Auth"]["Authorizers"]
+    assert set(authorizers) == {"ApiKeyAuthorizer", "AdminKeyAuthorizer"}
+
+    # Then the admin one is the same TOKEN authorizer function with the same header, validation and cache
+    # (API Gateway caches each authorizer's policies apart, so an app key's policy never serves an admin route)
+    assert authorizers["AdminKeyAuthorizer"] == authorizers["ApiKeyAuthorizer"]
+    assert int(authorizers["AdminKeyAuthorizer"]["Identity"]["ReauthorizeEvery"]) == 300
+
+
+def test_admin_routes_are_left_out_unless_the_admin_api_is_enabled(
+    template: dict[str, Any], resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # Given the AdminApi parameter and its condition
+    parameter = template["Parameters"]["AdminApi"]
+    assert parameter["Default"] == "enabled"
+    assert parameter["AllowedValues"] == ["enabled", "disabled"]
+    assert template["Conditions"]["AdminApiEnabled"] == {"Fn::Equals": [{"Ref": "AdminApi"}, "enabled"]}
+
+    # Then exactly the admin functions and their log groups carry it
+    conditional = {name for name, function in functions.items() if function.get("Condition") == "AdminApiEnabled"}
+    assert conditional == ADMIN_FUNCTIONS
+    for name in ADMIN_FUNCTIONS:
+        log_group = functions[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[log_group].get("Condition") == "AdminApiEnabled", name
+        assert functions[name]["Properties"]["Handler"] == "app.lambda_handler"
+        assert functions[name]["Properties"]["CodeUri"].startswith("functions/admin_")
+
+
+def test_admin_functions_reach_only_the_table_with_the_actions_of_their_route(functions: dict[str, Any]) -> None:
+    for name, expected in ADMIN_TABLE_ACTIONS.items():
+        # Given an admin function's statements
+        statements = _statements(functions[name])
+
+        # Then they allow exactly its route's table actions, on the table, and nothing else
+        actions = {action for statement in statements for action in _actions(statement)}
+        assert actions == expected, name
+        assert all(statement["Effect"] == "Allow" for statement in statements), name
+        assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in statements), name
+    assert set(ADMIN_TABLE_ACTIONS) == ADMIN_FUNCTIONS
+
+
+def test_sending_functions_may_query_the_fraud_guards_partition(functions: dict[str, Any]) -> None:
+    # The fraud guard reads every block and safe list in one query (cached a few seconds) before a send
+    querying = {
+        name
+        for name, function in functions.items()
+        for statement in _statements(function)
+        if "dynamodb:Query" in _actions(statement)
+    }
+    assert querying == SENDERS | {"AdminListBlocksFunction"}
 
 
 def test_gateway_responses_are_problem_json(resources: dict[str, Any]) -> None:
@@ -247,7 +339,7 @@ def test_gateway_responses_are_problem_json(resources: dict[str, Any]) -> None:
     responses = resources["Api"]["Properties"]["GatewayResponses"]
     expected = {
         "UNAUTHORIZED": (401, "UNAUTHORIZED"),
-        "ACCESS_DENIED": (401, "UNAUTHORIZED"),
+        "ACCESS_DENIED": (403, "FORBIDDEN"),
         "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND"),
         "THROTTLED": (429, "RATE_LIMITED"),
         "BAD_REQUEST_BODY": (400, "INVALID_REQUEST"),
@@ -358,6 +450,7 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
     }
     assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
     assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"}
+    assert holders("secretsmanager:GetSecretValue", "AdminKeySecret") == {"ApiKeyAuthorizerFunction"}
     assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction", "TrackFunction", "ClientVerifyFunction"}
     assert holders("kms:GetPublicKey", "SigningKey") == {
         "JwksFunction",
@@ -405,6 +498,14 @@ def test_signing_key_is_an_es256_kms_key(resources: dict[str, Any]) -> None:
     assert key["Properties"]["KeyUsage"] == "SIGN_VERIFY"
     assert key["DeletionPolicy"] == "Retain"
     assert resources["SigningKeyAlias"]["Properties"]["TargetKeyId"] == {"Ref": "SigningKey"}
+
+
+def test_admin_key_secret_is_generated_like_the_api_key(resources: dict[str, Any]) -> None:
+    secret = resources["AdminKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "Condition" not in secret  # the authorizer compares against it on every call
+    assert secret["Properties"]["GenerateSecretString"] == {"PasswordLength": 64, "ExcludePunctuation": True}
+    assert resources["ApiKeySecret"]["Properties"]["GenerateSecretString"]["ExcludePunctuation"] is True
 
 
 def test_no_hard_coded_account_or_region(template: dict[str, Any]) -> None:
@@ -466,6 +567,49 @@ def test_parameter_defaults_are_valid_settings(template: dict[str, Any]) -> None
         assert getattr(settings, field) == getattr(defaults, field), field
     for field in ("allowed_countries", "blocked_countries", "allowed_number_types", "sms_providers"):
         assert getattr(settings, field) == getattr(defaults, field), field
+    for field in FRAUD_AND_SPEND_SETTINGS:
+        assert getattr(settings, field) == getattr(defaults, field), field
+
+
+def test_fraud_and_spend_parameters_reach_every_function(template: dict[str, Any]) -> None:
+    # Given the global environment
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    # Then each fraud and spend setting is passed, from its parameter, to every function
+    for field, parameter in FRAUD_AND_SPEND_SETTINGS.items():
+        assert variables[field.upper()] == {"Ref": parameter}, field
+        assert parameter in template["Parameters"], parameter
+    assert variables["ADMIN_KEY_SECRET_ID"] == {"Ref": "AdminKeySecret"}
+
+
+def test_the_fraud_guard_modes_are_the_settings_modes(template: dict[str, Any]) -> None:
+    # Given the mode the settings accept (a Literal) and the parameter's allowed values
+    modes = Settings.model_fields["fraud_guard_mode"].annotation
+    parameter = template["Parameters"]["FraudGuardMode"]
+
+    # Then they are the same, with the settings' default
+    assert tuple(parameter["AllowedValues"]) == typing.get_args(modes)
+    assert parameter["Default"] == Settings().fraud_guard_mode == "block"
+
+
+def test_template_only_parameters_have_their_defaults_and_bounds(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["AlarmEmail"]["Default"] == ""
+    pattern = re.compile(parameters["AlarmEmail"]["AllowedPattern"])
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("ops@example.com")
+    assert not pattern.fullmatch("not an address")
+    for name, default, low, high in (
+        ("ConversionAlarmPercent", 50, 0, 100),
+        ("DeliveryFailureAlarmPercent", 20, 1, 100),
+    ):
+        parameter = parameters[name]
+        assert parameter["Type"] == "Number", name
+        assert (int(parameter["Default"]), int(parameter["MinValue"]), int(parameter["MaxValue"])) == (
+            default,
+            low,
+            high,
+        ), name
 
 
 def test_numeric_parameter_bounds_match_the_settings_model(template: dict[str, Any]) -> None:
@@ -491,6 +635,10 @@ def test_outputs_exist_with_descriptions(template: dict[str, Any]) -> None:
     for name in EXPECTED_OUTPUTS:
         assert outputs[name].get("Description"), name
     assert "aws secretsmanager get-secret-value" in outputs["ApiKeySecretArn"]["Description"]
+    assert "aws secretsmanager get-secret-value" in outputs["AdminKeySecretArn"]["Description"]
+    assert outputs["AdminKeySecretArn"]["Value"] == {"Ref": "AdminKeySecret"}
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+    assert outputs["DashboardName"]["Value"] == {"Ref": "Dashboard"}
 
 
 # ---------------------------------------------------------------- events
@@ -521,11 +669,15 @@ def test_event_matches_a_template_route(
     # Given an event file
     event = json.loads(path.read_text(encoding="utf-8"))
 
-    if path.stem == "authorizer":
-        # Then the authorizer event is a TOKEN event the authorizer's validation expression accepts
+    if _folder_of(path) == "authorizer":
+        # Then the authorizer events are TOKEN events the authorizer's validation expression accepts: the API key
+        # on a server route, and the admin key on an admin route (authorizer_admin)
         assert event["type"] == "TOKEN"
         assert re.match(r"^Bearer [-0-9A-Za-z._~+/]+=*$", event["authorizationToken"])
         assert event["methodArn"].startswith("arn:aws:execute-api:")
+        admin = path.stem == "authorizer_admin"
+        assert event["authorizationToken"] == ("Bearer local-admin-key" if admin else "Bearer local-dev-key")
+        assert ("/v1/admin/" in event["methodArn"]) is admin
         return
 
     # Then it is a REST (v1) proxy event for a route of the template
@@ -552,6 +704,270 @@ def test_event_matches_a_template_route(
     else:
         assert event["headers"]["Authorization"].startswith("Bearer ")
         assert event["requestContext"]["authorizer"]["principalId"]
+    # An admin route's event carries the local admin key and the context the authorizer gives it
+    if key in ADMIN_ROUTES:
+        assert event["headers"]["Authorization"] == "Bearer local-admin-key"
+        assert event["requestContext"]["authorizer"]["keyId"] == "admin"
+    elif key not in PUBLIC_ROUTES:
+        assert event["headers"]["Authorization"] == "Bearer local-dev-key"
     if event["body"] is not None and event["headers"].get("Content-Type", "application/json") == "application/json":
         json.loads(event["body"])
         assert event["headers"]["Content-Type"] == "application/json"
+
+
+# ---------------------------------------------------------------- alarms and dashboard
+
+ALARM_TYPE = "AWS::CloudWatch::Alarm"
+
+
+def _alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in resources.items() if res["Type"] == ALARM_TYPE}
+
+
+def _metric_queries(alarm: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
+    """The alarm's Metrics entries, each with the condition of the Fn::If it sits in (None: unconditional)."""
+    found: list[tuple[dict[str, Any], str | None]] = []
+    for entry in alarm["Properties"].get("Metrics", []):
+        if "Fn::If" in entry:
+            condition, when_true, when_false = entry["Fn::If"]
+            assert when_false == {"Ref": "AWS::NoValue"}, entry
+            found.append((when_true, condition))
+        else:
+            found.append((entry, None))
+    return found
+
+
+def _dimension(stat: dict[str, Any], name: str) -> Any:
+    (value,) = [d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == name]
+    return value
+
+
+def _custom_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    props = alarm["Properties"]
+    dimensions = {d["Name"]: d["Value"] for d in props["Dimensions"]}
+    return props["Namespace"], props["MetricName"], dimensions
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_clears(resources: dict[str, Any]) -> None:
+    alarms = _alarms(resources)
+    assert len(alarms) >= 10
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert props["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert props["TreatMissingData"] == "notBreaching", name
+        assert props.get("AlarmDescription"), name
+        assert props["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), name
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(resources: dict[str, Any]) -> None:
+    # Given the topic and its key
+    topic = resources["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = resources["AlarmTopicKey"]["Properties"]
+
+    # Then CloudWatch may encrypt notifications with it (the AWS managed aws/sns key cannot allow that)
+    assert key["EnableKeyRotation"] is True
+    (statement,) = [s for s in key["KeyPolicy"]["Statement"] if s.get("Principal", {}).get("Service")]
+    assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+    # And the e-mail subscription exists only when AlarmEmail is set
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def test_custom_metric_alarms_read_the_powertools_namespace_and_service(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # Given the namespace and service dimension Powertools emits under
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    namespace, service = variables["POWERTOOLS_METRICS_NAMESPACE"], variables["POWERTOOLS_SERVICE_NAME"]
+
+    # Then a tripped bucket alarms on one SmsPumpingSuspected in 5 minutes
+    pumping = resources["PumpingSuspectedAlarm"]["Properties"]
+    assert _custom_metric(resources["PumpingSuspectedAlarm"]) == (
+        namespace,
+        "SmsPumpingSuspected",
+        {"service": service},
+    )
+    assert (pumping["Statistic"], int(pumping["Period"]), int(pumping["Threshold"])) == ("Sum", 300, 1)
+    assert pumping["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+    # And a budget above 80 % alarms on the highest SmsBudgetUsedPercent
+    budget = resources["SmsBudgetAlarm"]["Properties"]
+    assert _custom_metric(resources["SmsBudgetAlarm"]) == (namespace, "SmsBudgetUsedPercent", {"service": service})
+    assert (budget["Statistic"], int(budget["Threshold"])) == ("Maximum", 80)
+    assert budget["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+    # And the metric math alarms read the same namespace and service
+    for name in ("ConversionAlarm", "DeliveryFailureAlarm"):
+        for query, _ in _metric_queries(resources[name]):
+            if "MetricStat" in query:
+                assert query["MetricStat"]["Metric"]["Namespace"] == namespace, name
+                assert _dimension(query["MetricStat"], "service") == service, name
+
+
+def test_conversion_alarm_judges_an_hour_with_at_least_20_sends(resources: dict[str, Any]) -> None:
+    # Given the conversion alarm's queries
+    alarm = resources["ConversionAlarm"]["Properties"]
+    queries = {query["Id"]: query for query, _ in _metric_queries(resources["ConversionAlarm"])}
+
+    # Then it watches verified per sent over an hour, only once 20 were sent, below ConversionAlarmPercent
+    assert queries["sent"]["MetricStat"]["Metric"]["MetricName"] == "SmsSent"
+    assert queries["verified"]["MetricStat"]["Metric"]["MetricName"] == "SmsVerified"
+    assert {int(queries[i]["MetricStat"]["Period"]) for i in ("sent", "verified")} == {3600}
+    expression = queries["conversion"]["Expression"]
+    assert queries["conversion"]["ReturnData"] is True
+    assert expression.replace(" ", "").startswith("IF(sent>=20,")
+    assert "FILL(verified, 0)" in expression
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == {"Ref": "ConversionAlarmPercent"}
+
+
+def test_delivery_failure_alarm_is_a_share_of_the_delivery_reports(resources: dict[str, Any]) -> None:
+    alarm = resources["DeliveryFailureAlarm"]["Properties"]
+    queries = {query["Id"]: query for query, _ in _metric_queries(resources["DeliveryFailureAlarm"])}
+    # The delivery outcomes the layer counts (otp_core.sms.reports)
+    assert queries["delivered"]["MetricStat"]["Metric"]["MetricName"] == "SmsDelivered"
+    assert queries["undelivered"]["MetricStat"]["Metric"]["MetricName"] == "SmsUndelivered"
+    assert "100 * FILL(undelivered, 0)" in queries["failurerate"]["Expression"]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == {"Ref": "DeliveryFailureAlarmPercent"}
+
+
+def test_api_5xx_alarm_watches_the_stage(resources: dict[str, Any]) -> None:
+    alarm = resources["Api5xxAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/ApiGateway", "5XXError", "Sum")
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    # The REST API's name (the Api's Name) and the stage
+    assert dimensions["ApiName"] == resources["Api"]["Properties"]["Name"]
+    assert dimensions["Stage"] == {"Ref": "StageName"}
+    assert int(alarm["Threshold"]) == 1
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_is_summed_into_one_errors_and_one_throttles_alarm(
+    resources: dict[str, Any], functions: dict[str, Any], metric: str
+) -> None:
+    # Given the Lambda metric alarms of one metric
+    summed: dict[str, list[str]] = {}
+    for name, alarm in _alarms(resources).items():
+        queries = _metric_queries(alarm)
+        stats = [(q, cond) for q, cond in queries if "MetricStat" in q]
+        if not stats or stats[0][0]["MetricStat"]["Metric"]["Namespace"] != "AWS/Lambda":
+            continue
+        if stats[0][0]["MetricStat"]["Metric"]["MetricName"] != metric:
+            continue
+        # Then each is one SUM over at most 10 metrics (CloudWatch's limit for a metric math alarm)
+        (total,) = [q for q, _ in queries if q.get("ReturnData") is True]
+        assert total["Expression"] == "SUM(METRICS())", name
+        assert len(stats) <= 10, name
+        for query, condition in stats:
+            assert query["MetricStat"]["Metric"]["MetricName"] == metric, name
+            assert query["MetricStat"]["Stat"] == "Sum", name
+            function = _dimension(query["MetricStat"], "FunctionName")["Ref"]
+            # A function that only exists under a condition is read only under that condition
+            expected = functions[function].get("Condition")
+            assert expected in (condition, alarm.get("Condition")), (name, function)
+            summed.setdefault(function, []).append(name)
+        assert int(alarm["Properties"]["Threshold"]) == 1, name
+
+    # And every function is in exactly one of them; the authorizer is left out of the errors (a refused key
+    # is a function error), its failures are the API's 5xx
+    expected = set(functions) - ({"ApiKeyAuthorizerFunction"} if metric == "Errors" else set())
+    assert set(summed) == expected
+    assert all(len(alarms) == 1 for alarms in summed.values()), summed
+
+
+def test_alarms_on_admin_functions_exist_only_with_the_admin_api(resources: dict[str, Any]) -> None:
+    for name, alarm in _alarms(resources).items():
+        names = {
+            _dimension(query["MetricStat"], "FunctionName")["Ref"]
+            for query, _ in _metric_queries(alarm)
+            if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == "AWS/Lambda"
+        }
+        if names & ADMIN_FUNCTIONS:
+            assert names <= ADMIN_FUNCTIONS, name
+            assert alarm["Condition"] == "AdminApiEnabled", name
+
+
+def test_table_throttles_alarm_reads_the_tables_throttle_events(resources: dict[str, Any]) -> None:
+    queries = [q for q, _ in _metric_queries(resources["TableThrottlesAlarm"]) if "MetricStat" in q]
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in queries} == {"ReadThrottleEvents", "WriteThrottleEvents"}
+    assert all(q["MetricStat"]["Metric"]["Namespace"] == "AWS/DynamoDB" for q in queries)
+    assert all(_dimension(q["MetricStat"], "TableName") == {"Ref": "Table"} for q in queries)
+
+
+def _dashboard(environ: dict[str, str]) -> dict[str, Any]:
+    """The dashboard body as CloudFormation renders it for a stack with these parameter values."""
+    from local.template import Resolver, Template
+
+    local_template = Template.load(TEMPLATE_PATH)
+    body = Resolver(local_template, environ=environ).resolve(
+        local_template.resources["Dashboard"]["Properties"]["DashboardBody"]
+    )
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"AdminApi": "disabled"},
+        {"IdpIssuer": "https://idp.example.com"},
+        {"AdminApi": "disabled", "IdpIssuer": "x"},
+    ],
+    ids=["defaults", "no-admin-api", "with-idp", "no-admin-api-with-idp"],
+)
+def test_the_dashboard_is_valid_json_for_every_combination_of_conditions(environ: dict[str, str]) -> None:
+    # When the dashboard is rendered for a stack
+    dashboard = _dashboard(environ)
+
+    # Then each widget refers to functions and alarms the stack has
+    text = json.dumps(dashboard)
+    admin = environ.get("AdminApi", "enabled") == "enabled"
+    assert ("AdminListBlocksFunction" in text) is admin
+    assert ("AdminFunctionErrorsAlarm" in text) is admin
+    assert ("VerificationSendFunction" in text) is ("IdpIssuer" in environ)
+    # And metric ids of one graph are unique
+    for widget in dashboard["widgets"]:
+        ids = [
+            row[-1]["id"]
+            for row in widget["properties"].get("metrics", [])
+            if isinstance(row[-1], dict) and "id" in row[-1]
+        ]
+        assert len(ids) == len(set(ids)), widget["properties"]["title"]
+
+
+def test_the_dashboard_shows_conversion_by_country_sends_blocks_budget_latency_and_errors(
+    resources: dict[str, Any],
+) -> None:
+    # Given the rendered dashboard's metrics, by widget
+    widgets = _dashboard({})["widgets"]
+    text = json.dumps(widgets)
+
+    # Then conversion by country searches SmsSent and SmsVerified by the country dimension
+    by_country = [w for w in widgets if "by country" in w["properties"].get("title", "")]
+    assert by_country
+    expressions = [row[0]["expression"] for row in by_country[0]["properties"]["metrics"]]
+    for name in ("SmsSent", "SmsVerified"):
+        assert f"SEARCH('{{SmsOtp,country,service}} MetricName=\"{name}\"', 'Sum', 3600)" in expressions, name
+    # And the other widgets show sends, blocks, the budget, API latency and errors
+    for metric in ("SmsBlocked", "SmsPumpingSuspected", "SmsBudgetUsedPercent", "SmsBudgetExceeded", "5XXError"):
+        assert f'"{metric}"' in text, metric
+    assert '"Latency"' in text
+    assert '"stat": "p50"' in text
+    assert '"stat": "p99"' in text
+    assert '"Errors"' in text
+    # And an alarm widget lists every alarm of the stack
+    (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
+    listed = alarm_widget["properties"]["alarms"]
+    assert len(listed) == len(set(listed)) == len(_alarms(resources))

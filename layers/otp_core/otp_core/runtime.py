@@ -240,11 +240,11 @@ def fraud_store() -> CachedFraudStore:
 
 @cache
 def fraud_admin() -> FraudAdmin:
-    """``/v1/admin/fraud/...``: blocks and the safe list, read and written without the functions' cache."""
-    from otp_core.adapters.fraud_store import DynamoFraudStore
+    """``/v1/admin/fraud/...``: blocks and the safe list. Reads and writes go to the table; a write also drops
+    the cached view, which the local stack's functions share in one process, so there it applies at once."""
     from otp_core.admin import FraudAdmin
 
-    return FraudAdmin(DynamoFraudStore(client("dynamodb"), settings().table_name), clock())
+    return FraudAdmin(fraud_store(), clock())
 
 
 @cache
