@@ -59,9 +59,11 @@ LOCAL_PROVIDER_CREDENTIALS: Final[Mapping[str, Mapping[str, str]]] = {
 DEFAULT_ADMIN_KEY: Final = "local-admin-key"
 ENV_ADMIN_KEY: Final = "OTP_LOCAL_ADMIN_KEY"
 """Replaces ``DEFAULT_ADMIN_KEY`` as the key of the ``/v1/admin`` routes (like ``OTP_LOCAL_API_KEY``)."""
-COUNTER_KEY_PREFIXES: Final = ("CNT#", "CIRCUIT#")
+COUNTER_KEY_PREFIXES: Final = ("CNT#", "CIRCUIT#", "FG#", "BUDGET#")
 """Partition-key prefixes of the table's counters: send counts, failure counts and locks (``CNT#``, see the
-key design in otp_core.adapters.dynamodb) and the SMS circuit breaker's state (``CIRCUIT#``)."""
+key design in otp_core.adapters.dynamodb), the SMS circuit breaker's state (``CIRCUIT#``), the fraud guard's
+bucket counts (``FG#``) and the SMS budgets (``BUDGET#``). Blocks the fraud guard set itself go too; an
+operator's manual blocks and safe lists stay."""
 
 log = logging.getLogger(__name__)
 
@@ -484,19 +486,23 @@ def local_provider_credentials(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def reset_counters(dynamodb_endpoint: str, table_name: str, region: str = "us-east-1") -> int:
-    """Delete every counter of the table (send caps, failure counts, locks, circuit state); return how many.
+    """Delete every counter of the table (send caps, failure counts, locks, circuit state, fraud bucket counts,
+    budgets, trip blocks); return how many.
 
     Challenges, authenticators and devices stay, so a walk-through can be repeated without a restart and
     without waiting out a day's send cap. Local only: ``DELETE /_local/counters``.
     """
     client = _client("dynamodb", dynamodb_endpoint, region)
     prefixes = {f":p{index}": {"S": prefix} for index, prefix in enumerate(COUNTER_KEY_PREFIXES)}
+    tripped = "(pk = :fraud AND begins_with(sk, :block) AND #reason <> :manual)"
+    values = {**prefixes, ":fraud": {"S": "FRAUD"}, ":block": {"S": "BLOCK#"}, ":manual": {"S": "MANUAL"}}
     keys: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(
         TableName=table_name,
         ProjectionExpression="pk, sk",
-        FilterExpression=" OR ".join(f"begins_with(pk, {name})" for name in prefixes),
-        ExpressionAttributeValues=prefixes,
+        FilterExpression=" OR ".join([*(f"begins_with(pk, {name})" for name in prefixes), tripped]),
+        ExpressionAttributeNames={"#reason": "reason"},
+        ExpressionAttributeValues=values,
         ConsistentRead=True,
     ):
         keys.extend(page.get("Items", []))

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from local.iam import DENIAL_MARKER
 from local.idp import load_or_create_key, mint_token
 from local.stack import LocalStackProcess, spawn_local_stack
+from tests.numbers import fresh_numbers
 
 # Adaptive MFA rules of the e2e stack (the TrackRules format, see otp_core.rules): a risk score over 90 blocks
 # every action; "withdraw" is allowed on a known device and needs a challenge on a device never seen before.
@@ -70,6 +71,8 @@ class Api:
     local: bool
     aws_endpoint: str = ""
     process: LocalStackProcess | None = None
+    # The operators' key of /v1/admin (ADMIN_KEY against a deployed stack).
+    admin_key: str = ""
 
     def call(
         self,
@@ -120,10 +123,18 @@ class Api:
 @pytest.fixture(scope="session")
 def api() -> Iterator[Api]:
     if os.environ.get("API_URL"):
-        yield Api(os.environ["API_URL"].rstrip("/"), os.environ["API_KEY"], local=False)
+        url, key = os.environ["API_URL"].rstrip("/"), os.environ["API_KEY"]
+        yield Api(url, key, local=False, admin_key=os.environ.get("ADMIN_KEY", ""))
         return
     with spawn_local_stack(env=E2E_POLICY) as stack:
-        yield Api(stack.url, stack.api_key, local=True, aws_endpoint=stack.aws_endpoint, process=stack)
+        yield Api(
+            stack.url,
+            stack.api_key,
+            local=True,
+            aws_endpoint=stack.aws_endpoint,
+            process=stack,
+            admin_key=stack.admin_key,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -144,19 +155,20 @@ def _no_access_denied(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail("\n".join(denied), pytrace=False)
 
 
-_suffix = iter(range(1000, 9999))
+# Exchanges 600-999 (integration tests use 200-599), one thousand-number block per number.
+_numbers = fresh_numbers(range(600, 1000))
 
 
 @pytest.fixture
 def phone() -> str:
     """A fresh number per test so the per-number limits of one test never touch another."""
-    return f"+1650254{next(_suffix):04d}"
+    return next(_numbers)
 
 
 @pytest.fixture
 def new_phone() -> Callable[[], str]:
     """Fresh numbers for tests that need more than one."""
-    return lambda: f"+1650254{next(_suffix):04d}"
+    return lambda: next(_numbers)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import phonenumbers
 import pytest
 
 from local.gateway import LambdaContext
@@ -31,6 +30,7 @@ from local.services import (
 )
 from local.template import Template
 from otp_core import runtime
+from tests.numbers import fresh_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "integration-test-key"
@@ -101,17 +101,14 @@ def policy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]
     runtime.reset()
 
 
-_numbers = iter(range(100, 10_000))
+# Exchanges 200-599 (e2e tests use 600-999), one thousand-number block per number.
+_numbers = fresh_numbers(range(200, 600))
 
 
 @pytest.fixture
 def phone() -> str:
     """A fresh valid US mobile-or-landline number per test, so counters of other tests never interfere."""
-    for suffix in _numbers:
-        number = f"+1650253{suffix:04d}"
-        if phonenumbers.is_valid_number(phonenumbers.parse(number)):
-            return number
-    raise RuntimeError("ran out of test numbers")
+    return next(_numbers)
 
 
 @dataclass
