@@ -200,13 +200,14 @@ class InMemoryRepository(ChallengeRepository):
         if guard is not None:
             if guard.refused_by is not None:
                 raise DestinationBlockedError(guard.refused_by.bucket.level)
-            if guard.count:
-                for bucket in guard.buckets:
+            for bucket in guard.buckets:
+                if guard.judge:
                     trip = fraud.judge(bucket, self.activity(guard.app_id, bucket, now), now, guard.rules)
-                    if trip is not None and guard.judge:
-                        if guard.rules.mode is Mode.BLOCK:
-                            raise DestinationBlockedError(bucket.level, trip=trip)
+                    if trip is not None and guard.rules.mode is Mode.BLOCK:
+                        raise DestinationBlockedError(bucket.level, trip=trip)
+                    if trip is not None:
                         suspected.append(trip)
+                if guard.count:
                     changes.append(functools.partial(self._created, guard.app_id, bucket, now, +1))
         shards, used = [], 0
         for item in charge.budgets:

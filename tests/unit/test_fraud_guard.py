@@ -276,3 +276,20 @@ def test_a_provider_refusing_the_number_refunds_budget_and_buckets(make_world):
     # Neither the block's count nor the budget kept anything
     assert sum(world.repository.budgets.values()) == 0
     assert all(c == 0 for c, _ in world.repository.minutes[("default", "prefix:447400123")].values())
+
+
+def test_a_resend_is_not_counted_but_a_block_at_its_cap_refuses_it(make_world):
+    # Given nine challenges to one block, each resent (resends are no new challenges: nothing trips)
+    world = make_world(resend_cooldown_seconds=0)
+    challenges = [create(world, f"+447400123{i:03d}") for i in range(9)]
+    for challenge in challenges:
+        world.service.resend(challenge.challenge_id)
+    assert world.fraud.blocks("default", world.clock.now()) == []
+    # When a tenth challenge fills the block's hour, then a resend would be its eleventh SMS-worthy send:
+    # it is refused and trips the block, so a pumper cannot multiply each challenge by the per-number caps
+    tenth = create(world, "+447400123009")
+    with pytest.raises(DestinationBlockedError):
+        world.service.resend(tenth.challenge_id)
+    with pytest.raises(DestinationBlockedError):
+        world.service.resend(challenges[0].challenge_id)
+    assert [b.bucket.name for b in world.fraud.blocks("default", world.clock.now())] == ["prefix:447400123"]

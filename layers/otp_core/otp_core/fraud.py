@@ -206,11 +206,12 @@ def judge(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | 
 
 @dataclass(frozen=True)
 class FraudCharge:
-    """How a new challenge meets the fraud guard in the write that stores it.
+    """How a send meets the fraud guard in the write that stores it.
 
-    ``buckets`` (country first) are counted when ``count`` (mode not ``off``), in country shard ``shard``;
-    trips are judged when ``judge`` (counted and not safe-listed), and refuse the send in ``block`` mode.
-    ``refused_by`` is the block in force (from the cached view) that refuses it whatever the counts say.
+    ``buckets`` (country first) are counted when ``count`` (a new challenge, mode not ``off``), in country
+    shard ``shard``; trips are judged when ``judge`` (mode not ``off``, not safe-listed, not an enrolled
+    owner's), and refuse the send in ``block`` mode. ``refused_by`` is the block in force (from the cached
+    view) that refuses it whatever the counts say.
     """
 
     app_id: str

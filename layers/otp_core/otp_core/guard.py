@@ -79,23 +79,26 @@ class SendGuard:
         region: str,
         now: int,
         enrolled: bool = False,
+        resend: bool = False,
     ) -> FraudCharge:
-        """How a new challenge to ``phone_number`` meets the fraud guard (one cached read of the blocks).
+        """How a send to ``phone_number`` meets the fraud guard (one cached read of the blocks).
 
         ``enrolled``: the owner's challenge to their enrolled (already verified) number. Like a safe-listed
         number it is counted but never judged or refused by a trip, so an attacker who trips a block cannot
-        lock its enrolled users out of MFA; manual blocks still hold.
+        lock its enrolled users out of MFA; manual blocks still hold. ``resend``: a resend is no new challenge
+        and is not counted, but it is a send: a block in force refuses it, and so does a bucket its challenge
+        would trip now (else each of a block's ten challenges could be resent to the per-number caps).
         """
         rules = self.rules(policy)
         view = self._store.guard(app_id, now)
-        counted = rules.mode is not Mode.OFF
+        guarded = rules.mode is not Mode.OFF
         return FraudCharge(
             app_id=app_id,
             buckets=destination_buckets(phone_number, region),
             shard=country_shard(challenge_id),
             rules=rules,
-            count=counted,
-            judge=counted and not enrolled and not is_safe(phone_number, view.safe_list),
+            count=guarded and not resend,
+            judge=guarded and not enrolled and not is_safe(phone_number, view.safe_list),
             refused_by=refusing_block(view, phone_number, region, now, rules.mode, enrolled=enrolled),
         )
 

@@ -331,7 +331,9 @@ class ChallengeStarter:
         ConflictError
             Unknown, verified, exhausted or expired challenge.
         RateLimitedError
-            Inside the cooldown, over a send cap, or locked out.
+            Inside the cooldown, over a send cap, or locked out (SendBudgetExceededError: a budget is spent).
+        DestinationBlockedError
+            The destination is blocked, or its buckets would trip now (a resend is judged, not counted).
         DeliveryFailedError
             The SMS could not be sent; the send was not charged.
         """
@@ -345,11 +347,32 @@ class ChallengeStarter:
             raise RateLimitedError("a resend is not available yet", retry_after=challenge.next_resend_at - now)
         cooldown = policy.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
         body = self._body(challenge, self._codes.unmask(challenge_id, challenge.code_mask), policy)
+        fraud = None
+        if challenge.region is not None:
+            fraud = self._guard.new_challenge(
+                policy,
+                app_id=challenge.fraud_app or DEFAULT_APP,
+                challenge_id=challenge_id,
+                phone_number=challenge.phone_number,
+                region=challenge.region,
+                now=now,
+                enrolled=challenge.owner,
+                resend=True,
+            )
         charge = dataclasses.replace(
-            send_charge(_quota(challenge, now), policy), budgets=self._budgets(challenge, body, policy)
+            send_charge(_quota(challenge, now), policy), fraud=fraud, budgets=self._budgets(challenge, body, policy)
         )
         try:
             updated, receipt = self._repository.record_resend(challenge, charge, now + cooldown)
+        except DestinationBlockedError as blocked:
+            self._guard.refused(
+                blocked,
+                policy,
+                app_id=challenge.fraud_app or DEFAULT_APP,
+                region=challenge.region or UNKNOWN_REGION,
+                now=now,
+            )
+            raise
         except RateLimitedError as limited:
             self._limited(limited, challenge.region)
             raise

@@ -696,7 +696,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             bucket = counter.bucket(charge.now)
             keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
         fraud = charge.fraud
-        if fraud is not None and fraud.count and fraud.refused_by is None:
+        if fraud is not None and (fraud.count or fraud.judge) and fraud.refused_by is None:
             for destination in fraud.buckets:
                 keys.extend(activity_keys(fraud.app_id, destination, charge.now))
         keys.extend(budget_keys([c.budget for c in charge.budgets], charge.now))
@@ -715,13 +715,14 @@ class DynamoChallengeRepository(ChallengeRepository):
         if fraud is not None:
             if fraud.refused_by is not None:
                 raise DestinationBlockedError(fraud.refused_by.bucket.level)
-            if fraud.count:
-                for destination in fraud.buckets:
+            for destination in fraud.buckets:
+                if fraud.judge:
                     trip = judge(destination, activity(fraud.app_id, destination, now, items), now, fraud.rules)
-                    if trip is not None and fraud.judge:
-                        if fraud.rules.mode is Mode.BLOCK:
-                            raise DestinationBlockedError(destination.level, trip=trip)
+                    if trip is not None and fraud.rules.mode is Mode.BLOCK:
+                        raise DestinationBlockedError(destination.level, trip=trip)
+                    if trip is not None:
                         suspected.append(trip)
+                if fraud.count:
                     checks += self._count_created(fraud, destination, now, items)
         shards, used = [], 0
         for budget_charge in charge.budgets:
