@@ -173,7 +173,7 @@ class InMemoryRepository(ChallengeRepository):
         self.counters: dict[tuple[str, str, int], int] = defaultdict(int)
         self.locks: dict[str, int] = {}
         # (app, bucket name) -> absolute minute / hour -> [created, verified], as the FG# items hold them.
-        self.minutes: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.minutes: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
         self.hours: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         # (scope, window, shard, window index) -> parts, as the BUDGET# items.
         self.budgets: dict[tuple[str, int, int, int], int] = defaultdict(int)
@@ -184,7 +184,7 @@ class InMemoryRepository(ChallengeRepository):
         hour, day = now // fraud.HOUR, now // fraud.DAY
         key = (app_id, bucket.name)
         return Activity(
-            minutes={m: Slot(*cv) for m, cv in self.minutes[key].items() if m // 60 in (hour, hour - 1)},
+            minutes={m: Slot(*cvr) for m, cvr in self.minutes[key].items() if m // 60 in (hour, hour - 1)},
             hours={h: Slot(*cv) for h, cv in self.hours[key].items() if h // 24 in (day, day - 1)},
         )
 
@@ -200,15 +200,18 @@ class InMemoryRepository(ChallengeRepository):
         if guard is not None:
             if guard.refused_by is not None:
                 raise DestinationBlockedError(guard.refused_by.bucket.level)
+            rule = fraud.judge_resend if guard.resend else fraud.judge
             for bucket in guard.buckets:
                 if guard.judge:
-                    trip = fraud.judge(bucket, self.activity(guard.app_id, bucket, now), now, guard.rules)
+                    trip = rule(bucket, self.activity(guard.app_id, bucket, now), now, guard.rules)
                     if trip is not None and guard.rules.mode is Mode.BLOCK:
                         raise DestinationBlockedError(bucket.level, trip=trip)
                     if trip is not None:
                         suspected.append(trip)
                 if guard.count:
                     changes.append(functools.partial(self._created, guard.app_id, bucket, now, +1))
+                elif guard.resend:
+                    changes.append(functools.partial(self._resent, guard.app_id, bucket, now))
         shards, used = [], 0
         for item in charge.budgets:
             budget = item.budget
@@ -227,6 +230,9 @@ class InMemoryRepository(ChallengeRepository):
         key = (app_id, bucket.name)
         for slots, index in ((self.minutes[key], now // fraud.MINUTE), (self.hours[key], now // fraud.HOUR)):
             slots[index][0] = max(0, slots[index][0] + delta)
+
+    def _resent(self, app_id: str, bucket: Bucket, now: int) -> None:
+        self.minutes[(app_id, bucket.name)][now // fraud.MINUTE][2] += 1
 
     def _spend(self, key: tuple[str, int, int, int], parts: int) -> None:
         self.budgets[key] = max(0, self.budgets[key] + parts)
@@ -536,7 +542,8 @@ class InMemoryFraudStore(FraudStore):
             trips = (self._block(old).trips + 1) if (old and repeat) else 1
             block = Block(app_id, trip.bucket, trip.reason, now, now + seconds, trip.sends, trip.verified, trips)
             self.items[(app_id, trip.bucket.name)] = {"block": block, "last_trip_at": now, "last_seconds": seconds}
-            return block
+        self.repository.reset_bucket(app_id, trip.bucket)
+        return block
 
     def blocks(self, app_id: str, now: int) -> list[Block]:
         found = [

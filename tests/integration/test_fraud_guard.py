@@ -391,3 +391,57 @@ def test_the_cached_view_reads_once_per_interval(stack):
     assert cached.guard("cache-app", now).blocks == ()
     clock[0] = 4.0
     assert [b.bucket.name for b in cached.guard("cache-app", now).blocks] == ["country:FR"]
+
+
+def test_concurrent_sends_to_a_country_without_verification_never_pass_its_cap(make_guarded):
+    # Given 60 concurrent sends to 60 blocks of one country no user verified in
+    guarded, now = make_guarded(), start()
+    passed, refused = [], []
+    barrier = threading.Barrier(60)
+
+    def attack() -> None:
+        number = f"{block()}010"
+        barrier.wait()
+        for _ in range(20):  # a 429 (lost the race too often) is retried, as a client would
+            try:
+                guarded.send(number, now)
+            except DestinationBlockedError:
+                refused.append(number)
+                return
+            except RateLimitedError:
+                continue
+            passed.append(number)
+            return
+
+    threads = [threading.Thread(target=attack) for _ in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then at most the country's cap went out, and the rest were refused
+    assert len(passed) <= 50
+    assert len(passed) + len(refused) == 60
+
+
+def test_a_trip_resets_its_counts_so_the_same_challenges_cannot_trip_it_again(make_guarded):
+    guarded, now = make_guarded(), start()
+    for _ in range(20):
+        guarded.send(f"{block()}011", now)
+    with pytest.raises(DestinationBlockedError) as refused:
+        guarded.send(f"{block()}011", now + 700)
+    assert isinstance(refused.value.trip, Trip)
+    guarded.fraud.record_trip(guarded.app, refused.value.trip, now + 700, guarded.rules)
+    # When the block has ended, the first send does not meet the old evidence again
+    guarded.send(f"{block()}011", now + 700 + 12 * HOUR + 1)
+
+
+def test_a_non_geographic_number_counts_in_country_zz(make_guarded):
+    guarded, now = make_guarded(), start()
+    for i in range(50):
+        guarded.send(f"+88161{i:03d}0078", now, region="001")
+    with pytest.raises(DestinationBlockedError) as refused:
+        guarded.send("+881619990078", now, region="001")
+    assert isinstance(refused.value.trip, Trip)
+    block = guarded.fraud.record_trip(guarded.app, refused.value.trip, now, guarded.rules)
+    assert block.bucket.name == "country:ZZ"
+    assert [b.bucket.name for b in guarded.fraud.guard(guarded.app, now).blocks] == ["country:ZZ"]

@@ -275,7 +275,7 @@ def test_a_provider_refusing_the_number_refunds_budget_and_buckets(make_world):
             create(world, f"+447400123{i:03d}")
     # Neither the block's count nor the budget kept anything
     assert sum(world.repository.budgets.values()) == 0
-    assert all(c == 0 for c, _ in world.repository.minutes[("default", "prefix:447400123")].values())
+    assert all(c == 0 for c, *_ in world.repository.minutes[("default", "prefix:447400123")].values())
 
 
 def test_a_resend_is_not_counted_but_a_block_at_its_cap_refuses_it(make_world):
@@ -293,3 +293,18 @@ def test_a_resend_is_not_counted_but_a_block_at_its_cap_refuses_it(make_world):
     with pytest.raises(DestinationBlockedError):
         world.service.resend(challenges[0].challenge_id)
     assert [b.bucket.name for b in world.fraud.blocks("default", world.clock.now())] == ["prefix:447400123"]
+
+
+def test_resends_are_capped_at_twice_the_blocks_velocity(make_world):
+    # Given five challenges to one block, each resent as often as the cooldown allows
+    world = make_world(resend_cooldown_seconds=0, max_sends_per_10_minutes=100, max_sends_per_day=100)
+    challenges = [create(world, f"+447400123{i:03d}") for i in range(5)]
+    resent = 0
+    with pytest.raises(DestinationBlockedError):
+        for _ in range(10):
+            for challenge in challenges:
+                world.service.resend(challenge.challenge_id)
+                resent += 1
+    # Then the block's SMS of the hour stop at twice its velocity cap (5 challenges + 15 resends)
+    assert resent == 15
+    assert len(world.sender.sent) == 20

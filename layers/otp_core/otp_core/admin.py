@@ -17,19 +17,33 @@ from otp_core.observability import logger
 from otp_core.ports import Clock, FraudStore
 
 EVERY_APP = "*"
+KNOWN_APPS = frozenset({DEFAULT_APP})
 MAX_SAFE_ENTRIES = 1000
 _APP_ID = re.compile(r"[a-z0-9-]{1,64}")
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
 
 
 def app_of(value: str | None, *, every: bool) -> str:
-    """The app an operator request names: omitted is ``default``; ``*`` (every app) only where ``every``."""
+    """The app an operator request names: omitted is ``default``; ``*`` (every app) only where ``every``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Not an app ID.
+    NotFoundError
+        No such app: a block of a misspelt app would look engaged and block nothing. This deployment serves
+        the app ``default`` (the stack parameters).
+    """
     if value is None or value == "":
         return DEFAULT_APP
-    if (every and value == EVERY_APP) or _APP_ID.fullmatch(value):
+    if every and value == EVERY_APP:
         return value
-    allowed = "1-64 characters of [a-z0-9-]" + (', or "*" for every app' if every else "")
-    raise InvalidRequestError("appId is not an app ID", errors=[FieldError("appId", f"must be {allowed}")])
+    if not _APP_ID.fullmatch(value):
+        allowed = "1-64 characters of [a-z0-9-]" + (', or "*" for every app' if every else "")
+        raise InvalidRequestError("appId is not an app ID", errors=[FieldError("appId", f"must be {allowed}")])
+    if value not in KNOWN_APPS:
+        raise NotFoundError("no such app")
+    return value
 
 
 def bucket_of(value: str, field: str = "bucket") -> Bucket:
@@ -114,6 +128,10 @@ class FraudAdmin:
         InvalidRequestError
             An entry is neither, or the list is too long; every bad entry is named.
         """
+        if len(entries) > MAX_SAFE_ENTRIES:
+            raise InvalidRequestError(
+                "the safe list is too long", errors=[FieldError("entries", f"at most {MAX_SAFE_ENTRIES} entries")]
+            )
         errors = []
         clean: dict[str, None] = {}
         for index, entry in enumerate(entries):
@@ -121,8 +139,6 @@ class FraudAdmin:
                 clean[parse_safe_entry(entry)] = None
             except ValueError as exc:
                 errors.append(FieldError(f"entries[{index}]", str(exc)))
-        if len(entries) > MAX_SAFE_ENTRIES:
-            errors.append(FieldError("entries", f"at most {MAX_SAFE_ENTRIES} entries"))
         if errors:
             raise InvalidRequestError("the safe list is not valid", errors=errors)
         saved = self._store.put_safe_list(app_id, tuple(clean))

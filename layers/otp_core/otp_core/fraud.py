@@ -84,9 +84,18 @@ def parse_bucket(text: str) -> Bucket:
     raise ValueError("a bucket is country:<ISO 3166 alpha-2> or prefix:<4-14 digits>")
 
 
+NON_GEOGRAPHIC = "ZZ"
+
+
+def country_of(region: str) -> str:
+    """A region as a country bucket's value: libphonenumber's ``001`` (satellite and other non-geographic
+    numbers, a classic toll-fraud target) and anything else that is no ISO alpha-2 code count as ``ZZ``."""
+    return region if _COUNTRY.fullmatch(region) else NON_GEOGRAPHIC
+
+
 def destination_buckets(phone_number: str, region: str) -> tuple[Bucket, Bucket]:
     """The buckets a challenge to a canonical E.164 number counts in: its country, its thousand-number block."""
-    return Bucket("country", region), Bucket("prefix", phone_number[1:-3])
+    return Bucket("country", country_of(region)), Bucket("prefix", phone_number[1:-3])
 
 
 def parse_safe_entry(text: str) -> str:
@@ -121,6 +130,8 @@ def is_safe(phone_number: str, entries: Iterable[str]) -> bool:
 class Slot:
     created: int = 0
     verified: int = 0
+    # Resends in that minute (minute slots only): no new challenges, but SMS all the same.
+    resent: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ class Trip:
 class Counts:
     sends: int
     verified: int
+    resent: int = 0
 
 
 def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:
@@ -173,7 +185,7 @@ def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:
     current = now // MINUTE
     newest = current if older_than <= 0 else (now - older_than) // MINUTE - 1
     slots = [activity.minutes.get(m, Slot()) for m in range(current - 60, newest + 1)]
-    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots))
+    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots), sum(s.resent for s in slots))
 
 
 def last_day(activity: Activity, now: int, *, older_than: int) -> Counts:
@@ -221,11 +233,30 @@ class FraudCharge:
     count: bool
     judge: bool
     refused_by: Block | None = None
+    # A resend: judged by judge_resend and counted as a resend (``count`` is False: no new challenge).
+    resend: bool = False
 
 
 def country_shard(challenge_id: str) -> int:
     """The country shard a challenge is counted in (and its verification too): spread by its random ID."""
     return int(challenge_id[:8], 16) % COUNTRY_SHARDS
+
+
+def judge_resend(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | None:
+    """Whether a resend to ``bucket`` trips it: a bucket that would trip on a new challenge (see
+    :func:`judge`), or whose SMS of the last hour (challenges and resends) reached twice its velocity cap with
+    none verified (a country) or at all (a thousand-number block). Resends are no new challenges, but without
+    this each challenge could be resent up to the per-number caps: a pumper's multiplier."""
+    trip = judge(bucket, activity, now, rules)
+    if trip is not None:
+        return trip
+    hour = last_hour(activity, now)
+    sms = hour.sends + hour.resent
+    if bucket.level == "prefix" and sms >= 2 * rules.block_velocity:
+        return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
+    if bucket.level == "country" and hour.verified == 0 and sms >= 2 * rules.country_velocity:
+        return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
+    return None
 
 
 def velocity_room(activity: Activity, now: int, rules: Rules) -> bool:
@@ -270,7 +301,7 @@ def covers(bucket: Bucket, phone_number: str, region: str) -> bool:
     """True when a send to ``phone_number`` (in ``region``) falls in ``bucket``: its country, or a prefix of
     its digits at any length (a manual ``prefix:4477`` covers every number starting +4477)."""
     if bucket.level == "country":
-        return bucket.value == region
+        return bucket.value == country_of(region)
     return phone_number[1:].startswith(bucket.value)
 
 

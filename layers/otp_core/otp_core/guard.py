@@ -85,9 +85,10 @@ class SendGuard:
 
         ``enrolled``: the owner's challenge to their enrolled (already verified) number. Like a safe-listed
         number it is counted but never judged or refused by a trip, so an attacker who trips a block cannot
-        lock its enrolled users out of MFA; manual blocks still hold. ``resend``: a resend is no new challenge
-        and is not counted, but it is a send: a block in force refuses it, and so does a bucket its challenge
-        would trip now (else each of a block's ten challenges could be resent to the per-number caps).
+        lock its enrolled users out of MFA; manual blocks still hold. ``resend``: a resend is no new challenge,
+        but it is an SMS: a block in force refuses it, and so does a bucket that would trip now or whose SMS of
+        the hour reached twice its velocity cap (:func:`otp_core.fraud.judge_resend`); it is counted as a
+        resend.
         """
         rules = self.rules(policy)
         view = self._store.guard(app_id, now)
@@ -100,6 +101,7 @@ class SendGuard:
             count=guarded and not resend,
             judge=guarded and not enrolled and not is_safe(phone_number, view.safe_list),
             refused_by=refusing_block(view, phone_number, region, now, rules.mode, enrolled=enrolled),
+            resend=resend and guarded,
         )
 
     def budgets(

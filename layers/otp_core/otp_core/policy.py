@@ -74,6 +74,8 @@ class SendReceipt:
     suspected: tuple[Trip, ...] = ()
     # How full the fullest budget is after this send, in percent of its cap (the 80 % alarm's metric).
     budget_used_percent: int = 0
+    # The shard each counted bucket was charged in (bucket name, shard), for a refund.
+    bucket_shards: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,18 @@ from otp_core.errors import (
     RateLimitedError,
     SendBudgetExceededError,
 )
-from otp_core.fraud import DAY, HOUR, Bucket, FraudCharge, Mode, country_shard, destination_buckets, judge
+from otp_core.fraud import (
+    DAY,
+    HOUR,
+    Bucket,
+    FraudCharge,
+    Mode,
+    country_shard,
+    destination_buckets,
+    judge,
+    judge_resend,
+    last_hour,
+)
 from otp_core.observability import logger, tracer
 from otp_core.policy import (
     Counter,
@@ -64,7 +75,7 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.spend import pick_shard, share_of
+from otp_core.spend import pick_shard, share_of, shares
 
 Item = dict[str, dict[str, Any]]
 _DAY = 86_400
@@ -691,7 +702,7 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     @staticmethod
     def _charge_keys(charge: SendCharge) -> list[Item]:
-        keys = []
+        keys = [lock_key(subject) for subject in charge.locks]
         for counter in charge.counters:
             bucket = counter.bucket(charge.now)
             keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
@@ -710,20 +721,25 @@ class DynamoChallengeRepository(ChallengeRepository):
         Raises DestinationBlockedError for a block in force or a trip (``block`` mode), and
         SendBudgetExceededError when no shard of a budget has room for the send's parts.
         """
-        now, checks, suspected = charge.now, [], []
+        now, checks, suspected, counted = charge.now, [], [], []
         fraud = charge.fraud
         if fraud is not None:
             if fraud.refused_by is not None:
                 raise DestinationBlockedError(fraud.refused_by.bucket.level)
+            rule = judge_resend if fraud.resend else judge
             for destination in fraud.buckets:
                 if fraud.judge:
-                    trip = judge(destination, activity(fraud.app_id, destination, now, items), now, fraud.rules)
+                    trip = rule(destination, activity(fraud.app_id, destination, now, items), now, fraud.rules)
                     if trip is not None and fraud.rules.mode is Mode.BLOCK:
                         raise DestinationBlockedError(destination.level, trip=trip)
                     if trip is not None:
                         suspected.append(trip)
                 if fraud.count:
-                    checks += self._count_created(fraud, destination, now, items)
+                    ops, counted_in = self._count_created(fraud, destination, now, items)
+                    checks += ops
+                    counted.append((destination.name, counted_in))
+                elif fraud.resend:
+                    checks.append(self._count_resent(fraud, destination, now))
         shards, used = [], 0
         for budget_charge in charge.budgets:
             budget, parts = budget_charge.budget, budget_charge.parts
@@ -755,17 +771,35 @@ class DynamoChallengeRepository(ChallengeRepository):
             )
             shards.append((budget, shard, parts))
             used = max(used, (sum(spent) + parts) * 100 // budget.cap)
-        return checks, SendReceipt(tuple(shards), tuple(suspected), used)
+        return checks, SendReceipt(tuple(shards), tuple(suspected), used, tuple(counted))
 
     def _count_created(
         self, fraud: FraudCharge, destination: Bucket, now: int, items: dict[tuple[str, str], Item]
-    ) -> list[_Check]:
-        """One more challenge in the bucket's current minute and hour; for a thousand-number block judged in
-        ``block`` mode, the hour's total as read is the write's condition, so concurrent sends never pass its
-        velocity cap."""
-        shard = fraud.shard % destination.shards
+    ) -> tuple[list[_Check], int]:
+        """One more challenge in the bucket's current minute and hour, and the shard it was counted in.
+
+        Judged in ``block`` mode, the velocity caps are conditions of the write, so concurrent sends cannot
+        pass them: a thousand-number block's hour total as read (one item), and for a country with no
+        verification in the last hour, the shard's share of the country's cap (each of its shards admits its
+        share, so all of them together admit the cap, and a send goes to a shard with room).
+        """
         hour, minute = minute_of(now)
         day, hour_of_day = hour_of(now)
+        shard = fraud.shard % destination.shards
+        enforce = fraud.judge and fraud.rules.mode is Mode.BLOCK
+        condition: tuple[str, int] | None = None
+        if enforce and destination.level == "prefix":
+            condition = ("ct = :seen", hour_total(items.get(_ref(hour_key(fraud.app_id, destination, 0, hour)))))
+        elif enforce and last_hour(activity(fraud.app_id, destination, now, items), now).verified == 0:
+            share = shares(fraud.rules.country_velocity, destination.shards)
+            for offset in range(destination.shards):
+                candidate = (fraud.shard + offset) % destination.shards
+                used = last_hour(activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends
+                if used < share[candidate]:
+                    shard = candidate
+                    seen = hour_total(items.get(_ref(hour_key(fraud.app_id, destination, shard, hour))))
+                    condition = ("ct < :limit", seen + share[candidate] - used)
+                    break
         key = hour_key(fraud.app_id, destination, shard, hour)
         update: dict[str, Any] = {
             "TableName": self._table,
@@ -775,10 +809,12 @@ class DynamoChallengeRepository(ChallengeRepository):
             "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(hour_ttl(hour))},
         }
         checks = []
-        if destination.level == "prefix" and fraud.judge and fraud.rules.mode is Mode.BLOCK:
-            seen = hour_total(items.get(_ref(key)))
-            update["ConditionExpression"] = "attribute_not_exists(ct) OR ct = :seen" if not seen else "ct = :seen"
-            update["ExpressionAttributeValues"][":seen"] = _n(seen)
+        if condition is not None:
+            expression, value = condition
+            placeholder = expression.split()[-1]
+            absent_ok = (expression.startswith("ct =") and value == 0) or expression.startswith("ct <")
+            update["ConditionExpression"] = f"attribute_not_exists(ct) OR {expression}" if absent_ok else expression
+            update["ExpressionAttributeValues"][placeholder] = _n(value)
             previous = hour_key(fraud.app_id, destination, shard, hour - 1)
             checks.append(
                 _Check(
@@ -808,7 +844,18 @@ class DynamoChallengeRepository(ChallengeRepository):
                 lambda _: None,
             )
         )
-        return checks
+        return checks, shard
+
+    def _count_resent(self, fraud: FraudCharge, destination: Bucket, now: int) -> _Check:
+        hour, minute = minute_of(now)
+        update = {
+            "TableName": self._table,
+            "Key": hour_key(fraud.app_id, destination, fraud.shard % destination.shards, hour),
+            "UpdateExpression": "ADD #r :one SET #ttl = :ttl",
+            "ExpressionAttributeNames": {"#r": f"r{minute}", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(hour_ttl(hour))},
+        }
+        return _Check({"Update": update}, lambda _: None)
 
     def _guard_refunds(self, charge: SendCharge, receipt: SendReceipt) -> list[dict[str, Any]]:
         """Undo a send's bucket counts and budget charges (a provider refused the number: a 4xx)."""
@@ -817,8 +864,9 @@ class DynamoChallengeRepository(ChallengeRepository):
         if fraud is not None and fraud.count:
             hour, minute = minute_of(now)
             day, hour_of_day = hour_of(now)
+            charged = dict(receipt.bucket_shards)
             for destination in fraud.buckets:
-                shard = fraud.shard % destination.shards
+                shard = charged.get(destination.name, fraud.shard % destination.shards)
                 for key, slot, extra in (
                     (hour_key(fraud.app_id, destination, shard, hour), f"c{minute}", ", ct :minus"),
                     (day_key(fraud.app_id, destination, shard, day), f"c{hour_of_day}", ""),
@@ -902,8 +950,15 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     def _charges(self, charge: SendCharge, items: dict[tuple[str, str], Item]) -> list[_Check]:
         """One increment per counter, capped by its sliding allowance; caps already reached raise at once,
-        with the longest wait among them (a retry after a shorter one would only meet the next full cap)."""
+        with the longest wait among them (a retry after a shorter one would only meet the next full cap).
+
+        A lock in force, as read, raises first: the caller's own limits are judged before any guard (the
+        lock's condition in the write still covers a lock set after the read)."""
         now = charge.now
+        for subject in charge.locks:
+            lock = items.get(_ref(lock_key(subject)))
+            if lock is not None and int(lock.get("until", {}).get("N", 0)) > now:
+                raise _locked(lock, now)
         charges, waits = [], []
         for counter in charge.counters:
             bucket = counter.bucket(now)

@@ -1,9 +1,9 @@
 """Table items of the fraud guard and the spend guard (keys and decoding; the writes are the repository's).
 
 - ``FG#<app>#<bucket>#<shard>`` / ``H#<hour>``: a bucket's challenges per minute of that hour (``c<minute>``),
-  the verified ones by creation minute (``v<minute>``) and the hour's total (``ct``, the write's condition of
-  the thousand-number block's cap). ``D#<day>``: the same per hour of that day (``c<hour>``, ``v<hour>``).
-  A country has :data:`otp_core.fraud.COUNTRY_SHARDS` shards, a prefix one.
+  the verified ones by creation minute (``v<minute>``), resends (``r<minute>``) and the hour's total of
+  challenges (``ct``, the write's condition of the velocity caps). ``D#<day>``: the same per hour of that day
+  (``c<hour>``, ``v<hour>``). A country has :data:`otp_core.fraud.COUNTRY_SHARDS` shards, a prefix one.
 - ``BUDGET#<scope>#<window>#<shard>`` / ``<window index>``: parts sent (``n``) in that window.
 - ``FRAUD`` / ``BLOCK#<app>#<bucket>`` and ``SAFE#<app>``: blocks (with their trip history) and safe lists,
   one partition the functions read with one cached query.
@@ -63,31 +63,35 @@ def ref(key: Item) -> Ref:
     return key["pk"]["S"], key["sk"]["S"]
 
 
-def activity(app_id: str, bucket: Bucket, now: int, items: Mapping[Ref, Item]) -> Activity:
-    """A bucket's activity from its items as read (absent items count nothing)."""
-    minutes: dict[int, tuple[int, int]] = {}
-    hours: dict[int, tuple[int, int]] = {}
+def activity(
+    app_id: str, bucket: Bucket, now: int, items: Mapping[Ref, Item], *, shards: Iterable[int] | None = None
+) -> Activity:
+    """A bucket's activity from its items as read (absent items count nothing), summed over its shards or
+    over ``shards`` only."""
+    minutes: dict[int, tuple[int, int, int]] = {}
+    hours: dict[int, tuple[int, int, int]] = {}
     hour, day = now // HOUR, now // DAY
-    for shard in range(bucket.shards):
+    for shard in range(bucket.shards) if shards is None else shards:
         for h in (hour, hour - 1):
             _add(minutes, items.get(ref(hour_key(app_id, bucket, shard, h))), h * 60, 60)
         for d in (day, day - 1):
             _add(hours, items.get(ref(day_key(app_id, bucket, shard, d))), d * 24, 24)
     return Activity(
-        minutes={m: Slot(c, v) for m, (c, v) in minutes.items()},
-        hours={h: Slot(c, v) for h, (c, v) in hours.items()},
+        minutes={m: Slot(c, v, r) for m, (c, v, r) in minutes.items()},
+        hours={h: Slot(c, v) for h, (c, v, _) in hours.items()},
     )
 
 
-def _add(into: dict[int, tuple[int, int]], item: Item | None, base: int, slots: int) -> None:
+def _add(into: dict[int, tuple[int, int, int]], item: Item | None, base: int, slots: int) -> None:
     if not item:
         return
     for slot in range(slots):
         created = int(item.get(f"c{slot}", {}).get("N", 0))
         verified = int(item.get(f"v{slot}", {}).get("N", 0))
-        if created or verified:
-            c, v = into.get(base + slot, (0, 0))
-            into[base + slot] = (c + created, v + verified)
+        resent = int(item.get(f"r{slot}", {}).get("N", 0))
+        if created or verified or resent:
+            c, v, r = into.get(base + slot, (0, 0, 0))
+            into[base + slot] = (c + created, v + verified, r + resent)
 
 
 def hour_total(item: Item | None) -> int:

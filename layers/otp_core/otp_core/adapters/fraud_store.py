@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from otp_core.adapters.fraud_items import FRAUD_PARTITION, activity_keys, block_key, safe_key
 from otp_core.errors import DependencyError
 from otp_core.fraud import REPEAT_WINDOW, Block, Bucket, Guard, Reason, Rules, Trip, block_seconds, parse_bucket
-from otp_core.observability import tracer
+from otp_core.observability import logger, tracer
 from otp_core.ports import FraudStore
 
 Item = dict[str, dict[str, Any]]
@@ -134,6 +134,9 @@ class DynamoFraudStore(FraudStore):
                 continue
             except BotoCoreError as exc:
                 raise DependencyError("the fraud guard's store is unavailable; retry later") from exc
+            # The evidence is on the block now: counts start afresh, so the same old challenges cannot trip
+            # the bucket again the moment its block ends.
+            self._reset_counts(app_id, trip.bucket, now)
             return block
         old = self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if old is None:
@@ -235,7 +238,12 @@ def guard_of(items: list[Item], app_id: str, now: int) -> Guard:
     for item in items:
         sort_key = item["sk"]["S"]
         if sort_key.startswith("BLOCK#") and item.get("appId", {}).get("S") in (app_id, EVERY_APP):
-            block = block_from_item(item)
+            try:
+                block = block_from_item(item)
+            except (KeyError, ValueError):
+                # One unreadable item must not stop every send; it is reported, and skipped.
+                logger.error("unreadable fraud block item skipped", sort_key=sort_key)
+                continue
             if block.active(now):
                 blocks.append(block)
         elif sort_key == f"SAFE#{app_id}" and "entries" in item:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from otp_core.models.base import RequestModel, ResponseModel
 
@@ -22,7 +22,7 @@ class BlockRequest(RequestModel):
 
 class SafeListRequest(RequestModel):
     app_id: AppId | None = None
-    entries: list[SafeEntry]
+    entries: Annotated[list[SafeEntry], Field(max_length=1000)]
 
 
 class BlockView(ResponseModel):
