@@ -299,12 +299,18 @@ def test_resends_are_capped_at_twice_the_blocks_velocity(make_world):
     # Given five challenges to one block, each resent as often as the cooldown allows
     world = make_world(resend_cooldown_seconds=0, max_sends_per_10_minutes=100, max_sends_per_day=100)
     challenges = [create(world, f"+447400123{i:03d}") for i in range(5)]
-    resent = 0
-    with pytest.raises(DestinationBlockedError):
+    def resend_all() -> int:
+        resent = 0
         for _ in range(10):
             for challenge in challenges:
-                world.service.resend(challenge.challenge_id)
+                try:
+                    world.service.resend(challenge.challenge_id)
+                except DestinationBlockedError:
+                    return resent
                 resent += 1
+        return resent
+
+    resent = resend_all()
     # Then the block's SMS of the hour stop at twice its velocity cap (5 challenges + 15 resends)
     assert resent == 15
     assert len(world.sender.sent) == 20
