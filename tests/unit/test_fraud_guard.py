@@ -299,6 +299,7 @@ def test_resends_are_capped_at_twice_the_blocks_velocity(make_world):
     # Given five challenges to one block, each resent as often as the cooldown allows
     world = make_world(resend_cooldown_seconds=0, max_sends_per_10_minutes=100, max_sends_per_day=100)
     challenges = [create(world, f"+447400123{i:03d}") for i in range(5)]
+
     def resend_all() -> int:
         resent = 0
         for _ in range(10):
