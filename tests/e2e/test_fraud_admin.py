@@ -159,3 +159,9 @@ def test_bad_safe_list_entries_are_named(api: Api) -> None:
     assert reply.status == 400, reply.body
     assert [error["field"] for error in reply.body["errors"]] == ["entries[1]", "entries[2]", "entries[3]"]
     assert admin(api, "PUT", f"{SAFE}?appId=*", {"entries": []}).status == 400
+
+
+def test_an_unknown_app_is_404_so_a_misspelt_kill_switch_never_looks_engaged(api: Api) -> None:
+    reply = admin(api, "POST", BLOCKS, {"appId": "defualt", "bucket": "country:IS"})
+    assert reply.status == 404, reply.body
+    assert admin(api, "GET", f"{SAFE}?appId=defualt").status == 404

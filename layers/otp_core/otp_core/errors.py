@@ -35,7 +35,11 @@ class InvalidRequestError(OtpError):
 
 
 class InvalidPhoneNumberError(OtpError):
+    """Not a valid number, or a provider refused it; ``attempts``: provider attempts of the send (a refusal
+    after a failover follows attempts that may have delivered)."""
+
     status, code, title = 400, "INVALID_PHONE_NUMBER", "Invalid phone number"
+    attempts = 1
 
 
 class UnsupportedCountryError(OtpError):

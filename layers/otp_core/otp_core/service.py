@@ -427,9 +427,12 @@ class ChallengeStarter:
         )
         try:
             sent = self._sender.send(sms)
-        except InvalidPhoneNumberError:
-            # A provider refused the number (a 4xx): nothing is charged anywhere, and a new challenge is not kept.
-            self._repository.refund_send(challenge, charge, delete=rollback, receipt=receipt)
+        except InvalidPhoneNumberError as refused:
+            # A provider refused the number (a 4xx): nothing is charged anywhere, and a new challenge is not kept,
+            # unless earlier attempts of a failover may have delivered: their SMS stay on the budgets and buckets.
+            first_attempt = refused.attempts <= 1
+            self._repository.refund_send(challenge, charge, delete=rollback, receipt=receipt if first_attempt else None)
+            self._repository.charge_attempts(receipt, refused.attempts - 2, charge.now)
             logger.warning("sms refused by the provider", challenge_id=challenge.challenge_id)
             raise
         except DeliveryFailedError as failed:

@@ -429,8 +429,14 @@ class DynamoChallengeRepository(ChallengeRepository):
         try:
             self._client.transact_write_items(TransactItems=ops)
         except (ClientError, BotoCoreError):
-            # The caller reports the delivery failure either way; a lost refund only costs one send of quota.
+            # The caller reports the delivery failure either way; a lost refund only costs one send of quota
+            # (a count reset meanwhile fails its condition). The rolled-back challenge still goes.
             logger.warning("send refund failed", challenge_id=challenge.challenge_id)
+            if delete:
+                try:
+                    self._client.delete_item(TableName=self._table, Key=challenge_key(challenge.challenge_id))
+                except (ClientError, BotoCoreError):
+                    logger.warning("rolled-back challenge not deleted", challenge_id=challenge.challenge_id)
 
     # -- verify -------------------------------------------------------------------------------------------
 

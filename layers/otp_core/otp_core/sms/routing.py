@@ -174,10 +174,12 @@ class FailoverSender(SmsSender):
             attempts += 1
             try:
                 sent = self._attempt(self._providers[name], sms, min(self._timeout, remaining))
-            except InvalidPhoneNumberError:
-                # The provider answered as documented: it is healthy, and the number is the problem.
+            except InvalidPhoneNumberError as refused:
+                # The provider answered as documented: it is healthy, and the number is the problem. Earlier
+                # attempts of this send may still have delivered (and billed): the caller is told how many.
                 self._report(permit, ok=True)
                 logger.info("sms provider rejected the number", provider=name, country=country)
+                refused.attempts = attempts
                 raise
             except Exception as exc:
                 # Whatever went wrong here (outage, misconfiguration, a refusal of this request, even a bug in
