@@ -47,6 +47,7 @@ from otp_core.errors import (
 from otp_core.fraud import (
     DAY,
     HOUR,
+    Activity,
     Bucket,
     FraudCharge,
     Mode,
@@ -734,14 +735,15 @@ class DynamoChallengeRepository(ChallengeRepository):
                 raise DestinationBlockedError(fraud.refused_by.bucket.level)
             rule = judge_resend if fraud.resend else judge
             for destination in fraud.buckets:
+                seen = activity(fraud.app_id, destination, now, items)
                 if fraud.judge:
-                    trip = rule(destination, activity(fraud.app_id, destination, now, items), now, fraud.rules)
+                    trip = rule(destination, seen, now, fraud.rules)
                     if trip is not None and fraud.rules.mode is Mode.BLOCK:
                         raise DestinationBlockedError(destination.level, trip=trip)
                     if trip is not None:
                         suspected.append(trip)
                 if fraud.count:
-                    ops, counted_in = self._count_created(fraud, destination, now, items)
+                    ops, counted_in = self._count_created(fraud, destination, now, items, seen)
                     checks += ops
                     counted.append((destination.name, counted_in))
                 elif fraud.resend:
@@ -780,7 +782,12 @@ class DynamoChallengeRepository(ChallengeRepository):
         return checks, SendReceipt(tuple(shards), tuple(suspected), used, tuple(counted))
 
     def _count_created(
-        self, fraud: FraudCharge, destination: Bucket, now: int, items: dict[tuple[str, str], Item]
+        self,
+        fraud: FraudCharge,
+        destination: Bucket,
+        now: int,
+        items: dict[tuple[str, str], Item],
+        seen: Activity,
     ) -> tuple[list[_Check], int]:
         """One more challenge in the bucket's current minute and hour, and the shard it was counted in.
 
@@ -796,15 +803,15 @@ class DynamoChallengeRepository(ChallengeRepository):
         condition: tuple[str, int] | None = None
         if enforce and destination.level == "prefix":
             condition = ("ct = :seen", hour_total(items.get(_ref(hour_key(fraud.app_id, destination, 0, hour)))))
-        elif enforce and last_hour(activity(fraud.app_id, destination, now, items), now).verified == 0:
+        elif enforce and last_hour(seen, now).verified == 0:
             share = shares(fraud.rules.country_velocity, destination.shards)
             for offset in range(destination.shards):
                 candidate = (fraud.shard + offset) % destination.shards
                 used = last_hour(activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends
                 if used < share[candidate]:
                     shard = candidate
-                    seen = hour_total(items.get(_ref(hour_key(fraud.app_id, destination, shard, hour))))
-                    condition = ("ct < :limit", seen + share[candidate] - used)
+                    total = hour_total(items.get(_ref(hour_key(fraud.app_id, destination, shard, hour))))
+                    condition = ("ct < :limit", total + share[candidate] - used)
                     break
         key = hour_key(fraud.app_id, destination, shard, hour)
         update: dict[str, Any] = {

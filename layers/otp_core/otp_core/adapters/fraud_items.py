@@ -83,15 +83,22 @@ def activity(
 
 
 def _add(into: dict[int, tuple[int, int, int]], item: Item | None, base: int, slots: int) -> None:
+    """Add an item's ``c<slot>``/``v<slot>``/``r<slot>`` counts (only those present) into ``into``."""
     if not item:
         return
-    for slot in range(slots):
-        created = int(item.get(f"c{slot}", {}).get("N", 0))
-        verified = int(item.get(f"v{slot}", {}).get("N", 0))
-        resent = int(item.get(f"r{slot}", {}).get("N", 0))
-        if created or verified or resent:
-            c, v, r = into.get(base + slot, (0, 0, 0))
-            into[base + slot] = (c + created, v + verified, r + resent)
+    for name, value in item.items():
+        kind, index = name[:1], name[1:]
+        if kind not in ("c", "v", "r") or not index.isdigit() or int(index) >= slots:
+            continue
+        count = int(value["N"])
+        c, v, r = into.get(base + int(index), (0, 0, 0))
+        if kind == "c":
+            c += count
+        elif kind == "v":
+            v += count
+        else:
+            r += count
+        into[base + int(index)] = (c, v, r)
 
 
 def hour_total(item: Item | None) -> int:
