@@ -28,9 +28,6 @@ from otp_core.ports import FraudStore
 from otp_core.settings import Policy, Settings
 from otp_core.spend import BudgetCharge, budgets
 
-# The app every request belongs to until a deployment serves several (the stack parameters' app).
-DEFAULT_APP = "default"
-
 
 class SendGuard:
     """Fraud guard and spend guard of the sending use cases.

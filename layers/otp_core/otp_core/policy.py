@@ -21,11 +21,14 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from otp_core.fraud import FraudCharge, Trip
 from otp_core.records import SendQuota
 from otp_core.settings import Policy
-from otp_core.spend import Budget, BudgetCharge
+
+if TYPE_CHECKING:  # the guards' modules load with the first send, not with every function
+    from otp_core.fraud import FraudCharge, Trip
+    from otp_core.spend import Budget, BudgetCharge
 
 TEN_MINUTES = 600
 HOUR = 3_600

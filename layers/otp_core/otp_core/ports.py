@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-from otp_core.fraud import Block, Bucket, Guard, Rules, Trip
 from otp_core.policy import FailureRule, SendCharge, SendReceipt
 from otp_core.records import (
     Authenticator,
@@ -20,6 +20,9 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
+
+if TYPE_CHECKING:
+    from otp_core.fraud import Block, Bucket, Guard, Rules, Trip
 
 
 class Clock(ABC):

@@ -15,6 +15,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from otp_core.codes import CodeBook
 from otp_core.errors import (
@@ -28,7 +29,6 @@ from otp_core.errors import (
     RateLimitedError,
     SendBudgetExceededError,
 )
-from otp_core.guard import DEFAULT_APP, SendGuard
 from otp_core.messages import check_template, default_template, render, sms_parts
 from otp_core.observability import count, logger, mask_phone, metrics, tracer
 from otp_core.policy import (
@@ -42,6 +42,7 @@ from otp_core.policy import (
 )
 from otp_core.ports import ChallengeRepository, Clock, DeliveryLog, IdentityRepository, SmsSender
 from otp_core.records import (
+    DEFAULT_APP,
     Authenticator,
     Challenge,
     ChallengeLink,
@@ -53,8 +54,11 @@ from otp_core.records import (
     is_challenge_id,
 )
 from otp_core.settings import Policy
-from otp_core.spend import BudgetCharge
 from otp_core.tokens import VERIFICATION_TOKEN_TYPE, TokenIssuer
+
+if TYPE_CHECKING:  # the guards' modules load with the first send, not with every function
+    from otp_core.guard import SendGuard
+    from otp_core.spend import BudgetCharge
 
 CHALLENGE_SUCCEEDED = "CHALLENGE_SUCCEEDED"
 UNKNOWN_REGION = "ZZ"

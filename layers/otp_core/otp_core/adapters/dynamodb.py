@@ -20,42 +20,16 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from otp_core.adapters.fraud_items import (
-    activity,
-    activity_keys,
-    budget_key,
-    budget_keys,
-    day_key,
-    day_ttl,
-    hour_key,
-    hour_of,
-    hour_total,
-    hour_ttl,
-    minute_of,
-)
 from otp_core.errors import (
     ConflictError,
     DependencyError,
     DestinationBlockedError,
     RateLimitedError,
     SendBudgetExceededError,
-)
-from otp_core.fraud import (
-    DAY,
-    HOUR,
-    Activity,
-    Bucket,
-    FraudCharge,
-    Mode,
-    country_shard,
-    destination_buckets,
-    judge,
-    judge_resend,
-    last_hour,
 )
 from otp_core.observability import logger, tracer
 from otp_core.policy import (
@@ -76,7 +50,9 @@ from otp_core.records import (
     VerifiedEffects,
     VerifyOutcome,
 )
-from otp_core.spend import pick_shard, share_of, shares
+
+if TYPE_CHECKING:
+    from otp_core.fraud import Activity, Bucket, FraudCharge
 
 Item = dict[str, dict[str, Any]]
 _DAY = 86_400
@@ -709,6 +685,9 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     @staticmethod
     def _charge_keys(charge: SendCharge) -> list[Item]:
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core.adapters import fraud_items as fi
+
         keys = [lock_key(subject) for subject in charge.locks]
         for counter in charge.counters:
             bucket = counter.bucket(charge.now)
@@ -716,8 +695,8 @@ class DynamoChallengeRepository(ChallengeRepository):
         fraud = charge.fraud
         if fraud is not None and (fraud.count or fraud.judge) and fraud.refused_by is None:
             for destination in fraud.buckets:
-                keys.extend(activity_keys(fraud.app_id, destination, charge.now))
-        keys.extend(budget_keys([c.budget for c in charge.budgets], charge.now))
+                keys.extend(fi.activity_keys(fraud.app_id, destination, charge.now))
+        keys.extend(fi.budget_keys([c.budget for c in charge.budgets], charge.now))
         return keys
 
     # -- fraud guard and spend guard ----------------------------------------------------------------------
@@ -728,17 +707,22 @@ class DynamoChallengeRepository(ChallengeRepository):
         Raises DestinationBlockedError for a block in force or a trip (``block`` mode), and
         SendBudgetExceededError when no shard of a budget has room for the send's parts.
         """
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core import fraud as fr
+        from otp_core import spend as sp
+        from otp_core.adapters import fraud_items as fi
+
         now, checks, suspected, counted = charge.now, [], [], []
         fraud = charge.fraud
         if fraud is not None:
             if fraud.refused_by is not None:
                 raise DestinationBlockedError(fraud.refused_by.bucket.level)
-            rule = judge_resend if fraud.resend else judge
+            rule = fr.judge_resend if fraud.resend else fr.judge
             for destination in fraud.buckets:
-                seen = activity(fraud.app_id, destination, now, items)
+                seen = fi.activity(fraud.app_id, destination, now, items)
                 if fraud.judge:
                     trip = rule(destination, seen, now, fraud.rules)
-                    if trip is not None and fraud.rules.mode is Mode.BLOCK:
+                    if trip is not None and fraud.rules.mode is fr.Mode.BLOCK:
                         raise DestinationBlockedError(destination.level, trip=trip)
                     if trip is not None:
                         suspected.append(trip)
@@ -751,19 +735,19 @@ class DynamoChallengeRepository(ChallengeRepository):
         shards, used = [], 0
         for budget_charge in charge.budgets:
             budget, parts = budget_charge.budget, budget_charge.parts
-            spent = [_count(items, budget_key(budget, shard, now)) for shard in range(budget.shards)]
-            shard = pick_shard(spent, budget, parts, enrolled=budget_charge.enrolled, start=budget_charge.start)
+            spent = [_count(items, fi.budget_key(budget, shard, now)) for shard in range(budget.shards)]
+            shard = sp.pick_shard(spent, budget, parts, enrolled=budget_charge.enrolled, start=budget_charge.start)
             if shard is None:
                 raise SendBudgetExceededError(
                     "the SMS budget for this period is spent; try again later", retry_after=budget.retry_after(now)
                 )
-            room = share_of(budget, shard, enrolled=budget_charge.enrolled) - parts
+            room = sp.share_of(budget, shard, enrolled=budget_charge.enrolled) - parts
             checks.append(
                 _Check(
                     {
                         "Update": {
                             "TableName": self._table,
-                            "Key": budget_key(budget, shard, now),
+                            "Key": fi.budget_key(budget, shard, now),
                             "UpdateExpression": "ADD n :parts SET #ttl = :ttl",
                             "ConditionExpression": "attribute_not_exists(n) OR n <= :room",
                             "ExpressionAttributeNames": {"#ttl": "ttl"},
@@ -796,30 +780,35 @@ class DynamoChallengeRepository(ChallengeRepository):
         verification in the last hour, the shard's share of the country's cap (each of its shards admits its
         share, so all of them together admit the cap, and a send goes to a shard with room).
         """
-        hour, minute = minute_of(now)
-        day, hour_of_day = hour_of(now)
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core import fraud as fr
+        from otp_core import spend as sp
+        from otp_core.adapters import fraud_items as fi
+
+        hour, minute = fi.minute_of(now)
+        day, hour_of_day = fi.hour_of(now)
         shard = fraud.shard % destination.shards
-        enforce = fraud.judge and fraud.rules.mode is Mode.BLOCK
+        enforce = fraud.judge and fraud.rules.mode is fr.Mode.BLOCK
         condition: tuple[str, int] | None = None
         if enforce and destination.level == "prefix":
-            condition = ("ct = :seen", hour_total(items.get(_ref(hour_key(fraud.app_id, destination, 0, hour)))))
-        elif enforce and last_hour(seen, now).verified == 0:
-            share = shares(fraud.rules.country_velocity, destination.shards)
+            condition = ("ct = :seen", fi.hour_total(items.get(_ref(fi.hour_key(fraud.app_id, destination, 0, hour)))))
+        elif enforce and fr.last_hour(seen, now).verified == 0:
+            share = sp.shares(fraud.rules.country_velocity, destination.shards)
             for offset in range(destination.shards):
                 candidate = (fraud.shard + offset) % destination.shards
-                used = last_hour(activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends
+                used = fr.last_hour(fi.activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends
                 if used < share[candidate]:
                     shard = candidate
-                    total = hour_total(items.get(_ref(hour_key(fraud.app_id, destination, shard, hour))))
+                    total = fi.hour_total(items.get(_ref(fi.hour_key(fraud.app_id, destination, shard, hour))))
                     condition = ("ct < :limit", total + share[candidate] - used)
                     break
-        key = hour_key(fraud.app_id, destination, shard, hour)
+        key = fi.hour_key(fraud.app_id, destination, shard, hour)
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": key,
             "UpdateExpression": "ADD #c :one, ct :one SET #ttl = :ttl",
             "ExpressionAttributeNames": {"#c": f"c{minute}", "#ttl": "ttl"},
-            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(hour_ttl(hour))},
+            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(fi.hour_ttl(hour))},
         }
         checks = []
         if condition is not None:
@@ -828,7 +817,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             absent_ok = (expression.startswith("ct =") and value == 0) or expression.startswith("ct <")
             update["ConditionExpression"] = f"attribute_not_exists(ct) OR {expression}" if absent_ok else expression
             update["ExpressionAttributeValues"][placeholder] = _n(value)
-            previous = hour_key(fraud.app_id, destination, shard, hour - 1)
+            previous = fi.hour_key(fraud.app_id, destination, shard, hour - 1)
             checks.append(
                 _Check(
                     {
@@ -836,7 +825,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                             "TableName": self._table,
                             "Key": previous,
                             "ConditionExpression": "attribute_not_exists(ct) OR ct <= :seen",
-                            "ExpressionAttributeValues": {":seen": _n(hour_total(items.get(_ref(previous))))},
+                            "ExpressionAttributeValues": {":seen": _n(fi.hour_total(items.get(_ref(previous))))},
                         }
                     },
                     lambda _: _StaleReadError(),
@@ -848,10 +837,10 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": day_key(fraud.app_id, destination, shard, day),
+                        "Key": fi.day_key(fraud.app_id, destination, shard, day),
                         "UpdateExpression": "ADD #c :one SET #ttl = :ttl",
                         "ExpressionAttributeNames": {"#c": f"c{hour_of_day}", "#ttl": "ttl"},
-                        "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(day_ttl(day))},
+                        "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(fi.day_ttl(day))},
                     }
                 },
                 lambda _: None,
@@ -860,29 +849,35 @@ class DynamoChallengeRepository(ChallengeRepository):
         return checks, shard
 
     def _count_resent(self, fraud: FraudCharge, destination: Bucket, now: int) -> _Check:
-        hour, minute = minute_of(now)
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core.adapters import fraud_items as fi
+
+        hour, minute = fi.minute_of(now)
         update = {
             "TableName": self._table,
-            "Key": hour_key(fraud.app_id, destination, fraud.shard % destination.shards, hour),
+            "Key": fi.hour_key(fraud.app_id, destination, fraud.shard % destination.shards, hour),
             "UpdateExpression": "ADD #r :one SET #ttl = :ttl",
             "ExpressionAttributeNames": {"#r": f"r{minute}", "#ttl": "ttl"},
-            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(hour_ttl(hour))},
+            "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(fi.hour_ttl(hour))},
         }
         return _Check({"Update": update}, lambda _: None)
 
     def _guard_refunds(self, charge: SendCharge, receipt: SendReceipt) -> list[dict[str, Any]]:
         """Undo a send's bucket counts and budget charges (a provider refused the number: a 4xx)."""
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core.adapters import fraud_items as fi
+
         now, ops = charge.now, []
         fraud = charge.fraud
         if fraud is not None and fraud.count:
-            hour, minute = minute_of(now)
-            day, hour_of_day = hour_of(now)
+            hour, minute = fi.minute_of(now)
+            day, hour_of_day = fi.hour_of(now)
             charged = dict(receipt.bucket_shards)
             for destination in fraud.buckets:
                 shard = charged.get(destination.name, fraud.shard % destination.shards)
                 for key, slot, extra in (
-                    (hour_key(fraud.app_id, destination, shard, hour), f"c{minute}", ", ct :minus"),
-                    (day_key(fraud.app_id, destination, shard, day), f"c{hour_of_day}", ""),
+                    (fi.hour_key(fraud.app_id, destination, shard, hour), f"c{minute}", ", ct :minus"),
+                    (fi.day_key(fraud.app_id, destination, shard, day), f"c{hour_of_day}", ""),
                 ):
                     ops.append(
                         {
@@ -901,7 +896,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": budget_key(budget, shard, now),
+                        "Key": fi.budget_key(budget, shard, now),
                         "UpdateExpression": "ADD n :minus",
                         "ConditionExpression": "n >= :parts",
                         "ExpressionAttributeValues": {":minus": _n(-parts), ":parts": _n(parts)},
@@ -913,13 +908,16 @@ class DynamoChallengeRepository(ChallengeRepository):
     @tracer.capture_method(capture_response=False)
     def charge_attempts(self, receipt: SendReceipt, attempts: int, now: int) -> None:
         """Charge the budgets for provider attempts beyond the first (a failover sends, and may bill, twice)."""
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core.adapters import fraud_items as fi
+
         if attempts <= 0 or not receipt.budget_shards:
             return
         ops = [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": budget_key(budget, shard, now),
+                    "Key": fi.budget_key(budget, shard, now),
                     "UpdateExpression": "ADD n :parts SET #ttl = :ttl",
                     "ExpressionAttributeNames": {"#ttl": "ttl"},
                     "ExpressionAttributeValues": {
@@ -938,18 +936,24 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     def _verified_ops(self, challenge: Challenge, now: int) -> list[_Check]:
         """A verified challenge counts in its buckets' creation slots (while those are still read)."""
+        # The guards' modules load with the first send or verify, not in every function's import.
+        from otp_core import fraud as fr
+        from otp_core.adapters import fraud_items as fi
+
         if challenge.fraud_app is None or challenge.region is None:
             return []
         ops = []
-        hour, minute = minute_of(challenge.created_at)
-        day, hour_of_day = hour_of(challenge.created_at)
-        for destination in destination_buckets(challenge.phone_number, challenge.region):
-            shard = country_shard(challenge.challenge_id) % destination.shards
+        hour, minute = fi.minute_of(challenge.created_at)
+        day, hour_of_day = fi.hour_of(challenge.created_at)
+        for destination in fr.destination_buckets(challenge.phone_number, challenge.region):
+            shard = fr.country_shard(challenge.challenge_id) % destination.shards
             targets = []
-            if hour >= now // HOUR - 1:
-                targets.append((hour_key(challenge.fraud_app, destination, shard, hour), f"v{minute}", hour_ttl(hour)))
-            if day >= now // DAY - 1:
-                targets.append((day_key(challenge.fraud_app, destination, shard, day), f"v{hour_of_day}", day_ttl(day)))
+            if hour >= now // fr.HOUR - 1:
+                key = fi.hour_key(challenge.fraud_app, destination, shard, hour)
+                targets.append((key, f"v{minute}", fi.hour_ttl(hour)))
+            if day >= now // fr.DAY - 1:
+                key = fi.day_key(challenge.fraud_app, destination, shard, day)
+                targets.append((key, f"v{hour_of_day}", fi.day_ttl(day)))
             for key, slot, ttl in targets:
                 update = {
                     "TableName": self._table,
