@@ -202,8 +202,11 @@ class InMemoryRepository(ChallengeRepository):
                 raise DestinationBlockedError(guard.refused_by.bucket.level)
             rule = fraud.judge_resend if guard.resend else fraud.judge
             for bucket in guard.buckets:
+                seen = self.activity(guard.app_id, bucket, now)
+                if bucket.name in guard.since:
+                    seen = seen.after(guard.since[bucket.name])
                 if guard.judge:
-                    trip = rule(bucket, self.activity(guard.app_id, bucket, now), now, guard.rules)
+                    trip = rule(bucket, seen, now, guard.rules)
                     if trip is not None and guard.rules.mode is Mode.BLOCK:
                         raise DestinationBlockedError(bucket.level, trip=trip)
                     if trip is not None:
@@ -526,7 +529,12 @@ class InMemoryFraudStore(FraudStore):
         return block
 
     def guard(self, app_id: str, now: int) -> Guard:
-        return Guard(tuple(self.blocks(app_id, now)), self.safe.get(app_id, ()))
+        tripped = {
+            name: at
+            for (owner, name), item in self.items.items()
+            if owner == app_id and isinstance(at := item.get("last_trip_at"), int) and now - at <= fraud.DAY
+        }
+        return Guard(tuple(self.blocks(app_id, now)), self.safe.get(app_id, ()), tripped)
 
     def record_trip(self, app_id: str, trip: Trip, now: int, rules: Rules) -> Block:
         with self.repository._lock:
@@ -542,7 +550,6 @@ class InMemoryFraudStore(FraudStore):
             trips = (self._block(old).trips + 1) if (old and repeat) else 1
             block = Block(app_id, trip.bucket, trip.reason, now, now + seconds, trip.sends, trip.verified, trips)
             self.items[(app_id, trip.bucket.name)] = {"block": block, "last_trip_at": now, "last_seconds": seconds}
-        self.repository.reset_bucket(app_id, trip.bucket)
         return block
 
     def blocks(self, app_id: str, now: int) -> list[Block]:

@@ -68,6 +68,7 @@ class Guarded:
                 self.rules,
                 count=self.rules.mode is not Mode.OFF,
                 judge=judge,
+                since=dict(self.fraud.guard(self.app, now).tripped),
             ),
             budgets=tuple(
                 BudgetCharge(budget, parts, enrolled, int(created.challenge_id[9:13], 16))
@@ -423,7 +424,7 @@ def test_concurrent_sends_to_a_country_without_verification_never_pass_its_cap(m
     assert len(passed) + len(refused) == 60
 
 
-def test_a_trip_resets_its_counts_so_the_same_challenges_cannot_trip_it_again(make_guarded):
+def test_counts_before_a_trip_cannot_trip_the_bucket_again(make_guarded):
     guarded, now = make_guarded(), start()
     for _ in range(20):
         guarded.send(f"{block()}011", now)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from otp_core.errors import DestinationBlockedError, InvalidPhoneNumberError, SendBudgetExceededError
+from otp_core.errors import (
+    DeliveryFailedError,
+    DestinationBlockedError,
+    InvalidPhoneNumberError,
+    SendBudgetExceededError,
+)
 from otp_core.fraud import (
     HOUR,
     MINUTE,
@@ -285,14 +290,48 @@ def test_a_resend_is_not_counted_but_a_block_at_its_cap_refuses_it(make_world):
     for challenge in challenges:
         world.service.resend(challenge.challenge_id)
     assert world.fraud.blocks("default", world.clock.now()) == []
-    # When a tenth challenge fills the block's hour, then a resend would be its eleventh SMS-worthy send:
-    # it is refused and trips the block, so a pumper cannot multiply each challenge by the per-number caps
+    # When a tenth challenge fills the block's hour, then a resend is refused where a new challenge would be,
+    # so a pumper cannot multiply each challenge by the per-number caps; a refused resend records no block
+    # (real users' resends must not close a block), the next new challenge does
     tenth = create(world, "+447400123009")
     with pytest.raises(DestinationBlockedError):
         world.service.resend(tenth.challenge_id)
     with pytest.raises(DestinationBlockedError):
         world.service.resend(challenges[0].challenge_id)
+    assert world.fraud.blocks("default", world.clock.now()) == []
+    with pytest.raises(DestinationBlockedError):
+        create(world, "+447400123010")
     assert [b.bucket.name for b in world.fraud.blocks("default", world.clock.now())] == ["prefix:447400123"]
+
+
+def test_a_provider_outage_does_not_look_like_pumping(world):
+    # Given a provider outage while 60 users of one country sign in (every send ends in 502)
+    world.sender.fail = True
+    for i in range(60):
+        with pytest.raises(DeliveryFailedError):
+            create(world, f"+4474{i:03d}23456")
+    # When the provider recovers, then the country and the blocks are open: undeliverable challenges count nowhere
+    world.sender.fail = False
+    create(world, "+447499923456")
+    assert world.fraud.blocks("default", world.clock.now()) == []
+
+
+def test_a_verification_buys_a_country_five_more_challenges_not_a_burst(world):
+    # Given one verified challenge in a country, then a burst of fresh challenges (too young to judge a ratio)
+    first = create(world, "+447400023456")
+    world.service.verify(first.challenge_id, world.sender.last_code())
+
+    def burst() -> int:
+        for i in range(1, 200):
+            try:
+                create(world, f"+4474{i:03d}23456")
+            except DestinationBlockedError:
+                return i
+        return 200
+
+    sent = burst()
+    # Then the country stops at its cap plus five per verification
+    assert sent == 55
 
 
 def test_resends_are_capped_at_twice_the_blocks_velocity(make_world):

@@ -148,6 +148,13 @@ class Activity:
     minutes: Mapping[int, Slot] = field(default_factory=dict)
     hours: Mapping[int, Slot] = field(default_factory=dict)
 
+    def after(self, epoch: int) -> Activity:
+        """Only the slots that start at or after ``epoch`` (a bucket's counts since its last trip)."""
+        return Activity(
+            minutes={m: s for m, s in self.minutes.items() if m * MINUTE >= epoch},
+            hours={h: s for h, s in self.hours.items() if h * HOUR >= epoch},
+        )
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -210,7 +217,10 @@ def judge(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | 
     if bucket.level == "country" and hour.sends >= rules.country_velocity:
         old = last_hour(activity, now, older_than=rules.verification_lag_seconds)
         poor = old.sends > 0 and old.verified * 100 < rules.country_min_verified_percent * old.sends
-        if hour.verified == 0 or poor:
+        # A few verifications must not open a country to a burst the verification lag hides: each verified
+        # challenge of the hour buys VERIFIED_ALLOWANCE more, no more.
+        burst = hour.sends >= country_cap(rules, hour.verified)
+        if hour.verified == 0 or poor or burst:
             return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
     day = last_day(activity, now, older_than=rules.code_ttl_seconds)
     if day.sends >= rules.conversion_min_challenges and day.verified * 100 < rules.conversion_min_percent * day.sends:
@@ -237,11 +247,22 @@ class FraudCharge:
     refused_by: Block | None = None
     # A resend: judged by judge_resend and counted as a resend (``count`` is False: no new challenge).
     resend: bool = False
+    # Bucket name -> last trip: counts from before it are not judged again (see Guard.tripped).
+    since: Mapping[str, int] = field(default_factory=dict)
 
 
 def country_shard(challenge_id: str) -> int:
     """The country shard a challenge is counted in (and its verification too): spread by its random ID."""
     return int(challenge_id[:8], 16) % COUNTRY_SHARDS
+
+
+# Challenges each verified challenge of the hour admits to a country beyond its velocity cap.
+VERIFIED_ALLOWANCE = 5
+
+
+def country_cap(rules: Rules, verified: int) -> int:
+    """The most challenges a country takes in an hour with ``verified`` of them verified (a write condition)."""
+    return rules.country_velocity + VERIFIED_ALLOWANCE * verified
 
 
 def judge_resend(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | None:
@@ -297,6 +318,9 @@ class Guard:
 
     blocks: tuple[Block, ...] = ()
     safe_list: tuple[str, ...] = ()
+    # When each bucket last tripped (name -> epoch), for blocks in force or ended within a day: its counts from
+    # before are evidence already acted on, and must not trip it again the moment its block ends.
+    tripped: Mapping[str, int] = field(default_factory=dict)
 
 
 def covers(bucket: Bucket, phone_number: str, region: str) -> bool:

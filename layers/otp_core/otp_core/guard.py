@@ -99,6 +99,7 @@ class SendGuard:
             judge=guarded and not enrolled and not is_safe(phone_number, view.safe_list),
             refused_by=refusing_block(view, phone_number, region, now, rules.mode, enrolled=enrolled),
             resend=resend and guarded,
+            since=dict(view.tripped),
         )
 
     def budgets(

@@ -369,14 +369,12 @@ class ChallengeStarter:
         try:
             updated, receipt = self._repository.record_resend(challenge, charge, now + cooldown)
         except DestinationBlockedError as blocked:
-            self._guard.refused(
-                blocked,
-                policy,
-                app_id=challenge.fraud_app or DEFAULT_APP,
-                region=challenge.region or UNKNOWN_REGION,
-                now=now,
-            )
-            raise
+            # Refused, but no block recorded: resends of real users in one block must not close it for 12 hours
+            # (a new challenge there would trip it, and record the block, all the same).
+            refusal = DestinationBlockedError(blocked.level)
+            region = challenge.region or UNKNOWN_REGION
+            self._guard.refused(refusal, policy, app_id=challenge.fraud_app or DEFAULT_APP, region=region, now=now)
+            raise refusal from None
         except RateLimitedError as limited:
             self._limited(limited, challenge.region)
             raise
@@ -440,9 +438,11 @@ class ChallengeStarter:
             logger.warning("sms refused by the provider", challenge_id=challenge.challenge_id)
             raise
         except DeliveryFailedError as failed:
-            # Nothing reached the user: the caller's limits are not charged, and a new challenge is not kept; but
-            # every provider attempt may have been billed, so the budgets keep them.
-            self._repository.refund_send(challenge, charge, delete=rollback)
+            # Nothing reached the user: the caller's limits are not charged, a new challenge is not kept, and its
+            # buckets do not count it (it can never be verified: an outage must not look like pumping). Every
+            # provider attempt may have been billed, so the budgets keep them; with none made, nothing is kept.
+            kept = dataclasses.replace(receipt, budget_shards=()) if failed.attempts else receipt
+            self._repository.refund_send(challenge, charge, delete=rollback, receipt=kept)
             self._repository.charge_attempts(receipt, failed.attempts - 1, charge.now)
             logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)
             raise

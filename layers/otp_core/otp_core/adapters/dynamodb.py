@@ -720,6 +720,8 @@ class DynamoChallengeRepository(ChallengeRepository):
             rule = fr.judge_resend if fraud.resend else fr.judge
             for destination in fraud.buckets:
                 seen = fi.activity(fraud.app_id, destination, now, items)
+                if destination.name in fraud.since:
+                    seen = seen.after(fraud.since[destination.name])
                 if fraud.judge:
                     trip = rule(destination, seen, now, fraud.rules)
                     if trip is not None and fraud.rules.mode is fr.Mode.BLOCK:
@@ -792,8 +794,11 @@ class DynamoChallengeRepository(ChallengeRepository):
         condition: tuple[str, int] | None = None
         if enforce and destination.level == "prefix":
             condition = ("ct = :seen", fi.hour_total(items.get(_ref(fi.hour_key(fraud.app_id, destination, 0, hour)))))
-        elif enforce and fr.last_hour(seen, now).verified == 0:
-            share = sp.shares(fraud.rules.country_velocity, destination.shards)
+        elif enforce:
+            # The country's cap for this hour's evidence (its velocity cap, plus what verifications bought),
+            # split over its shards: each shard's share is a condition of its write, so concurrent sends never
+            # pass the cap together.
+            share = sp.shares(fr.country_cap(fraud.rules, fr.last_hour(seen, now).verified), destination.shards)
             for offset in range(destination.shards):
                 candidate = (fraud.shard + offset) % destination.shards
                 used = fr.last_hour(fi.activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends

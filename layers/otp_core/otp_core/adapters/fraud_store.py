@@ -23,6 +23,7 @@ from otp_core.ports import FraudStore
 
 Item = dict[str, dict[str, Any]]
 GUARD_CACHE_SECONDS = 4.0
+DAY_SECONDS = 86_400
 EVERY_APP = "*"
 
 
@@ -94,8 +95,12 @@ class DynamoFraudStore(FraudStore):
         key = block_key(app_id, trip.bucket)
         for _ in range(3):
             old = self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-            if old is not None and block_from_item(old).active(now):
-                return block_from_item(old)  # a block in force (a trip's or an operator's) is not changed
+            try:
+                if old is not None and block_from_item(old).active(now):
+                    return block_from_item(old)  # a block in force (a trip's or an operator's) is not changed
+            except (KeyError, ValueError):
+                logger.error("unreadable fraud block item replaced", bucket=trip.bucket.name)
+                old = None
             last_trip = int(old["lastTripAt"]["N"]) if old and "lastTripAt" in old else None
             last_seconds = int(old["lastSeconds"]["N"]) if old and "lastSeconds" in old else None
             seconds = block_seconds(rules, previous_trip_at=last_trip, previous_seconds=last_seconds, now=now)
@@ -134,9 +139,8 @@ class DynamoFraudStore(FraudStore):
                 continue
             except BotoCoreError as exc:
                 raise DependencyError("the fraud guard's store is unavailable; retry later") from exc
-            # The evidence is on the block now: counts start afresh, so the same old challenges cannot trip
-            # the bucket again the moment its block ends.
-            self._reset_counts(app_id, trip.bucket, now)
+            # The evidence is on the block; the counts stay (functions whose cached view is a few seconds old
+            # still meet them) and are judged from the trip on (Guard.tripped).
             return block
         old = self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if old is None:
@@ -234,7 +238,7 @@ class DynamoFraudStore(FraudStore):
 
 def guard_of(items: list[Item], app_id: str, now: int) -> Guard:
     """The view of one app from the partition's items: its blocks in force (and every app's), its safe list."""
-    blocks, safe = [], ()
+    blocks, safe, tripped = [], (), {}
     for item in items:
         sort_key = item["sk"]["S"]
         if sort_key.startswith("BLOCK#") and item.get("appId", {}).get("S") in (app_id, EVERY_APP):
@@ -246,10 +250,13 @@ def guard_of(items: list[Item], app_id: str, now: int) -> Guard:
                 continue
             if block.active(now):
                 blocks.append(block)
+            last_trip = item.get("lastTripAt", {}).get("N")
+            if block.app_id == app_id and last_trip is not None and now - int(last_trip) <= DAY_SECONDS:
+                tripped[block.bucket.name] = int(last_trip)
         elif sort_key == f"SAFE#{app_id}" and "entries" in item:
-            safe = tuple(entry["S"] for entry in item["entries"]["L"])
+            safe = tuple(entry.get("S", "") for entry in item["entries"].get("L", []))
     blocks.sort(key=lambda block: (block.since, block.app_id, block.bucket))
-    return Guard(tuple(blocks), safe)
+    return Guard(tuple(blocks), safe, tripped)
 
 
 class CachedFraudStore(FraudStore):
