@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
@@ -18,13 +17,6 @@ from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeStarter
 
 app = make_resolver()
-# Replays within an hour return the first answer; the key is scoped to the API key that sent it.
-idempotency = IdempotencyConfig(
-    event_key_jmespath="[principal, key]",
-    payload_validation_jmespath="body",
-    expires_after_seconds=3600,
-    raise_on_no_idempotency_key=True,
-)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -49,6 +41,23 @@ def create(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
+def idempotency() -> Any:
+    """Replays within an hour return the first answer; the key is scoped to the API key that sent it.
+
+    Powertools' idempotency (and the boto3 its persistence layer imports) loads with the first request that
+    carries an Idempotency-Key, not with every cold start.
+    """
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(
+        event_key_jmespath="[principal, key]",
+        payload_validation_jmespath="body",
+        expires_after_seconds=3600,
+        raise_on_no_idempotency_key=True,
+    )
+
+
+@cache
 def create_once() -> Any:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
@@ -60,7 +69,7 @@ def create_once() -> Any:
         expiry_attr="ttl",
         boto3_client=runtime.client("dynamodb"),
     )
-    return idempotent_function(data_keyword_argument="request", persistence_store=store, config=idempotency)(create)
+    return idempotent_function(data_keyword_argument="request", persistence_store=store, config=idempotency())(create)
 
 
 @app.post("/v1/challenges")
@@ -81,6 +90,7 @@ def _replayable(body: dict[str, Any], key: str) -> dict[str, Any]:
         IdempotencyValidationError,
     )
 
+    idempotency().register_lambda_context(app.lambda_context)
     try:
         result: dict[str, Any] = create_once()(request={"principal": principal(app), "key": key, "body": body})
     except IdempotencyValidationError as exc:
@@ -96,5 +106,4 @@ def _replayable(body: dict[str, Any], key: str) -> dict[str, Any]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
     return app.resolve(event, context)
