@@ -799,13 +799,19 @@ class DynamoChallengeRepository(ChallengeRepository):
             # split over its shards: each shard's share is a condition of its write, so concurrent sends never
             # pass the cap together.
             share = sp.shares(fr.country_cap(fraud.rules, fr.last_hour(seen, now).verified), destination.shards)
+            used = [
+                fr.last_hour(fi.activity(fraud.app_id, destination, now, items, shards=[one]), now).sends
+                for one in range(destination.shards)
+            ]
             for offset in range(destination.shards):
                 candidate = (fraud.shard + offset) % destination.shards
-                used = fr.last_hour(fi.activity(fraud.app_id, destination, now, items, shards=[candidate]), now).sends
-                if used < share[candidate]:
+                # Shards filled past their share while a verification lifted the cap take it from this one.
+                over = sum(max(0, used[o] - share[o]) for o in range(destination.shards) if o != candidate)
+                room = share[candidate] - used[candidate] - over
+                if room > 0:
                     shard = candidate
                     total = fi.hour_total(items.get(_ref(fi.hour_key(fraud.app_id, destination, shard, hour))))
-                    condition = ("ct < :limit", total + share[candidate] - used)
+                    condition = ("ct < :limit", total + room)
                     break
         key = fi.hour_key(fraud.app_id, destination, shard, hour)
         update: dict[str, Any] = {
