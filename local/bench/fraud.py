@@ -156,6 +156,13 @@ def _verify(lab: Lab, challenge_id: str, phone: str) -> None:
     lab.invoke("verify_challenge", Request(body={"code": code}, challenge_id=challenge_id))
 
 
+def _verify_due(lab: Lab, clock: SimulatedClock, pending: list[tuple[int, str, str]]) -> None:
+    """Verify, and forget, the pending challenges (verify at, challenge ID, phone) whose user is due."""
+    for entry in [entry for entry in pending if entry[0] <= clock.now]:
+        pending.remove(entry)
+        _verify(lab, entry[1], entry[2])
+
+
 def _run(
     lab: Lab,
     clock: SimulatedClock,
@@ -176,10 +183,7 @@ def _run(
             challenge_id = _create(lab, user, real)
             if challenge_id:
                 pending.append((clock.now + 5 + index % 25, challenge_id, user))  # verified within 30 s
-        due = [entry for entry in pending if entry[0] <= clock.now]
-        for entry in due:
-            pending.remove(entry)
-            _verify(lab, entry[1], entry[2])
+        _verify_due(lab, clock, pending)
     return attacked, real
 
 
@@ -234,9 +238,7 @@ def _campaign(lab: Lab, clock: SimulatedClock, numbers: Iterator[str], *, sends:
         challenge_id = _create(lab, phone, result)
         if challenge_id:
             pending.append((clock.now + 30 + (index * 37) % 91, challenge_id, phone))
-        for entry in [entry for entry in pending if entry[0] <= clock.now]:
-            pending.remove(entry)
-            _verify(lab, entry[1], entry[2])
+        _verify_due(lab, clock, pending)
     return result
 
 

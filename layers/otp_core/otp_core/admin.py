@@ -14,9 +14,8 @@ from otp_core.errors import FieldError, InvalidRequestError, NotFoundError
 from otp_core.fraud import Block, Bucket, Reason, parse_bucket, parse_safe_entry
 from otp_core.observability import logger
 from otp_core.ports import Clock, FraudStore
-from otp_core.records import DEFAULT_APP
+from otp_core.records import DEFAULT_APP, EVERY_APP
 
-EVERY_APP = "*"
 KNOWN_APPS = frozenset({DEFAULT_APP})
 MAX_SAFE_ENTRIES = 1000
 _APP_ID = re.compile(r"[a-z0-9-]{1,64}")

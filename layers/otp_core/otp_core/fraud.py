@@ -282,11 +282,6 @@ def judge_resend(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> 
     return None
 
 
-def velocity_room(activity: Activity, now: int, rules: Rules) -> bool:
-    """The thousand-number block's cap as the write's condition sees it: room for one more challenge."""
-    return last_hour(activity, now).sends < rules.block_velocity
-
-
 def block_seconds(rules: Rules, *, previous_trip_at: int | None, previous_seconds: int | None, now: int) -> int:
     """How long a trip blocks: 12 hours, or twice the previous block when the bucket tripped within 7 days."""
     if previous_trip_at is not None and previous_seconds and now - previous_trip_at <= REPEAT_WINDOW:

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 # The app every request belongs to until a deployment serves several (the stack parameters' app).
 DEFAULT_APP = "default"
+# An operator's block for every app of the deployment (appId "*").
+EVERY_APP = "*"
 
 _CHALLENGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

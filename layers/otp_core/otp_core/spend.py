@@ -31,10 +31,6 @@ class Budget:
     cap: int
 
     @property
-    def name(self) -> str:
-        return f"{'stack' if self.scope == STACK else 'app'}-{'hour' if self.window == HOUR else 'day'}"
-
-    @property
     def shards(self) -> int:
         """Items the budget is spread over: one up to SHARD_SIZE parts, more for bigger budgets."""
         return min(BUDGET_SHARDS, max(1, self.cap // SHARD_SIZE))

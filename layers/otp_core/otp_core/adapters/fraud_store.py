@@ -17,14 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.adapters.fraud_items import FRAUD_PARTITION, activity_keys, block_key, safe_key
 from otp_core.errors import DependencyError
-from otp_core.fraud import REPEAT_WINDOW, Block, Bucket, Guard, Reason, Rules, Trip, block_seconds, parse_bucket
+from otp_core.fraud import DAY, REPEAT_WINDOW, Block, Bucket, Guard, Reason, Rules, Trip, block_seconds, parse_bucket
 from otp_core.observability import logger, tracer
 from otp_core.ports import FraudStore
+from otp_core.records import EVERY_APP
 
 Item = dict[str, dict[str, Any]]
 GUARD_CACHE_SECONDS = 4.0
-DAY_SECONDS = 86_400
-EVERY_APP = "*"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -251,7 +250,7 @@ def guard_of(items: list[Item], app_id: str, now: int) -> Guard:
             if block.active(now):
                 blocks.append(block)
             last_trip = item.get("lastTripAt", {}).get("N")
-            if block.app_id == app_id and last_trip is not None and now - int(last_trip) <= DAY_SECONDS:
+            if block.app_id == app_id and last_trip is not None and now - int(last_trip) <= DAY:
                 tripped[block.bucket.name] = int(last_trip)
         elif sort_key == f"SAFE#{app_id}" and "entries" in item:
             safe = tuple(entry.get("S", "") for entry in item["entries"].get("L", []))
