@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.admin import app_of
 from otp_core.http import Response, json_response, make_resolver, parse_body
 from otp_core.models import BlockRequest
 from otp_core.observability import logger, metrics, tracer
@@ -19,7 +18,7 @@ app = make_resolver()
 @app.post("/v1/admin/fraud/blocks")
 def create_block() -> Response:
     request = parse_body(app, BlockRequest)
-    block = runtime.fraud_admin().block(app_of(request.app_id, every=True), request.bucket, request.until)
+    block = runtime.fraud_admin().block(runtime.fraud_admin().app_of(request.app_id, every=True), request.bucket, request.until)
     return json_response(201, replies.block_view(block), headers={"Cache-Control": "no-store"})
 
 

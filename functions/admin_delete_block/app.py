@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
-from otp_core.admin import app_of
 from otp_core.http import Response, make_resolver, query_parameter, require_no_body
 from otp_core.observability import logger, metrics, tracer
 
@@ -20,7 +19,7 @@ def delete_block(bucket: str) -> Response:
     from urllib.parse import unquote
 
     require_no_body(app, "DELETE takes no body")
-    app_id = app_of(query_parameter(app, "appId"), every=True)
+    app_id = runtime.fraud_admin().app_of(query_parameter(app, "appId"), every=True)
     # REST APIs pass the path percent-encoded: "country%3AGB" is the bucket country:GB.
     runtime.fraud_admin().unblock(app_id, unquote(bucket))
     return Response(status_code=204, headers={"Cache-Control": "no-store"})

@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.admin import app_of
 from otp_core.http import Response, json_response, make_resolver, query_parameter, require_no_body
 from otp_core.observability import logger, metrics, tracer
 
@@ -18,7 +17,7 @@ app = make_resolver()
 @app.get("/v1/admin/fraud/blocks")
 def list_blocks() -> Response:
     require_no_body(app, "GET takes no body")
-    app_id = app_of(query_parameter(app, "appId"), every=True)
+    app_id = runtime.fraud_admin().app_of(query_parameter(app, "appId"), every=True)
     blocks = runtime.fraud_admin().blocks(app_id)
     return json_response(200, replies.block_list(blocks), headers={"Cache-Control": "no-store"})
 

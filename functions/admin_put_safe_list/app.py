@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.admin import app_of
 from otp_core.errors import FieldError, InvalidRequestError
 from otp_core.http import Response, json_response, make_resolver, parse_body, query_parameter
 from otp_core.models import SafeListRequest
@@ -23,7 +22,7 @@ def put_safe_list() -> Response:
     named = query_parameter(app, "appId")
     if named is not None and request.app_id is not None and named != request.app_id:
         raise InvalidRequestError("two different apps", errors=[FieldError("appId", "query and body disagree")])
-    app_id = app_of(named if named is not None else request.app_id, every=False)
+    app_id = runtime.fraud_admin().app_of(named if named is not None else request.app_id, every=False)
     entries = runtime.fraud_admin().replace_safe_list(app_id, request.entries)
     return json_response(200, replies.safe_list(entries), headers={"Cache-Control": "no-store"})
 

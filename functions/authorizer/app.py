@@ -2,26 +2,27 @@
 
 The template names this function twice: as ``ApiKeyAuthorizer`` (the default, every server route) and as
 ``AdminKeyAuthorizer`` (the ``/v1/admin`` routes). API Gateway caches each authorizer's answer per token for
-five minutes, so each policy covers every route that authorizer can see:
+30 seconds, and this function caches its key lookups for 20 (otp_core.app_admin), so a revoked key or a
+deleted app's keys are refused within 60 seconds. Each policy covers every route that authorizer can see:
 
 - an app's API key: Allow on the stage, with an explicit Deny on ``/v1/admin``; on an admin route, the Deny
-  alone (API Gateway answers 403 ``ACCESS_DENIED``, the contract's ``FORBIDDEN``);
+  alone (API Gateway answers 403 ``ACCESS_DENIED``, the contract's ``FORBIDDEN``). The context carries the
+  key's app (``appId``) and key (``keyId``) from the key's stored grant, never from the request;
 - the admin key: Allow on ``/v1/admin`` only; on any other route it is refused like an unknown key (401);
 - anything else: 401.
 
-A presented key is compared with both keys, by SHA-256 digest in constant time, whatever the route, so neither
-its length nor its content nor which key it was checked against leaks through timing.
+A key is looked up by its SHA-256 digest, so the lookup's time says nothing about how close a guess is; the
+admin key is compared by digest in constant time on every call, whatever the route.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any, Final, NoReturn
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
+from otp_core.apps import KeyGrant
 from otp_core.observability import logger, metrics
 
 PRINCIPAL: Final = "api-key"
@@ -29,23 +30,9 @@ ADMIN_PRINCIPAL: Final = "admin-key"
 ADMIN_PATH: Final = "v1/admin"
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
-def key_kind(presented: str) -> str | None:
-    """``"admin"`` for the admin key, ``"default"`` for the app's API key, None for anything else.
-
-    Both secrets are read and both comparisons made on every call.
-    """
-    settings = runtime.settings()
-    presented_digest = _digest(presented)
-    is_app_key = hmac.compare_digest(presented_digest, _digest(runtime.secret(settings.api_key_secret_id)))
-    is_admin_key = hmac.compare_digest(presented_digest, _digest(runtime.secret(settings.admin_key_secret_id)))
-    # The admin key wins should both secrets ever hold the same value: it is never accepted as an app key.
-    if is_admin_key:
-        return "admin"
-    return "default" if is_app_key else None
+def key_kind(presented: str) -> str | KeyGrant | None:
+    """``"admin"`` for the admin key, the grant (app and key ID) of a live app key, None for anything else."""
+    return runtime.key_authority().identify(presented)
 
 
 def _stage_arn(method_arn: str) -> str:
@@ -63,11 +50,11 @@ def _statement(effect: str, resource: str) -> dict[str, str]:
     return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}
 
 
-def _answer(principal: str, key_id: str, statements: list[dict[str, str]]) -> dict[str, Any]:
+def _answer(principal: str, context: dict[str, str], statements: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "principalId": principal,
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
-        "context": {"keyId": key_id},
+        "context": context,
     }
 
 
@@ -89,14 +76,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     admin_routes = f"{stage}/*/{ADMIN_PATH}/*"
     if is_admin_route(method_arn):
         if kind == "admin":
-            return _answer(ADMIN_PRINCIPAL, "admin", [_statement("Allow", admin_routes)])
-        if kind == "default":
+            return _answer(ADMIN_PRINCIPAL, {"keyId": "admin"}, [_statement("Allow", admin_routes)])
+        if isinstance(kind, KeyGrant):
             metrics.add_metric(name="AuthorizationForbidden", unit="Count", value=1)
-            logger.info("api key refused on an admin route")
-            return _answer(PRINCIPAL, "default", [_statement("Deny", admin_routes)])
+            logger.info("api key refused on an admin route", app_id=kind.app_id, key_id=kind.key_id)
+            return _answer(PRINCIPAL, _grant_context(kind), [_statement("Deny", admin_routes)])
         _refuse("unknown key")
-    if kind != "default":
+    if not isinstance(kind, KeyGrant):
         # The admin key opens only the admin routes; elsewhere it is no credential at all.
         _refuse("admin key on a server route" if kind == "admin" else "unknown key")
     # The Deny keeps the cached policy from ever reaching an admin route with an app key.
-    return _answer(PRINCIPAL, "default", [_statement("Allow", f"{stage}/*"), _statement("Deny", admin_routes)])
+    return _answer(
+        PRINCIPAL, _grant_context(kind), [_statement("Allow", f"{stage}/*"), _statement("Deny", admin_routes)]
+    )
+
+
+def _grant_context(grant: KeyGrant) -> dict[str, str]:
+    return {"appId": grant.app_id, "keyId": grant.key_id}

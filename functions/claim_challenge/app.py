@@ -8,7 +8,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, json_response, make_resolver, parse_body
+from otp_core.records import DEFAULT_APP
+from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body
 from otp_core.models import ClaimChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeRecords
@@ -16,14 +17,16 @@ from otp_core.service import ChallengeRecords
 app = make_resolver()
 
 
-def service() -> ChallengeRecords:
-    return runtime.challenge_records()
+def service(app_id: str = DEFAULT_APP) -> ChallengeRecords:
+    return runtime.challenge_records(app_id)
 
 
 @app.post("/v1/challenges/<challengeId>/claim")
 def claim_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, ClaimChallengeRequest)
-    claimed = service().claim(challengeId, request.user_id)
+    app_id = caller_app(app)
+    runtime.policy(app_id)  # a deleted app's keys are refused at once, not only after the authorizer's cache
+    claimed = service(app_id).claim(challengeId, request.user_id)
     return json_response(200, replies.claim_result(claimed, request.user_id))
 
 

@@ -16,10 +16,12 @@ app = make_resolver()
 
 @app.post("/v1/client/sms/challenge")
 def client_challenge() -> Response:
-    flows = runtime.client_flows()
-    claims = flows.authenticate(app.current_event.headers.get("Authorization"))
+    authorization = app.current_event.headers.get("Authorization")
+    app_id, policy = runtime.client_app(authorization)
+    flows = runtime.client_flows(app_id)
+    claims = flows.authenticate(authorization, policy)
     require_no_body(app, "this endpoint takes no request body")
-    sent = flows.challenge(claims, runtime.policy(), source_ip(app))
+    sent = flows.challenge(claims, policy, source_ip(app))
     return json_response(200, replies.client_challenge_sent(sent))
 
 

@@ -17,10 +17,12 @@ app = make_resolver()
 
 @app.post("/v1/client/sms/enroll")
 def client_enroll() -> Response:
-    flows = runtime.client_flows()
-    claims = flows.authenticate(app.current_event.headers.get("Authorization"))
+    authorization = app.current_event.headers.get("Authorization")
+    app_id, policy = runtime.client_app(authorization)
+    flows = runtime.client_flows(app_id)
+    claims = flows.authenticate(authorization, policy)
     request = parse_body(app, ClientEnrollRequest)
-    sent = flows.enroll(claims, request.phone_number, runtime.policy(), source_ip(app))
+    sent = flows.enroll(claims, request.phone_number, policy, source_ip(app))
     return json_response(200, replies.client_challenge_sent(sent))
 
 

@@ -17,10 +17,12 @@ app = make_resolver()
 
 @app.post("/v1/client/sms/verify")
 def client_verify() -> Response:
-    flows = runtime.client_flows()
-    claims = flows.authenticate(app.current_event.headers.get("Authorization"))
+    authorization = app.current_event.headers.get("Authorization")
+    app_id, policy = runtime.client_app(authorization)
+    flows = runtime.client_flows(app_id)
+    claims = flows.authenticate(authorization, policy)
     request = parse_body(app, VerifyChallengeRequest)
-    return json_response(200, replies.client_verify_result(flows.verify(claims, request.code, runtime.policy())))
+    return json_response(200, replies.client_verify_result(flows.verify(claims, request.code, policy)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

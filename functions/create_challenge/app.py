@@ -10,8 +10,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
+from otp_core.records import DEFAULT_APP
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
-from otp_core.http import Response, json_response, make_resolver, parse_body, principal
+from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body, principal
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.service import ChallengeStarter
@@ -20,14 +21,15 @@ app = make_resolver()
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def service() -> ChallengeStarter:
-    return runtime.challenge_starter()
+def service(app_id: str = DEFAULT_APP) -> ChallengeStarter:
+    return runtime.challenge_starter(app_id)
 
 
 def create(request: dict[str, Any]) -> dict[str, Any]:
     body = CreateChallengeRequest.model_validate(request["body"])
-    created = service().create(
-        runtime.policy(),
+    app_id = request["app"]
+    created = service(app_id).create(
+        runtime.policy(app_id),
         action=body.action,
         phone_number=body.phone_number,
         user_id=body.user_id,
@@ -50,7 +52,7 @@ def idempotency() -> Any:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
     return IdempotencyConfig(
-        event_key_jmespath="[principal, key]",
+        event_key_jmespath="[app, principal, key]",
         payload_validation_jmespath="body",
         expires_after_seconds=3600,
         raise_on_no_idempotency_key=True,
@@ -76,14 +78,15 @@ def create_once() -> Any:
 def create_challenge() -> Response:
     body = parse_body(app, CreateChallengeRequest).model_dump(mode="json", by_alias=True, exclude_none=True)
     key = app.current_event.headers.get("Idempotency-Key")
+    app_id = caller_app(app)
     if key is None:
-        return json_response(201, create({"body": body}))
+        return json_response(201, create({"app": app_id, "body": body}))
     if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidRequestError("Idempotency-Key must be 1-255 visible ASCII characters")
-    return json_response(201, _replayable(body, key))
+    return json_response(201, _replayable(app_id, body, key))
 
 
-def _replayable(body: dict[str, Any], key: str) -> dict[str, Any]:
+def _replayable(app_id: str, body: dict[str, Any], key: str) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
@@ -92,7 +95,9 @@ def _replayable(body: dict[str, Any], key: str) -> dict[str, Any]:
 
     idempotency().register_lambda_context(app.lambda_context)
     try:
-        result: dict[str, Any] = create_once()(request={"principal": principal(app), "key": key, "body": body})
+        # The key is scoped to the app (and the principal): two apps may use the same Idempotency-Key.
+        request = {"app": app_id, "principal": principal(app), "key": key, "body": body}
+        result: dict[str, Any] = create_once()(request=request)
     except IdempotencyValidationError as exc:
         raise InvalidRequestError("this Idempotency-Key was used with a different request body") from exc
     except IdempotencyAlreadyInProgressError as exc:

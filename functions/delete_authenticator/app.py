@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
-from otp_core.http import Response, make_resolver, path_user_id
+from otp_core.http import Response, caller_app, make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -16,7 +16,9 @@ app = make_resolver()
 
 @app.delete("/v1/users/<userId>/authenticators/<authenticatorId>")
 def delete_authenticator(userId: str, authenticatorId: str) -> Response:  # noqa: N803 - contract names
-    runtime.authenticator_directory().delete(path_user_id(userId), authenticatorId)
+    app_id = caller_app(app)
+    runtime.policy(app_id)  # a deleted app's keys are refused at once, not only after the authorizer's cache
+    runtime.authenticator_directory(app_id).delete(path_user_id(userId), authenticatorId)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

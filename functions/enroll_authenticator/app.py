@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, json_response, make_resolver, parse_body, path_user_id
+from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body, path_user_id
 from otp_core.models import EnrollAuthenticatorRequest
 from otp_core.observability import logger, metrics, tracer
 
@@ -19,7 +19,8 @@ app = make_resolver()
 def enroll_authenticator(userId: str) -> Response:  # noqa: N803 - the contract's path parameter
     user_id = path_user_id(userId)
     request = parse_body(app, EnrollAuthenticatorRequest)
-    enrolled = runtime.authenticator_enroller().enroll(user_id, request.phone_number, runtime.policy())
+    app_id = caller_app(app)
+    enrolled = runtime.authenticator_enroller(app_id).enroll(user_id, request.phone_number, runtime.policy(app_id))
     return json_response(201, replies.authenticator_view(enrolled))
 
 

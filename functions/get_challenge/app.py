@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, json_response, make_resolver
+from otp_core.http import Response, caller_app, json_response, make_resolver
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -16,7 +16,9 @@ app = make_resolver()
 
 @app.get("/v1/challenges/<challengeId>")
 def get_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
-    records = runtime.challenge_records()
+    app_id = caller_app(app)
+    runtime.policy(app_id)  # a deleted app's keys are refused at once, not only after the authorizer's cache
+    records = runtime.challenge_records(app_id)
     return json_response(200, replies.challenge_view(records.get(challengeId), records.now()))
 
 

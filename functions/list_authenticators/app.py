@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, json_response, make_resolver, path_user_id
+from otp_core.http import Response, caller_app, json_response, make_resolver, path_user_id
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -16,7 +16,9 @@ app = make_resolver()
 
 @app.get("/v1/users/<userId>/authenticators")
 def list_authenticators(userId: str) -> Response:  # noqa: N803 - the contract's path parameter
-    listed = runtime.authenticator_directory().list(path_user_id(userId))
+    app_id = caller_app(app)
+    runtime.policy(app_id)  # a deleted app's keys are refused at once, not only after the authorizer's cache
+    listed = runtime.authenticator_directory(app_id).list(path_user_id(userId))
     return json_response(200, replies.authenticator_list(listed))
 
 

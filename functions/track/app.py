@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, json_response, make_resolver, parse_body
+from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body
 from otp_core.models import TrackRequest
 from otp_core.observability import logger, metrics, tracer
 
@@ -19,8 +19,9 @@ app = make_resolver()
 def track() -> Response:
     request = parse_body(app, TrackRequest)
     attributes = request.attributes
-    tracked = runtime.tracker().track(
-        runtime.policy(),
+    app_id = caller_app(app)
+    tracked = runtime.tracker(app_id).track(
+        runtime.policy(app_id),
         user_id=request.user_id,
         action=request.action,
         attributes=attributes.model_dump(by_alias=True, exclude_none=True),

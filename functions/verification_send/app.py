@@ -17,12 +17,12 @@ app = make_resolver()
 
 @app.post("/v1/verification/sms/send")
 def verification_send() -> Response:
-    subject = runtime.idp_verifier().subject(app.current_event.headers.get("Authorization"))
+    app_id, policy, subject = runtime.signed_in_user(app.current_event.headers.get("Authorization"))
     request = parse_body(app, PhoneSendRequest)
-    sent = runtime.phone_verification().send(
+    sent = runtime.phone_verification(app_id).send(
         subject,
         request.phone_number,
-        runtime.policy(),
+        policy,
         message=request.message,
         sender_id=request.sender_id,
         ip_address=source_ip(app),

@@ -17,9 +17,9 @@ app = make_resolver()
 
 @app.post("/v1/verification/sms/validate")
 def verification_validate() -> Response:
-    subject = runtime.idp_verifier().subject(app.current_event.headers.get("Authorization"))
+    app_id, policy, subject = runtime.signed_in_user(app.current_event.headers.get("Authorization"))
     request = parse_body(app, PhoneValidateRequest)
-    check = runtime.phone_verification().validate(subject, request.phone_number, request.passcode, runtime.policy())
+    check = runtime.phone_verification(app_id).validate(subject, request.phone_number, request.passcode, policy)
     return json_response(200, replies.phone_validate_result(check))
 
 

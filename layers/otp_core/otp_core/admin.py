@@ -8,7 +8,9 @@ change one write; the functions see it within the 4 seconds their cached view li
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from otp_core.errors import FieldError, InvalidRequestError, NotFoundError
 from otp_core.fraud import Block, Bucket, Reason, parse_bucket, parse_safe_entry
@@ -16,13 +18,15 @@ from otp_core.observability import logger
 from otp_core.ports import Clock, FraudStore
 from otp_core.records import DEFAULT_APP, EVERY_APP
 
-KNOWN_APPS = frozenset({DEFAULT_APP})
+if TYPE_CHECKING:
+    from otp_core.app_admin import AppDirectory
+
 MAX_SAFE_ENTRIES = 1000
 _APP_ID = re.compile(r"[a-z0-9-]{1,64}")
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
 
 
-def app_of(value: str | None, *, every: bool) -> str:
+def app_of(value: str | None, *, every: bool, known: Callable[[str], bool]) -> str:
     """The app an operator request names: omitted is ``default``; ``*`` (every app) only where ``every``.
 
     Raises
@@ -30,8 +34,7 @@ def app_of(value: str | None, *, every: bool) -> str:
     InvalidRequestError
         Not an app ID.
     NotFoundError
-        No such app: a block of a misspelt app would look engaged and block nothing. This deployment serves
-        the app ``default`` (the stack parameters).
+        No such app (``known`` says which are): a block of a misspelt app would look engaged and block nothing.
     """
     if value is None or value == "":
         return DEFAULT_APP
@@ -40,7 +43,7 @@ def app_of(value: str | None, *, every: bool) -> str:
     if not _APP_ID.fullmatch(value):
         allowed = "1-64 characters of [a-z0-9-]" + (', or "*" for every app' if every else "")
         raise InvalidRequestError("appId is not an app ID", errors=[FieldError("appId", f"must be {allowed}")])
-    if value not in KNOWN_APPS:
+    if not known(value):
         raise NotFoundError("no such app")
     return value
 
@@ -67,11 +70,18 @@ class FraudAdmin:
         The fraud guard's blocks and safe lists.
     clock:
         Source of the current time.
+    apps:
+        Which apps exist (blocks and safe lists name one).
     """
 
-    def __init__(self, store: FraudStore, clock: Clock) -> None:
+    def __init__(self, store: FraudStore, clock: Clock, apps: AppDirectory) -> None:
         self._store = store
         self._clock = clock
+        self._apps = apps
+
+    def app_of(self, value: str | None, *, every: bool) -> str:
+        """The app a request names (see :func:`app_of`)."""
+        return app_of(value, every=every, known=self._apps.exists)
 
     def blocks(self, app_id: str) -> list[Block]:
         """Blocks in force for the app (its own and every app's), oldest first."""

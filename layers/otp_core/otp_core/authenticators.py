@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from otp_core.errors import NotFoundError
+from otp_core.errors import InvalidPhoneNumberError, NotFoundError
 from otp_core.observability import logger, mask_phone, tracer
 from otp_core.ports import Clock, IdentityRepository
 from otp_core.records import Authenticator
@@ -27,9 +27,11 @@ class AuthenticatorEnroller:
         Raises
         ------
         InvalidPhoneNumberError, UnsupportedCountryError, UnsupportedNumberTypeError
-            The number fails the policy.
+            The number fails the policy, or is one of the app's test numbers (never an authenticator).
         """
         self._phone_check(phone_number, policy)
+        if policy.test_code(phone_number) is not None:
+            raise InvalidPhoneNumberError("a test number cannot be enrolled as an authenticator")
         now = self._clock.now()
         stored = self._identities.put_authenticator(
             Authenticator(str(uuid.uuid4()), user_id, phone_number, verified_at=now, created_at=now)

@@ -15,7 +15,15 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from otp_core.errors import FieldError, InvalidRequestError, NotFoundError, OtpError, Problem, to_problem
+from otp_core.errors import (
+    FieldError,
+    InvalidRequestError,
+    NotFoundError,
+    OtpError,
+    Problem,
+    UnauthorizedError,
+    to_problem,
+)
 from otp_core.observability import logger
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -131,6 +139,9 @@ class Router:
 
     def put(self, rule: str) -> Callable[[Handler], Handler]:
         return self.route("PUT", rule)
+
+    def patch(self, rule: str) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", rule)
 
     @property
     def current_event(self) -> Event:
@@ -336,6 +347,22 @@ def principal(app: Router) -> str:
     authorizer = app.current_event.request_context.authorizer
     value = authorizer.get("principalId") if authorizer else None
     return str(value or "anonymous")
+
+
+def caller_app(app: Router) -> str:
+    """The app of the API key that authorised this request: the authorizer's context ``appId``, which API
+    Gateway passes from the key's stored grant (a client can set no part of it).
+
+    Raises
+    ------
+    UnauthorizedError
+        The request carries no app (it did not come through the key authorizer).
+    """
+    authorizer = app.current_event.request_context.authorizer
+    value = authorizer.get("appId") if authorizer else None
+    if not isinstance(value, str) or not value:
+        raise UnauthorizedError("the API key is not valid")
+    return value
 
 
 def query_parameter(app: Router, name: str) -> str | None:

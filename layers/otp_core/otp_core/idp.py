@@ -44,6 +44,30 @@ def parse_access_token_claim(rule: str) -> tuple[str, str] | None:
     return match["claim"], match["value"]
 
 
+def unverified_issuer_and_audiences(authorization: str | None) -> tuple[str, tuple[str, ...]]:
+    """The ``iss`` and ``aud`` of a Bearer token, read without verifying it: only to pick the app whose identity
+    provider must then verify it (a token that lies about them fails that provider's checks).
+
+    Raises
+    ------
+    UnauthorizedError
+        No Bearer token, or not a JWT with a string ``iss`` and a string (or list of strings) ``aud``.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme != "Bearer" or not token:
+        raise UnauthorizedError("a user access token is required: Authorization: Bearer <token>")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise UnauthorizedError(_INVALID) from exc
+    issuer, audience = claims.get("iss"), claims.get("aud")
+    audiences = (audience,) if isinstance(audience, str) else tuple(audience) if isinstance(audience, list) else ()
+    if not isinstance(issuer, str) or not audiences or not all(isinstance(value, str) for value in audiences):
+        raise UnauthorizedError(_INVALID)
+    return issuer, audiences[:10]
+
+
 class IdpTokenVerifier:
     """Verifies the customer's user access tokens against their JWKS.
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from otp_core.errors import InvalidMessageTemplateError
 
@@ -191,6 +191,17 @@ def default_template(locale: str | None) -> str:
     """
     language = (locale or "en").replace("_", "-").split("-")[0].lower()
     return DEFAULT_TEMPLATES.get(language, DEFAULT_TEMPLATES["en"])
+
+
+def app_template(templates: Mapping[str, str], locale: str | None) -> str:
+    """The template of an app for a BCP 47 tag: the app's own for the tag's language, else the shipped one
+    (:func:`default_template`); an app's English template stands in for languages neither has."""
+    language = (locale or "en").replace("_", "-").split("-")[0].lower()
+    if language in templates:
+        return templates[language]
+    if language not in DEFAULT_TEMPLATES and "en" in templates:
+        return templates["en"]
+    return default_template(locale)
 
 
 def render(template: str, *, app: str, otp: str, minutes: int) -> str:

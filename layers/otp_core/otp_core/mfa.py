@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from otp_core.token_verify import TokenVerifier
 
 BLOCK = "BLOCK"
+# The app's token verifier for its current audience (an operator may change the audience).
+Verifiers = Callable[[str], "TokenVerifier"]
 _TOKEN_TYPES = (VERIFICATION_TOKEN_TYPE, CLIENT_TOKEN_TYPE)
 Claims = Mapping[str, Any]
 
@@ -78,7 +80,7 @@ class Tracker:
     tokens:
         Issues the client token.
     rules:
-        The adaptive rules.
+        The adaptive rules, or how to get them from the app's policy (its ``trackRules``).
     device_key:
         Keyed, opaque identifier of a (user, device) pair.
     """
@@ -88,7 +90,7 @@ class Tracker:
         identities: IdentityRepository,
         clock: Clock,
         tokens: TokenIssuer,
-        rules: RuleSet,
+        rules: RuleSet | Callable[[Policy], RuleSet],
         device_key: Callable[[str, str], str],
     ) -> None:
         self._identities = identities
@@ -116,7 +118,7 @@ class Tracker:
         enrolled = self._identities.get_authenticator(user_id) is not None
         device_key = self._device_key(user_id, device_id) if device_id else None
         state = decide(
-            self._rules,
+            self._rules if isinstance(self._rules, RuleSet) else self._rules(policy),
             action,
             attributes,
             enrolled=enrolled,
@@ -139,6 +141,7 @@ class Tracker:
             {"sub": user_id, "act": action, "trk": attempt.attempt_id, "state": state},
             token_type=CLIENT_TOKEN_TYPE,
             ttl_seconds=policy.token_ttl_seconds,
+            audience=policy.token_audience,
             not_after=attempt.expires_at,
         )
         metrics.add_metric(name=f"Track{state.title().replace('_', '')}", unit="Count", value=1)
@@ -149,13 +152,14 @@ class Tracker:
 class TokenValidator:
     """``POST /v1/validate``: check a verification or client token; a successful one validates exactly once."""
 
-    def __init__(self, identities: IdentityRepository, verifier: TokenVerifier) -> None:
+    def __init__(self, identities: IdentityRepository, verifier: Verifiers) -> None:
         self._identities = identities
         self._verifier = verifier
 
     @tracer.capture_method(capture_response=False)
-    def validate(self, token: str, action: str | None) -> Validation:
-        claims = self._claims(token)
+    def validate(self, token: str, action: str | None, policy: Policy) -> Validation:
+        """Validate a token of this app (another app's token is ``TOKEN_INVALID_OR_EXPIRED``)."""
+        claims = self._claims(token, policy)
         if claims is None:
             return Validation(False, "TOKEN_INVALID_OR_EXPIRED")
         if action is not None and claims.get("act") != action:
@@ -167,9 +171,9 @@ class TokenValidator:
             return Validation(False, "TOKEN_ALREADY_USED")
         return Validation(True, None, claims)
 
-    def _claims(self, token: str) -> dict[str, Any] | None:
+    def _claims(self, token: str, policy: Policy) -> dict[str, Any] | None:
         try:
-            return self._verifier.verify_any(token, token_types=_TOKEN_TYPES)
+            return self._verifier(policy.token_audience).verify_any(token, token_types=_TOKEN_TYPES)
         except UnauthorizedError:
             return None
 
@@ -196,7 +200,7 @@ class ClientFlows:
         starter: ChallengeStarter,
         checker: CodeChecker,
         tokens: TokenIssuer,
-        verifier: TokenVerifier,
+        verifier: Verifiers,
     ) -> None:
         self._identities = identities
         self._clock = clock
@@ -205,18 +209,16 @@ class ClientFlows:
         self._tokens = tokens
         self._verifier = verifier
 
-    def authenticate(self, authorization: str | None) -> dict[str, Any]:
-        """Claims of the client token in an ``Authorization: Bearer`` header.
+    def authenticate(self, authorization: str | None, policy: Policy) -> dict[str, Any]:
+        """Claims of the client token in an ``Authorization: Bearer`` header, a token of this app.
 
         Raises
         ------
         UnauthorizedError
-            Missing, malformed, forged or expired token, or not a client token.
+            Missing, malformed, forged or expired token, not a client token, or another app's.
         """
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme != "Bearer" or not token.strip():
-            raise UnauthorizedError("a client token is required: Authorization: Bearer <token>")
-        claims = self._verifier.verify(token.strip(), token_type=CLIENT_TOKEN_TYPE)
+        token = bearer_token(authorization)
+        claims = self._verifier(policy.token_audience).verify(token, token_type=CLIENT_TOKEN_TYPE)
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("trk"), str):
             raise UnauthorizedError("the token is invalid or expired")
         return claims
@@ -336,9 +338,24 @@ class ClientFlows:
             },
             token_type=CLIENT_TOKEN_TYPE,
             ttl_seconds=policy.token_ttl_seconds,
+            audience=policy.token_audience,
             not_after=attempt.expires_at,
         )
         return ClientVerification(check, token)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header.
+
+    Raises
+    ------
+    UnauthorizedError
+        No such header.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme != "Bearer" or not token.strip():
+        raise UnauthorizedError("a client token is required: Authorization: Bearer <token>")
+    return token.strip()
 
 
 def _resendable(challenge: Challenge | None, number: str, now: int) -> bool:

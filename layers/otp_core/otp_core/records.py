@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-# The app every request belongs to until a deployment serves several (the stack parameters' app).
+# The app the stack parameters define (a single-app stack's only app; see otp_core.apps).
 DEFAULT_APP = "default"
 # An operator's block for every app of the deployment (appId "*").
 EVERY_APP = "*"
@@ -74,6 +74,8 @@ class Challenge:
     # as with the fraud guard off): its verification is counted in the same buckets, in the same write.
     region: str | None = None
     fraud_app: str | None = None
+    # Sent to one of the app's test numbers: no provider, no budget, no bucket, never enrolled.
+    test: bool = False
 
     @property
     def owner(self) -> bool:

@@ -1,14 +1,16 @@
 """The composition root: one typed factory per use case, each building exactly what its handler needs.
 
 Clients, secrets and adapters are built once per cold start, on first use, so a function builds only what
-its use case needs; the policy a request runs under comes from :func:`policy` (the stack parameters: the
-app ``default``) and is passed to each call. Tests reset the caches with :func:`reset` after changing the
+its use case needs. A deployment serves several apps (otp_core.apps): the use cases are built per app (their
+repositories key every item by it), and the policy a request runs under comes from :func:`policy` (the stack
+parameters with the app's settings over them, cached 30 seconds) and is passed to each call. Tests reset the caches with :func:`reset` after changing the
 environment.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -16,13 +18,16 @@ from botocore.config import Config
 from otp_core.codes import CodeBook
 from otp_core.errors import DependencyError
 from otp_core.ports import SystemClock
+from otp_core.records import DEFAULT_APP, OutgoingSms
 from otp_core.settings import Policy, Settings, get_settings
 
 if TYPE_CHECKING:
+    from otp_core.adapters.app_store import DynamoAppStore
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
     from otp_core.adapters.fraud_store import CachedFraudStore
     from otp_core.adapters.identity import DynamoIdentityRepository
     from otp_core.admin import FraudAdmin
+    from otp_core.app_admin import AppAdmin, AppDirectory, KeyAuthority
     from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
     from otp_core.guard import SendGuard
     from otp_core.idp import IdpTokenVerifier
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from otp_core.sms.circuit_store import DynamoCircuitStore
     from otp_core.sms.delivery import DeliveryRecorder
     from otp_core.sms.reports import DeliveryReports
+    from otp_core.sms.test_numbers import TestNumberSender
     from otp_core.token_verify import TokenVerifier
     from otp_core.tokens import TokenIssuer
 
@@ -44,12 +50,6 @@ SECRET_MAX_AGE_SECONDS = 300
 
 def settings() -> Settings:
     return get_settings()
-
-
-@cache
-def policy() -> Policy:
-    """The policy of the app ``default``: the stack parameters."""
-    return settings().policy
 
 
 @cache
@@ -81,7 +81,74 @@ def _secrets_provider(provider_class: Any) -> Any:
     return provider_class(boto3_client=client("secretsmanager"))
 
 
+# -- apps ------------------------------------------------------------------------------------------------
+
+
+@cache
+def app_store() -> DynamoAppStore:
+    from otp_core.adapters.app_store import DynamoAppStore
+
+    return DynamoAppStore(client("dynamodb"), settings().table_name)
+
+
+@cache
+def apps() -> AppDirectory:
+    """Each app's policy, cached 30 seconds per function (the only read the apps add to a request)."""
+    from otp_core.app_admin import AppDirectory
+
+    config = settings()
+    return AppDirectory(app_store(), config.policy, allow_test_numbers=config.allow_test_numbers)
+
+
+def policy(app_id: str = DEFAULT_APP) -> Policy:
+    """The policy requests of ``app_id`` run under: the stack parameters with the app's settings over them.
+
+    Raises
+    ------
+    UnauthorizedError
+        No such app, or it was deleted.
+    """
+    return apps().policy(app_id)
+
+
+@cache
+def key_authority() -> KeyAuthority:
+    """The authorizer's view of keys: the admin key, and each app's API keys by digest."""
+    from otp_core.app_admin import KeyAuthority
+
+    config = settings()
+    return KeyAuthority(
+        app_store(),
+        clock(),
+        config.policy,
+        stack_secret=lambda: secret(config.api_key_secret_id),
+        admin_secret=lambda: secret(config.admin_key_secret_id),
+    )
+
+
+@cache
+def app_admin() -> AppAdmin:
+    """``/v1/admin/apps``."""
+    from otp_core.app_admin import AppAdmin
+    from otp_core.phone import check_phone_number
+    from otp_core.sms.factory import stack_providers
+
+    config = settings()
+    return AppAdmin(
+        app_store(),
+        apps(),
+        clock(),
+        allow_test_numbers=config.allow_test_numbers,
+        providers=stack_providers(config),
+        phone_check=check_phone_number,
+        stack_secret=lambda: secret(config.api_key_secret_id),
+    )
+
+
 # -- adapters ------------------------------------------------------------------------------------------------
+
+# Per-app factories keep at most this many apps' objects (each is a handful of small objects).
+_APPS = 256
 
 
 @cache
@@ -94,27 +161,33 @@ def clock() -> SystemClock:
     return SystemClock()
 
 
-@cache
-def repository() -> DynamoChallengeRepository:
+@lru_cache(maxsize=_APPS)
+def repository(app_id: str = DEFAULT_APP) -> DynamoChallengeRepository:
     from otp_core.adapters.dynamodb import DynamoChallengeRepository
 
-    return DynamoChallengeRepository(client("dynamodb"), settings().table_name)
+    return DynamoChallengeRepository(client("dynamodb"), settings().table_name, app_id=app_id)
 
 
-@cache
-def identities() -> DynamoIdentityRepository:
+@lru_cache(maxsize=_APPS)
+def identities(app_id: str = DEFAULT_APP) -> DynamoIdentityRepository:
     from otp_core.adapters.identity import DynamoIdentityRepository
 
-    return DynamoIdentityRepository(client("dynamodb"), settings().table_name)
+    return DynamoIdentityRepository(client("dynamodb"), settings().table_name, app_id=app_id)
 
 
-@cache
-def sms_sender() -> SmsSender:
-    """The routed, failing-over SMS sender; vendor adapters are imported only for configured providers."""
+def sms_sender(app_policy: Policy | None = None) -> SmsSender:
+    """The routed, failing-over SMS sender of an app's routes (the stack's when no policy is given)."""
+    chosen = app_policy or settings().policy
+    return _routed_sender(tuple(chosen.sms_providers), chosen.sms_country_routes)
+
+
+@lru_cache(maxsize=_APPS)
+def _routed_sender(providers: tuple[str, ...], routes: str) -> SmsSender:
+    """One sender per distinct routing; vendor adapters are imported only for routed providers."""
     from otp_core.sms.factory import build_sender
     from otp_core.sms.secret import ProviderSecret
 
-    config = settings()
+    config = settings().model_copy(update={"sms_providers": providers, "sms_country_routes": routes})
     # One short attempt per provider: failover, not SDK retries, is the answer to a slow provider, and the
     # whole send must stay inside the function timeout.
     sns_config = Config(
@@ -135,6 +208,21 @@ def sms_sender() -> SmsSender:
         circuit_store=circuit_store,
         clock=clock(),
     )
+
+
+# Where sends to test numbers go: nowhere in a deployed stack; the local stack points this at its outbox.
+_test_number_sink: list[Callable[[OutgoingSms], None] | None] = [None]
+
+
+def use_test_number_sink(sink: Callable[[OutgoingSms], None] | None) -> None:
+    """Show sends to test numbers somewhere (the local stack's outbox); never set in a deployed stack."""
+    _test_number_sink[0] = sink
+
+
+def test_sender() -> TestNumberSender:
+    from otp_core.sms.test_numbers import TestNumberSender
+
+    return TestNumberSender(_test_number_sink[0])
 
 
 @cache
@@ -160,73 +248,75 @@ def delivery_reports() -> DeliveryReports:
     )
 
 
-@cache
-def token_issuer() -> TokenIssuer:
+@lru_cache(maxsize=_APPS)
+def token_issuer(app_id: str = DEFAULT_APP) -> TokenIssuer:
     from otp_core.adapters.kms import KmsSigner
     from otp_core.tokens import TokenIssuer
 
     config = settings()
     return TokenIssuer(
-        KmsSigner(client("kms"), config.signing_key_id),
-        issuer=config.token_issuer,
-        audience=config.token_audience,
-        clock=clock(),
+        KmsSigner(client("kms"), config.signing_key_id), issuer=config.token_issuer, app_id=app_id, clock=clock()
     )
 
 
 @cache
-def token_verifier() -> TokenVerifier:
-    """Checks this service's tokens against the public keys of the current and retired signing keys."""
+def public_keys() -> dict[str, Any]:
+    """The JWKS of the current and retired signing keys."""
     from otp_core.adapters.kms import KmsPublicKeys
     from otp_core.jwks import build_jwks
-    from otp_core.token_verify import TokenVerifier
 
     config = settings()
     key_ids = dict.fromkeys((config.signing_key_id, *config.retired_signing_key_ids))
-    jwks = build_jwks(KmsPublicKeys(client("kms")), key_ids)
-    return TokenVerifier(jwks, issuer=config.token_issuer, audience=config.token_audience, clock=clock())
+    return build_jwks(KmsPublicKeys(client("kms")), key_ids)
 
 
-@cache
-def rules() -> RuleSet:
-    from otp_core.rules import load_rules
-
-    return load_rules(settings().track_rules)
-
-
-@cache
-def idp_verifier() -> IdpTokenVerifier:
-    from otp_core.idp import IdpTokenVerifier
+@lru_cache(maxsize=_APPS)
+def token_verifier(app_id: str = DEFAULT_APP, audience: str | None = None) -> TokenVerifier:
+    """Checks this service's tokens of one app (its ``app`` claim and audience) against the public keys."""
+    from otp_core.token_verify import TokenVerifier
 
     config = settings()
-    if not (config.idp_issuer and config.idp_audience and config.idp_jwks_url):
+    expected = audience if audience is not None else config.token_audience
+    return TokenVerifier(public_keys(), issuer=config.token_issuer, app_id=app_id, audience=expected, clock=clock())
+
+
+@lru_cache(maxsize=_APPS)
+def rules(text: str | None = None) -> RuleSet:
+    from otp_core.rules import load_rules
+
+    return load_rules(settings().policy.track_rules if text is None else text)
+
+
+@lru_cache(maxsize=_APPS)
+def idp_verifier(issuer: str, audience: str, jwks_url: str) -> IdpTokenVerifier:
+    """The token verifier of one app's identity provider (its ``idpIssuer``, ``idpAudience``, ``idpJwksUrl``)."""
+    from otp_core.idp import IdpTokenVerifier
+
+    if not (issuer and audience and jwks_url):
         raise DependencyError("phone verification for signed-in users is not configured")
-    return IdpTokenVerifier(
-        config.idp_issuer,
-        config.idp_audience,
-        config.idp_jwks_url,
-        access_token_claim=config.idp_access_token_claim,
-    )
+    return IdpTokenVerifier(issuer, audience, jwks_url, access_token_claim=settings().idp_access_token_claim)
 
 
-# -- use cases (one factory each) --------------------------------------------------------------------------
+# -- use cases (one factory each, per app) -------------------------------------------------------------------
 
 
-@cache
-def challenge_starter() -> ChallengeStarter:
+@lru_cache(maxsize=_APPS)
+def challenge_starter(app_id: str = DEFAULT_APP) -> ChallengeStarter:
     """Create and resend (``POST /v1/challenges``, ``.../resend``) and every endpoint that sends."""
     from otp_core.phone import check_phone_number
     from otp_core.service import ChallengeStarter
 
     return ChallengeStarter(
-        repository(),
-        identities(),
+        repository(app_id),
+        identities(app_id),
         clock(),
         code_book(),
-        sms_sender(),
+        sms_sender,
         delivery_recorder(),
         check_phone_number,
         send_guard(),
+        test_sender=test_sender(),
+        app_id=app_id,
     )
 
 
@@ -243,8 +333,9 @@ def fraud_admin() -> FraudAdmin:
     """``/v1/admin/fraud/...``: blocks and the safe list. Reads and writes go to the table; a write also drops
     the cached view, which the local stack's functions share in one process, so there it applies at once."""
     from otp_core.admin import FraudAdmin
+    from otp_core.app_admin import AppAdmin, AppDirectory, KeyAuthority
 
-    return FraudAdmin(fraud_store(), clock())
+    return FraudAdmin(fraud_store(), clock(), apps())
 
 
 @cache
@@ -255,100 +346,160 @@ def send_guard() -> SendGuard:
     return SendGuard.from_settings(fraud_store(), settings())
 
 
-@cache
-def code_checker() -> CodeChecker:
+@lru_cache(maxsize=_APPS)
+def code_checker(app_id: str = DEFAULT_APP) -> CodeChecker:
     from otp_core.service import CodeChecker
 
-    return CodeChecker(repository(), identities(), clock(), code_book())
+    return CodeChecker(repository(app_id), identities(app_id), clock(), code_book())
 
 
-@cache
-def challenge_verifier() -> ChallengeVerifier:
+@lru_cache(maxsize=_APPS)
+def challenge_verifier(app_id: str = DEFAULT_APP) -> ChallengeVerifier:
     """``POST /v1/challenges/{id}/verify``."""
     from otp_core.service import ChallengeVerifier
 
-    return ChallengeVerifier(code_checker(), token_issuer())
+    return ChallengeVerifier(code_checker(app_id), token_issuer(app_id))
 
 
-@cache
-def challenge_records() -> ChallengeRecords:
+@lru_cache(maxsize=_APPS)
+def challenge_records(app_id: str = DEFAULT_APP) -> ChallengeRecords:
     """``GET /v1/challenges/{id}`` and ``.../claim``: no code key, no SMS, no signing."""
     from otp_core.service import ChallengeRecords
 
-    return ChallengeRecords(repository(), clock())
+    return ChallengeRecords(repository(app_id), clock())
 
 
-@cache
-def tracker() -> Tracker:
+@lru_cache(maxsize=_APPS)
+def tracker(app_id: str = DEFAULT_APP) -> Tracker:
     """``POST /v1/track``: it issues client tokens but never verifies one, so it fetches no public keys."""
     from otp_core.mfa import Tracker
 
     codes = code_book()
     return Tracker(
-        identities(),
+        identities(app_id),
         clock(),
-        token_issuer(),
-        rules(),
+        token_issuer(app_id),
+        lambda app_policy: rules(app_policy.track_rules),
         lambda user, device: codes.subject_key("device", f"{user}\x00{device}"),
     )
 
 
-@cache
-def token_validator() -> TokenValidator:
+def _verifiers(app_id: str) -> Callable[[str], TokenVerifier]:
+    return lambda audience: token_verifier(app_id, audience)
+
+
+@lru_cache(maxsize=_APPS)
+def token_validator(app_id: str = DEFAULT_APP) -> TokenValidator:
     """``POST /v1/validate``."""
     from otp_core.mfa import TokenValidator
 
-    return TokenValidator(identities(), token_verifier())
+    return TokenValidator(identities(app_id), _verifiers(app_id))
 
 
-@cache
-def client_flows() -> ClientFlows:
+def client_app(authorization: str | None) -> tuple[str, Policy]:
+    """The app a client token names, and its policy; the token is then verified as that app's (its ``app``
+    claim picks the app, and a token that lies about it fails that app's audience and signature checks).
+
+    Raises
+    ------
+    UnauthorizedError
+        No token, no app claim, or the app does not exist (any more).
+    """
+    from otp_core.apps import APP_ID
+    from otp_core.errors import UnauthorizedError
+    from otp_core.mfa import bearer_token
+    from otp_core.token_verify import token_app
+
+    app_id = token_app(bearer_token(authorization))
+    if app_id is None or not APP_ID.fullmatch(app_id):
+        raise UnauthorizedError("the token is invalid or expired")
+    return app_id, policy(app_id)
+
+
+def signed_in_user(authorization: str | None) -> tuple[str, Policy, str]:
+    """The app whose identity provider issued a signed-in user's access token, its policy, and the user (the
+    token's ``sub``, verified against that app's ``idpIssuer``, ``idpAudience`` and ``idpJwksUrl``).
+
+    Raises
+    ------
+    UnauthorizedError
+        No token, or no app's identity provider issued it for its audience, or it fails that provider's checks.
+    DependencyError
+        No app has an identity provider configured, or its JWKS could not be fetched.
+    """
+    from otp_core.errors import UnauthorizedError
+    from otp_core.idp import unverified_issuer_and_audiences
+
+    if not any(app_policy.idp_issuer for _, app_policy in apps().apps()):
+        raise DependencyError("phone verification for signed-in users is not configured")
+    issuer, audiences = unverified_issuer_and_audiences(authorization)
+    found = next(filter(None, (apps().app_of_idp(issuer, audience) for audience in audiences)), None)
+    if found is None:
+        raise UnauthorizedError("the access token is invalid or expired")
+    app_id, app_policy = found
+    verifier = idp_verifier(app_policy.idp_issuer, app_policy.idp_audience, app_policy.idp_jwks_url)
+    return app_id, app_policy, verifier.subject(authorization)
+
+
+@lru_cache(maxsize=_APPS)
+def client_flows(app_id: str = DEFAULT_APP) -> ClientFlows:
     """``/v1/client/sms/*``."""
     from otp_core.mfa import ClientFlows
 
-    return ClientFlows(identities(), clock(), challenge_starter(), code_checker(), token_issuer(), token_verifier())
+    return ClientFlows(
+        identities(app_id),
+        clock(),
+        challenge_starter(app_id),
+        code_checker(app_id),
+        token_issuer(app_id),
+        _verifiers(app_id),
+    )
 
 
-@cache
-def phone_verification() -> PhoneVerificationService:
+@lru_cache(maxsize=_APPS)
+def phone_verification(app_id: str = DEFAULT_APP) -> PhoneVerificationService:
     """``/v1/verification/sms/*``."""
     from otp_core.phone_verification import PhoneVerificationService
 
     codes = code_book()
     return PhoneVerificationService(
-        challenge_starter(),
-        code_checker(),
-        identities(),
+        challenge_starter(app_id),
+        code_checker(app_id),
+        identities(app_id),
         lambda subject, phone: codes.subject_key("pointer", f"{subject}\x00{phone}"),
     )
 
 
-@cache
-def authenticator_enroller() -> AuthenticatorEnroller:
+@lru_cache(maxsize=_APPS)
+def authenticator_enroller(app_id: str = DEFAULT_APP) -> AuthenticatorEnroller:
     """``POST /v1/users/{userId}/authenticators``."""
     from otp_core.authenticators import AuthenticatorEnroller
     from otp_core.phone import check_phone_number
 
-    return AuthenticatorEnroller(identities(), clock(), check_phone_number)
+    return AuthenticatorEnroller(identities(app_id), clock(), check_phone_number)
 
 
-@cache
-def authenticator_directory() -> AuthenticatorDirectory:
+@lru_cache(maxsize=_APPS)
+def authenticator_directory(app_id: str = DEFAULT_APP) -> AuthenticatorDirectory:
     """List and delete authenticators."""
     from otp_core.authenticators import AuthenticatorDirectory
 
-    return AuthenticatorDirectory(identities())
+    return AuthenticatorDirectory(identities(app_id))
 
 
 _FACTORIES = (
-    policy,
+    app_store,
+    apps,
+    key_authority,
+    app_admin,
+    _routed_sender,
+    public_keys,
     client,
     _secrets_provider,
     code_book,
     clock,
     repository,
     identities,
-    sms_sender,
     delivery_recorder,
     delivery_reports,
     token_issuer,

@@ -29,7 +29,7 @@ from otp_core.errors import (
     RateLimitedError,
     SendBudgetExceededError,
 )
-from otp_core.messages import check_template, default_template, render, sms_parts
+from otp_core.messages import app_template, check_template, render, sms_parts
 from otp_core.observability import count, logger, mask_phone, metrics, tracer
 from otp_core.policy import (
     SendCharge,
@@ -150,6 +150,10 @@ class ChallengeStarter:
         Validates a number against the policy and returns its region.
     guard:
         The fraud guard and spend guard (their counts and caps go into the same write as the send's).
+    test_sender:
+        Where sends to the app's test numbers go instead of a provider (nothing leaves the stack).
+    app_id:
+        The app whose challenges these are (the repositories are this app's).
     """
 
     def __init__(
@@ -158,11 +162,16 @@ class ChallengeStarter:
         identities: IdentityRepository,
         clock: Clock,
         codes: CodeBook,
-        sender: SmsSender,
+        sender: SmsSender | Callable[[Policy], SmsSender],
         deliveries: DeliveryLog,
         phone_check: PhoneCheck,
         guard: SendGuard,
+        *,
+        test_sender: SmsSender | None = None,
+        app_id: str = DEFAULT_APP,
     ) -> None:
+        self._app = app_id
+        self._test_sender = test_sender
         self._guard = guard
         self._repository = repository
         self._identities = identities
@@ -269,19 +278,25 @@ class ChallengeStarter:
             An SMS budget is spent for its window; nothing was sent or charged.
         """
         region = self.check(new, policy)
+        test_code = policy.test_code(new.phone_number)
+        if test_code is not None and new.scope is not None:
+            raise InvalidPhoneNumberError("a test number cannot be enrolled as an authenticator")
         now = self._clock.now()
         challenge_id = str(uuid.uuid4())
-        code = self._codes.new_code(policy.code_length)
+        code = test_code or self._codes.new_code(policy.code_length)
         link = new.link
-        fraud = self._guard.new_challenge(
-            policy,
-            app_id=DEFAULT_APP,
-            challenge_id=challenge_id,
-            phone_number=new.phone_number,
-            region=region,
-            now=now,
-            enrolled=new.enrolled_as is not None,
-        )
+        # A test number's send reaches no provider: no fraud bucket counts it and no budget pays for it.
+        fraud = None
+        if test_code is None:
+            fraud = self._guard.new_challenge(
+                policy,
+                app_id=self._app,
+                challenge_id=challenge_id,
+                phone_number=new.phone_number,
+                region=region,
+                now=now,
+                enrolled=new.enrolled_as is not None,
+            )
         challenge = Challenge(
             challenge_id=challenge_id,
             phone_number=new.phone_number,
@@ -306,7 +321,8 @@ class ChallengeStarter:
             proof_id=new.proof.token_id if new.proof else None,
             proof_expires_at=new.proof.expires_at if new.proof else None,
             region=region,
-            fraud_app=DEFAULT_APP if fraud.count else None,
+            fraud_app=self._app if fraud is not None and fraud.count else None,
+            test=test_code is not None,
         )
         body = self._body(challenge, code, policy)
         charge = dataclasses.replace(
@@ -315,13 +331,13 @@ class ChallengeStarter:
         try:
             receipt = self._repository.create(challenge, charge, link)
         except DestinationBlockedError as blocked:
-            self._guard.refused(blocked, policy, app_id=DEFAULT_APP, region=region, now=now)
+            self._guard.refused(blocked, policy, app_id=self._app, region=region, now=now)
             raise
         except RateLimitedError as limited:
             self._limited(limited, region)
             raise
         self._guard.observed(receipt, region=region)
-        self._deliver(challenge, body, charge, receipt, rollback=True)
+        self._deliver(challenge, body, charge, receipt, policy, rollback=True)
         metrics.add_metric(name="ChallengeCreated", unit="Count", value=1)
         logger.info("challenge created", challenge_id=challenge_id, phone_mask=mask_phone(new.phone_number))
         return challenge
@@ -352,10 +368,10 @@ class ChallengeStarter:
         cooldown = policy.resend_cooldown_seconds * 2 ** (challenge.resends + 1)
         body = self._body(challenge, self._codes.unmask(challenge_id, challenge.code_mask), policy)
         fraud = None
-        if challenge.region is not None:
+        if challenge.region is not None and not challenge.test:
             fraud = self._guard.new_challenge(
                 policy,
-                app_id=challenge.fraud_app or DEFAULT_APP,
+                app_id=challenge.fraud_app or self._app,
                 challenge_id=challenge_id,
                 phone_number=challenge.phone_number,
                 region=challenge.region,
@@ -373,13 +389,13 @@ class ChallengeStarter:
             # (a new challenge there would trip it, and record the block, all the same).
             refusal = DestinationBlockedError(blocked.level)
             region = challenge.region or UNKNOWN_REGION
-            self._guard.refused(refusal, policy, app_id=challenge.fraud_app or DEFAULT_APP, region=region, now=now)
+            self._guard.refused(refusal, policy, app_id=challenge.fraud_app or self._app, region=region, now=now)
             raise refusal from None
         except RateLimitedError as limited:
             self._limited(limited, challenge.region)
             raise
         self._guard.observed(receipt, region=challenge.region or UNKNOWN_REGION)
-        self._deliver(updated, body, charge, receipt, rollback=False)
+        self._deliver(updated, body, charge, receipt, policy, rollback=False)
         metrics.add_metric(name="ChallengeResent", unit="Count", value=1)
         logger.info("challenge resent", challenge_id=challenge_id, resends=updated.resends)
         return updated
@@ -399,15 +415,17 @@ class ChallengeStarter:
         return self._codes.subject_key("ip", subject)
 
     def _body(self, challenge: Challenge, code: str, policy: Policy) -> str:
-        template = challenge.message or default_template(challenge.locale)
+        template = challenge.message or app_template(policy.templates, challenge.locale)
         minutes = _minutes(challenge.expires_at - self._clock.now())
         return render(template, app=policy.app_name, otp=code, minutes=minutes)
 
     def _budgets(self, challenge: Challenge, body: str, policy: Policy) -> tuple[BudgetCharge, ...]:
+        if challenge.test:
+            return ()  # a test number's SMS is never sent, so it costs nothing
         # A fifth of each budget is held for the users' enrolled numbers (the owner's challenges).
         return self._guard.budgets(
             policy,
-            app_id=DEFAULT_APP,
+            app_id=self._app,
             parts=sms_parts(body),
             enrolled=challenge.owner,
             challenge_id=challenge.challenge_id,
@@ -421,14 +439,31 @@ class ChallengeStarter:
         else:
             metrics.add_metric(name="SendRateLimited", unit="Count", value=1)
 
+    def _sender_for(self, challenge: Challenge, policy: Policy) -> SmsSender:
+        if challenge.test:
+            if self._test_sender is None:
+                raise DeliveryFailedError("test numbers are not available here")
+            return self._test_sender
+        return self._sender if isinstance(self._sender, SmsSender) else self._sender(policy)
+
     def _deliver(
-        self, challenge: Challenge, body: str, charge: SendCharge, receipt: SendReceipt, *, rollback: bool
+        self,
+        challenge: Challenge,
+        body: str,
+        charge: SendCharge,
+        receipt: SendReceipt,
+        policy: Policy,
+        *,
+        rollback: bool,
     ) -> None:
         sms = OutgoingSms(
-            to=challenge.phone_number, body=body, sender_id=challenge.sender_id, challenge_id=challenge.challenge_id
+            to=challenge.phone_number,
+            body=body,
+            sender_id=challenge.sender_id or policy.sender_id,
+            challenge_id=challenge.challenge_id,
         )
         try:
-            sent = self._sender.send(sms)
+            sent = self._sender_for(challenge, policy).send(sms)
         except InvalidPhoneNumberError as refused:
             # A provider refused the number (a 4xx): nothing is charged anywhere, and a new challenge is not kept,
             # unless earlier attempts of a failover may have delivered: their SMS stay on the budgets and buckets.
@@ -448,6 +483,10 @@ class ChallengeStarter:
             raise
         self._repository.charge_attempts(receipt, sent.attempts - 1, charge.now)
         self._deliveries.record_sent(challenge.challenge_id, sent, self._clock.now())
+        if challenge.test:
+            metrics.add_metric(name="TestNumberSent", unit="Count", value=1)
+            logger.info("test number sent", challenge_id=challenge.challenge_id)
+            return
         count("SmsSent", challenge.region)
         logger.info("sms sent", challenge_id=challenge.challenge_id, provider=sent.provider)
 
@@ -550,7 +589,8 @@ class CodeChecker:
         """Mark a right code verified with its effects; (outcome, whether the number was enrolled)."""
         enroll = _new_authenticator(challenge, now) if challenge.scope and challenge.user_id else None
         replaces = challenge.replaces
-        optional = enroll is None and enroll_if_unenrolled and challenge.user_id is not None
+        # A test number proves nothing about a person: it is never enrolled.
+        optional = enroll is None and enroll_if_unenrolled and challenge.user_id is not None and not challenge.test
         if optional and challenge.user_id is not None and self._identities.get_authenticator(challenge.user_id) is None:
             enroll, replaces = _new_authenticator(challenge, now), None
         effects = VerifiedEffects(
@@ -616,6 +656,7 @@ class ChallengeVerifier:
             },
             token_type=VERIFICATION_TOKEN_TYPE,
             ttl_seconds=policy.token_ttl_seconds,
+            audience=policy.token_audience,
         )
         return Verification(check, token)
 

@@ -7,12 +7,15 @@ own environment, so a policy setting means the same thing everywhere.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 NUMBER_TYPES = frozenset(
     {
@@ -35,7 +38,59 @@ NUMBER_TYPES = frozenset(
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _json(value: object) -> object:
+    # An environment variable holds a structured setting as JSON text; the admin API sends the structure.
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ValueError("must be JSON") from None
+    return tuple(value) if isinstance(value, list) else value
+
+
+_HOST = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+def _sender(value: str) -> str:
+    if not any(char.isalpha() for char in value):
+        raise ValueError("a sender ID must contain at least one letter")
     return value
+
+
+SenderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 ]{1,11}$"), AfterValidator(_sender)]
+_ORIGIN = re.compile(r"^(https|http)://([a-z0-9.-]+|\[::1\])(:[0-9]{1,5})?$")
+
+
+def web_address(value: str, *, origin: bool) -> str:
+    """An ``https`` origin or URL (``http`` only for localhost), without credentials or a fragment."""
+    from urllib.parse import urlsplit
+
+    if len(value) > 2048 or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must be an absolute URL without spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        raise ValueError("must be an https URL (http only for localhost), without user or password")
+    if parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+        raise ValueError("http is allowed only for localhost; use https")
+    if parts.fragment or "#" in value:
+        raise ValueError("must not have a fragment")
+    if origin and (not _ORIGIN.fullmatch(value) or parts.path or parts.query):
+        raise ValueError("must be an origin: scheme, host and optional port, nothing else")
+    return value
+
+
+class TestNumber(BaseModel):
+    """A test number of an app: sends reach no provider, and ``code`` (of the app's code length) verifies."""
+
+    __test__ = False  # not a pytest class
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    phone_number: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
 
 
 class Policy(BaseModel):
@@ -47,7 +102,10 @@ class Policy(BaseModel):
 
     # Built on first validation only: the functions take their policy from validated Settings (model_construct
     # below), so a cold start never pays for a second schema of the same fields.
-    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+    # camelCase aliases are the admin API's names of the per-app settings (APP_SETTINGS below).
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", defer_build=True, alias_generator=to_camel, populate_by_name=True
+    )
 
     app_name: str = "SMS OTP"
     token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
@@ -71,10 +129,79 @@ class Policy(BaseModel):
     fraud_guard_mode: Literal["block", "monitor", "off"] = "block"
     sms_budget_per_hour: Annotated[int, Field(ge=0, le=10_000_000)] = 1000
     sms_budget_per_day: Annotated[int, Field(ge=0, le=100_000_000)] = 10000
+    # The sender ID of the app's SMS where the provider takes one (None: the provider's own default).
+    sender_id: SenderId | None = None
+    # Message templates per language ({"es": "..."}), over the shipped ones (otp_core.messages).
+    templates: dict[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")], str] = Field(default_factory=dict)
+    # SMS routing: provider names in failover order, and per-country orders ("NZ:tnz,modica;AU:messagemedia").
+    sms_providers: tuple[str, ...] = ("sns",)
+    sms_country_routes: str = ""
+    # Adaptive MFA rules (JSON, see otp_core.rules); empty uses the shipped default_rules.json.
+    track_rules: str = ""
+    # The ``aud`` of the app's tokens (unique across the apps of a deployment).
+    token_audience: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "sms-otp"
+    # Hosted page hand-off: the exact redirect URLs and the origins allowed to frame it and receive postMessage.
+    redirect_urls: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # Autofill: the WebOTP domain line and the Android SMS Retriever hash of the app's SMS.
+    web_otp_domain: Annotated[str, StringConstraints(max_length=253, pattern=_HOST)] | None = None
+    android_app_hash: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{11}$")] | None = None
+    # Numbers whose sends reach no provider and whose fixed code verifies (app-store review, CI).
+    test_numbers: tuple[TestNumber, ...] = ()
+    # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
+    idp_issuer: str = ""
+    idp_audience: str = ""
+    idp_jwks_url: str = ""
 
     _split_policy = field_validator(
-        "allowed_countries", "blocked_countries", "allowed_number_types", "end_user_sender_ids", mode="before"
+        "allowed_countries",
+        "blocked_countries",
+        "allowed_number_types",
+        "end_user_sender_ids",
+        "sms_providers",
+        "redirect_urls",
+        "allowed_origins",
+        mode="before",
     )(_csv)
+    _structured = field_validator("templates", "test_numbers", mode="before")(_json)
+
+    @field_validator("track_rules", mode="before")
+    @classmethod
+    def _rules_text(cls, value: Any) -> Any:
+        # The admin API sends the rules as a JSON document; the stack parameter holds its text.
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    @field_validator("redirect_urls")
+    @classmethod
+    def _redirects(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(web_address(url, origin=False) for url in value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(web_address(origin, origin=True) for origin in value)
+
+    @model_validator(mode="after")
+    def _fits_the_app(self) -> Policy:
+        # What depends on other settings: the test codes' length and the templates' one-part rule.
+        from otp_core.errors import InvalidMessageTemplateError
+        from otp_core.messages import check_template
+
+        if any(len(number.code) != self.code_length for number in self.test_numbers):
+            raise ValueError(f"testNumbers: every code must have {self.code_length} digits (codeLength)")
+        if len({number.phone_number for number in self.test_numbers}) != len(self.test_numbers):
+            raise ValueError("testNumbers: a number is listed twice")
+        minutes = max(1, self.code_ttl_seconds // 60)
+        for language, template in self.templates.items():
+            try:
+                check_template(template, app=self.app_name, code_length=self.code_length, minutes=minutes)
+            except InvalidMessageTemplateError as exc:
+                raise ValueError(f"templates.{language}: {exc.detail}") from None
+        return self
+
+    def test_code(self, phone_number: str) -> str | None:
+        """The fixed code of a test number of this app, or None for any other number."""
+        return next((number.code for number in self.test_numbers if number.phone_number == phone_number), None)
 
     @field_validator("app_name")
     @classmethod
@@ -112,14 +239,6 @@ class Settings(Policy):
     signing_key_id: str = "alias/sms-otp-signing"
     retired_signing_key_ids: tuple[str, ...] = ()
     token_issuer: str = "urn:sms-otp:local"
-    token_audience: str = "sms-otp"
-    sms_providers: tuple[str, ...] = ("sns",)
-    # Adaptive MFA rules (JSON, see otp_core.rules); empty uses the shipped default_rules.json.
-    track_rules: str = ""
-    # Phone verification for signed-in users: the customer's identity provider (empty issuer = disabled).
-    idp_issuer: str = ""
-    idp_audience: str = ""
-    idp_jwks_url: str = ""
     # How an access token is told from an ID token: empty requires the RFC 9068 header typ "at+jwt"; a
     # "claim=value" pair (Cognito: "token_use=access") requires that claim instead.
     idp_access_token_claim: Annotated[str, Field(pattern=r"^(|[A-Za-z0-9_:.-]{1,64}=[A-Za-z0-9_:.-]{1,64})$")] = ""
@@ -127,7 +246,6 @@ class Settings(Policy):
     # one Secrets Manager secret holding every provider's credentials, per-attempt timeout and overall budget
     # (well under the 10 s function timeout), local endpoint overrides ("twilio=http://127.0.0.1:9001"),
     # the shared circuit breaker, and the public base URL of the delivery-status callbacks (empty = none).
-    sms_country_routes: str = ""
     sms_provider_secret_id: str = ""
     sms_provider_timeout_seconds: Annotated[float, Field(ge=1, le=8)] = 3.0
     sms_send_budget_seconds: Annotated[float, Field(ge=1, le=8)] = 7.0
@@ -150,7 +268,10 @@ class Settings(Policy):
     fraud_block_hours: Annotated[int, Field(ge=1, le=720)] = 12
     stack_sms_budget_per_day: Annotated[int, Field(ge=0, le=1_000_000_000)] = 0
 
-    _split = field_validator("retired_signing_key_ids", "sms_providers", mode="before")(_csv)
+    # Apps (otp_core.apps): whether settings may hold test numbers (the local stack allows them).
+    allow_test_numbers: bool = False
+
+    _split = field_validator("retired_signing_key_ids", mode="before")(_csv)
 
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=False)
 

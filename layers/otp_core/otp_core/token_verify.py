@@ -14,18 +14,31 @@ from otp_core.errors import UnauthorizedError
 from otp_core.ports import Clock, SystemClock
 
 _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
-_REQUIRED_CLAIMS = ["iss", "aud", "iat", "nbf", "exp", "jti"]
+_REQUIRED_CLAIMS = ["iss", "aud", "app", "iat", "nbf", "exp", "jti"]
+
+
+def token_app(token: str) -> str | None:
+    """The ``app`` claim of a token, read without verifying it: only to pick the app whose audience and ID the
+    token is then verified against (a forged claim picks an app whose checks it fails). None when absent."""
+    try:
+        app = jwt.decode(token, options={"verify_signature": False}).get("app")
+    except jwt.PyJWTError:
+        return None
+    return app if isinstance(app, str) else None
 
 
 class TokenVerifier:
-    """Checks algorithm, key, signature, ``typ``, ``iss``, ``aud``, ``exp`` and ``nbf`` of a token.
+    """Checks algorithm, key, signature, ``typ``, ``iss``, ``aud``, ``app``, ``exp`` and ``nbf`` of a token.
 
     Parameters
     ----------
     jwks:
         The key set (``{"keys": [...]}``) published at ``/.well-known/jwks.json``.
-    issuer, audience:
-        Expected ``iss`` and ``aud``.
+    issuer:
+        Expected ``iss``.
+    app_id, audience:
+        The app whose tokens are accepted: its ID (``app``) and its token audience (``aud``). A token of any
+        other app fails both.
     leeway_seconds:
         Clock skew tolerated on ``exp`` and ``nbf``.
     clock:
@@ -37,6 +50,7 @@ class TokenVerifier:
         jwks: Mapping[str, Any],
         *,
         issuer: str,
+        app_id: str,
         audience: str,
         leeway_seconds: int = 5,
         clock: Clock | None = None,
@@ -47,6 +61,7 @@ class TokenVerifier:
             if key.get("kty") == "EC" and key.get("crv") == "P-256" and "kid" in key
         }
         self._issuer = issuer
+        self._app_id = app_id
         self._audience = audience
         self._leeway = leeway_seconds
         self._clock = clock or SystemClock()
@@ -108,6 +123,8 @@ class TokenVerifier:
         now = self._clock.now()
         times = [claims.get(name) for name in ("exp", "nbf", "iat")]
         if not all(isinstance(value, int) and not isinstance(value, bool) for value in times):
+            raise UnauthorizedError("the token is invalid or expired")
+        if claims["app"] != self._app_id:
             raise UnauthorizedError("the token is invalid or expired")
         if claims["exp"] <= now - self._leeway or claims["nbf"] > now + self._leeway:
             raise UnauthorizedError("the token is invalid or expired")

@@ -24,14 +24,17 @@ class TokenIssuer:
     ----------
     signer:
         Produces raw ES256 signatures; its ``key_id`` becomes the ``kid`` header.
-    issuer, audience:
-        The ``iss`` and ``aud`` claims.
+    issuer:
+        The ``iss`` claim (the stack's).
+    app_id:
+        The ``app`` claim: the app whose tokens these are. Its ``aud`` (the app's ``tokenAudience``, which an
+        operator may change) is given with each token.
     """
 
-    def __init__(self, signer: Signer, *, issuer: str, audience: str, clock: Clock) -> None:
+    def __init__(self, signer: Signer, *, issuer: str, app_id: str, clock: Clock) -> None:
         self._signer = signer
         self._issuer = issuer
-        self._audience = audience
+        self._app_id = app_id
         self._clock = clock
 
     def issue(
@@ -40,9 +43,10 @@ class TokenIssuer:
         *,
         token_type: str,
         ttl_seconds: int,
+        audience: str,
         not_after: int | None = None,
     ) -> str:
-        """Sign ``claims`` plus iss, aud, iat, nbf, exp and jti; claims whose value is None are left out.
+        """Sign ``claims`` plus iss, aud, app, iat, nbf, exp and jti; claims whose value is None are left out.
 
         The token lives ``ttl_seconds`` (the policy's token lifetime); ``not_after`` caps ``exp``, so a token
         bound to a tracked attempt never outlives the attempt.
@@ -52,13 +56,14 @@ class TokenIssuer:
         header = {"alg": "ES256", "typ": token_type, "kid": self._signer.key_id}
         payload: dict[str, object] = {
             "iss": self._issuer,
-            "aud": self._audience,
+            "aud": audience,
+            "app": self._app_id,
             "iat": now,
             "nbf": now,
             "exp": expires,
             "jti": str(uuid.uuid4()),
         }
-        payload.update({name: value for name, value in claims.items() if value is not None})
+        payload.update({name: value for name, value in claims.items() if value is not None and name not in payload})
         signing_input = ".".join(
             b64url(json.dumps(part, separators=(",", ":"), sort_keys=True).encode()) for part in (header, payload)
         )

@@ -43,6 +43,7 @@ from otp_core.policy import (
 )
 from otp_core.ports import ChallengeRepository
 from otp_core.records import (
+    DEFAULT_APP,
     Authenticator,
     Challenge,
     ChallengeLink,
@@ -78,10 +79,11 @@ def challenge_key(challenge_id: str) -> Item:
     return {"pk": _s(f"CHL#{challenge_id}"), "sk": _s("CHL")}
 
 
-def to_item(challenge: Challenge, ttl: int) -> Item:
-    """Serialise a challenge; optional fields are left out rather than stored as nulls."""
+def to_item(challenge: Challenge, ttl: int, app_id: str = DEFAULT_APP) -> Item:
+    """Serialise a challenge of ``app_id``; optional fields are left out rather than stored as nulls."""
     item: Item = {
         **challenge_key(challenge.challenge_id),
+        "app": _s(app_id),
         "challengeId": _s(challenge.challenge_id),
         "phoneNumber": _s(challenge.phone_number),
         "action": _s(challenge.action),
@@ -118,6 +120,8 @@ def to_item(challenge: Challenge, ttl: int) -> Item:
         item["verifiedAt"] = _n(challenge.verified_at)
     if challenge.proof_expires_at is not None:
         item["proofExpiresAt"] = _n(challenge.proof_expires_at)
+    if challenge.test:
+        item["test"] = {"BOOL": True}
     return item
 
 
@@ -159,37 +163,68 @@ def from_item(item: Item) -> Challenge:
         proof_expires_at=number("proofExpiresAt"),
         region=text("region"),
         fraud_app=text("fraudApp"),
+        test=bool(item.get("test", {}).get("BOOL", False)),
     )
 
 
-def attempt_key(attempt_id: str) -> Item:
-    return {"pk": _s(f"TRACK#{attempt_id}"), "sk": _s("TRACK")}
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """The table keys of one app's items: every item but a challenge is keyed by its app.
+
+    The app ``default`` keeps the keys of a single-app stack (``USER#...``, ``CNT#...``), so a stack upgraded
+    to several apps keeps its data; every other app's keys start with ``APP#<appId>#``, which no key of
+    ``default`` does. A challenge (``CHL#<challengeId>``, a random UUID) stays unprefixed so a provider's
+    delivery callback, which names only the challenge, finds it; it records its app (``app``), and every read
+    and write of the repository compares it, so another app's challenge ID behaves as an unknown one.
+    """
+
+    app_id: str = DEFAULT_APP
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.app_id == DEFAULT_APP else f"APP#{self.app_id}#"
+
+    def attempt(self, attempt_id: str) -> Item:
+        return {"pk": _s(f"{self.prefix}TRACK#{attempt_id}"), "sk": _s("TRACK")}
+
+    def pointer(self, key: str) -> Item:
+        return {"pk": _s(f"{self.prefix}PTR#{key}"), "sk": _s("PTR")}
+
+    def authenticator(self, user_id: str) -> Item:
+        return {"pk": _s(f"{self.prefix}USER#{user_id}"), "sk": _s("AUTH#SMS")}
+
+    def device(self, user_id: str, device_key: str, action: str | None = None) -> Item:
+        """A device known for every action (it completed a challenge), or only for ``action`` (it was allowed in)."""
+        suffix = f"#ACT#{action}" if action is not None else ""
+        return {"pk": _s(f"{self.prefix}USER#{user_id}"), "sk": _s(f"DEVICE#{device_key}{suffix}")}
+
+    def counter(self, counter: Counter, bucket: int) -> Item:
+        return {"pk": _s(f"{self.prefix}CNT#{counter.kind}#{counter.subject}"), "sk": _s(str(bucket))}
+
+    def lock(self, subject: str) -> Item:
+        return {"pk": _s(f"{self.prefix}CNT#{subject}"), "sk": _s("LOCK")}
+
+    def used(self, token_id: str) -> Item:
+        return {"pk": _s(f"{self.prefix}USED#{token_id}"), "sk": _s("USED")}
+
+    def used_token_item(self, token_id: str, expires_at: int) -> Item:
+        return {**self.used(token_id), "ttl": _n(expires_at + _HOUR)}
+
+    def authenticator_item(self, authenticator: Authenticator) -> Item:
+        """The whole authenticator item: a replacement is a new authenticator, never an edit of the old one."""
+        return {
+            **self.authenticator(authenticator.user_id),
+            "authenticatorId": _s(authenticator.authenticator_id),
+            "userId": _s(authenticator.user_id),
+            "phoneNumber": _s(authenticator.phone_number),
+            "verifiedAt": _n(authenticator.verified_at),
+            "createdAt": _n(authenticator.created_at),
+        }
 
 
-def pointer_key(key: str) -> Item:
-    return {"pk": _s(f"PTR#{key}"), "sk": _s("PTR")}
-
-
-def authenticator_key(user_id: str) -> Item:
-    return {"pk": _s(f"USER#{user_id}"), "sk": _s("AUTH#SMS")}
-
-
-def device_key_of(user_id: str, device_key: str, action: str | None = None) -> Item:
-    """A device known for every action (it completed a challenge), or only for ``action`` (it was allowed in)."""
-    suffix = f"#ACT#{action}" if action is not None else ""
-    return {"pk": _s(f"USER#{user_id}"), "sk": _s(f"DEVICE#{device_key}{suffix}")}
-
-
-def authenticator_item(authenticator: Authenticator) -> Item:
-    """The whole authenticator item: a replacement is a new authenticator, never an edit of the old one."""
-    return {
-        **authenticator_key(authenticator.user_id),
-        "authenticatorId": _s(authenticator.authenticator_id),
-        "userId": _s(authenticator.user_id),
-        "phoneNumber": _s(authenticator.phone_number),
-        "verifiedAt": _n(authenticator.verified_at),
-        "createdAt": _n(authenticator.created_at),
-    }
+def app_of_item(item: Item) -> str:
+    """The app a stored challenge belongs to (challenges stored before apps existed are ``default``'s)."""
+    return str(item.get("app", {}).get("S", DEFAULT_APP))
 
 
 def replace_condition(replaces: str | None) -> dict[str, Any]:
@@ -220,14 +255,6 @@ class _Check:
     on_failure: Callable[[Item | None], Exception | None]
 
 
-def counter_key(counter: Counter, bucket: int) -> Item:
-    return {"pk": _s(f"CNT#{counter.kind}#{counter.subject}"), "sk": _s(str(bucket))}
-
-
-def lock_key(subject: str) -> Item:
-    return {"pk": _s(f"CNT#{subject}"), "sk": _s("LOCK")}
-
-
 def _ref(key: Item) -> tuple[str, str]:
     return key["pk"]["S"], key["sk"]["S"]
 
@@ -249,10 +276,29 @@ class DynamoChallengeRepository(ChallengeRepository):
         Back-off between retries of transactions that lost a conflict (tests pass a no-op).
     """
 
-    def __init__(self, client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        app_id: str = DEFAULT_APP,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._table = table
+        self._app = app_id
+        self._keys = Keys(app_id)
         self._sleep = sleep
+
+    def _mine(self, item: Item | None) -> Item | None:
+        """The challenge item if it is this app's (another app's challenge is as good as absent)."""
+        return item if item is not None and app_of_item(item) == self._app else None
+
+    def _app_condition(self) -> tuple[str, dict[str, dict[str, str]]]:
+        """The condition (and its value) that a challenge item is this app's."""
+        if self._app == DEFAULT_APP:
+            return "(attribute_not_exists(#app) OR #app = :app)", {":app": _s(self._app)}
+        return "#app = :app", {":app": _s(self._app)}
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -264,7 +310,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             )
         except (ClientError, BotoCoreError) as exc:
             raise DependencyError("the challenge store is unavailable; retry later") from exc
-        item = response.get("Item")
+        item = self._mine(response.get("Item"))
         return from_item(item) if item else None
 
     def _read(self, keys: Sequence[Item]) -> dict[tuple[str, str], Item]:
@@ -300,7 +346,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": to_item(challenge, self._challenge_ttl(challenge.expires_at)),
+                    "Item": to_item(challenge, self._challenge_ttl(challenge.expires_at), self._app),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -325,7 +371,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                     {
                         "Update": {
                             "TableName": self._table,
-                            "Key": attempt_key(link.attempt_id),
+                            "Key": self._keys.attempt(link.attempt_id),
                             "UpdateExpression": "SET challengeId = :challenge",
                             "ConditionExpression": "attribute_exists(pk) AND userId = :user AND expiresAt > :now",
                             "ExpressionAttributeValues": {
@@ -340,7 +386,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             )
         if link.pointer_key is not None:
             item = {
-                **pointer_key(link.pointer_key),
+                **self._keys.pointer(link.pointer_key),
                 "challengeId": _s(challenge.challenge_id),
                 "ttl": _n(self._challenge_ttl(challenge.expires_at)),
             }
@@ -351,6 +397,7 @@ class DynamoChallengeRepository(ChallengeRepository):
     def record_resend(
         self, challenge: Challenge, charge: SendCharge, next_resend_at: int
     ) -> tuple[Challenge, SendReceipt]:
+        mine, app_value = self._app_condition()
         update = _Check(
             {
                 "Update": {
@@ -358,9 +405,10 @@ class DynamoChallengeRepository(ChallengeRepository):
                     "Key": challenge_key(challenge.challenge_id),
                     "UpdateExpression": "SET resends = resends + :one, nextResendAt = :next",
                     "ConditionExpression": "#state = :pending AND resends = :resends AND attempts < maxAttempts "
-                    "AND expiresAt > :now AND nextResendAt <= :now",
-                    "ExpressionAttributeNames": {"#state": "state"},
+                    f"AND expiresAt > :now AND nextResendAt <= :now AND {mine}",
+                    "ExpressionAttributeNames": {"#state": "state", "#app": "app"},
                     "ExpressionAttributeValues": {
+                        **app_value,
                         ":one": _n(1),
                         ":next": _n(next_resend_at),
                         ":pending": _s(ChallengeState.PENDING.value),
@@ -390,7 +438,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": counter_key(counter, counter.bucket(charge.now)),
+                    "Key": self._keys.counter(counter, counter.bucket(charge.now)),
                     "UpdateExpression": "ADD n :minus",
                     "ConditionExpression": "n > :zero",
                     "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
@@ -401,8 +449,10 @@ class DynamoChallengeRepository(ChallengeRepository):
         if receipt is not None:
             # A refused send (4xx) counts toward no bucket or budget either.
             ops += self._guard_refunds(charge, receipt)
+        mine, app_value = self._app_condition()
+        only_mine = {"ConditionExpression": mine, "ExpressionAttributeNames": {"#app": "app"}, "ExpressionAttributeValues": app_value}
         if delete:
-            ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id)}})
+            ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id), **only_mine}})
         try:
             self._client.transact_write_items(TransactItems=ops)
         except (ClientError, BotoCoreError):
@@ -411,7 +461,9 @@ class DynamoChallengeRepository(ChallengeRepository):
             logger.warning("send refund failed", challenge_id=challenge.challenge_id)
             if delete:
                 try:
-                    self._client.delete_item(TableName=self._table, Key=challenge_key(challenge.challenge_id))
+                    self._client.delete_item(
+                        TableName=self._table, Key=challenge_key(challenge.challenge_id), **only_mine
+                    )
                 except (ClientError, BotoCoreError):
                     logger.warning("rolled-back challenge not deleted", challenge_id=challenge.challenge_id)
 
@@ -433,8 +485,8 @@ class DynamoChallengeRepository(ChallengeRepository):
         )
 
         def build(items: dict[tuple[str, str], Item]) -> list[_Check]:
-            current = _count(items, counter_key(counter, bucket))
-            previous = _count(items, counter_key(counter, bucket - 1))
+            current = _count(items, self._keys.counter(counter, bucket))
+            previous = _count(items, self._keys.counter(counter, bucket - 1))
             # The exact count is a condition, so whether this failure reaches the threshold is known and the
             # lock is set in the same write as the failure that earns it.
             exact = "n = :seen" if current else "attribute_not_exists(n) OR n = :seen"
@@ -442,7 +494,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": counter_key(counter, bucket),
+                        "Key": self._keys.counter(counter, bucket),
                         "UpdateExpression": "ADD n :one SET lastFailAt = :now, #ttl = :ttl",
                         "ConditionExpression": exact,
                         "ExpressionAttributeNames": {"#ttl": "ttl"},
@@ -456,7 +508,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 },
                 lambda _: _StaleReadError(),
             )
-            checks = [update, fail, self._unchanged(counter_key(counter, bucket - 1), previous)]
+            checks = [update, fail, self._unchanged(self._keys.counter(counter, bucket - 1), previous)]
             if locks_after_failure(previous, current, now, rule):
                 checks.append(self._lock_update(rule.own_lock, now, now + rule.lockout_seconds))
                 checks.extend(self._lock_check(subject, now) for subject in rule.locks if subject != rule.own_lock)
@@ -464,7 +516,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 checks.extend(self._lock_checks(rule.locks, now))
             return checks
 
-        keys = [counter_key(counter, bucket), counter_key(counter, bucket - 1)]
+        keys = [self._keys.counter(counter, bucket), self._keys.counter(counter, bucket - 1)]
         try:
             self._with_fresh_counts(build, keys)
         except _AttemptLostError as lost:
@@ -514,7 +566,7 @@ class DynamoChallengeRepository(ChallengeRepository):
         if effects.enroll is not None:
             put = {
                 "TableName": self._table,
-                "Item": authenticator_item(effects.enroll),
+                "Item": self._keys.authenticator_item(effects.enroll),
                 **replace_condition(effects.replaces),
             }
             checks.append(_Check({"Put": put}, lambda _: _EnrollConflictError()))
@@ -525,7 +577,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "ConditionCheck": {
                         "TableName": self._table,
-                        "Key": authenticator_key(user_id),
+                        "Key": self._keys.authenticator(user_id),
                         "ConditionExpression": "authenticatorId = :id",
                         "ExpressionAttributeValues": {":id": _s(authenticator_id)},
                     }
@@ -537,7 +589,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": used_token_item(proof_id, proof_expires_at),
+                        "Item": self._keys.used_token_item(proof_id, proof_expires_at),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 }
@@ -547,7 +599,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": attempt_key(effects.attempt_id),
+                        "Key": self._keys.attempt(effects.attempt_id),
                         "UpdateExpression": "SET #state = :succeeded",
                         "ConditionExpression": "attribute_exists(pk) AND expiresAt > :now",
                         "ExpressionAttributeNames": {"#state": "state"},
@@ -557,7 +609,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             )
         if effects.seen_device is not None:
             user_id, device = effects.seen_device
-            item = {**device_key_of(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
+            item = {**self._keys.device(user_id, device), "seenAt": _n(now), "ttl": _n(now + _DEVICE_RETENTION)}
             ops.append({"Put": {"TableName": self._table, "Item": item}})
         # A replaced number, a spent proof or an expired tracked attempt: the verification does not count.
         return checks + [_Check(op, lambda _: _AttemptLostError(None)) for op in ops]
@@ -565,18 +617,21 @@ class DynamoChallengeRepository(ChallengeRepository):
     def _attempt_update(
         self, challenge: Challenge, now: int, cutoff: int, expression: str, extra_condition: str, values: Item
     ) -> _Check:
+        mine, app_value = self._app_condition()
+        names = {"#state": "state", "#app": "app"}
+        if "#ttl" in expression:
+            names["#ttl"] = "ttl"
         return _Check(
             {
                 "Update": {
                     "TableName": self._table,
                     "Key": challenge_key(challenge.challenge_id),
                     "UpdateExpression": expression,
-                    "ConditionExpression": "#state = :pending AND attempts < maxAttempts AND expiresAt > :cutoff AND "
+                    "ConditionExpression": f"#state = :pending AND attempts < maxAttempts AND expiresAt > :cutoff AND {mine} AND "
                     + extra_condition,
-                    "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"}
-                    if "#ttl" in expression
-                    else {"#state": "state"},
+                    "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": {
+                        **app_value,
                         ":pending": _s(ChallengeState.PENDING.value),
                         ":cutoff": _n(cutoff),
                         ":one": _n(1),
@@ -591,8 +646,9 @@ class DynamoChallengeRepository(ChallengeRepository):
     def _lost(self, lost: _AttemptLostError, challenge: Challenge) -> VerifyOutcome:
         old = lost.item
         # Without the old item (a linked record failed), read the challenge to tell exhausted from gone.
+        mine = self._mine(old)
         current = (
-            self.get(challenge.challenge_id) if old is None else (from_item(old) if "challengeId" in old else None)
+            self.get(challenge.challenge_id) if old is None else (from_item(mine) if mine and "challengeId" in mine else None)
         )
         exhausted = (
             current is not None
@@ -605,15 +661,17 @@ class DynamoChallengeRepository(ChallengeRepository):
 
     @tracer.capture_method(capture_response=False)
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
+        mine, app_value = self._app_condition()
         try:
             response = self._client.update_item(
                 TableName=self._table,
                 Key=challenge_key(challenge_id),
                 UpdateExpression="SET #state = :claimed, claimedBy = :user, claimedAt = if_not_exists(claimedAt, :now)",
-                ConditionExpression="(#state = :verified AND claimableUntil > :now "
-                "AND (attribute_not_exists(userId) OR userId = :user)) OR (#state = :claimed AND claimedBy = :user)",
-                ExpressionAttributeNames={"#state": "state"},
+                ConditionExpression=f"{mine} AND ((#state = :verified AND claimableUntil > :now "
+                "AND (attribute_not_exists(userId) OR userId = :user)) OR (#state = :claimed AND claimedBy = :user))",
+                ExpressionAttributeNames={"#state": "state", "#app": "app"},
                 ExpressionAttributeValues={
+                    **app_value,
                     ":claimed": _s(ChallengeState.CLAIMED.value),
                     ":verified": _s(ChallengeState.VERIFIED.value),
                     ":user": _s(user_id),
@@ -640,7 +698,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             {
                 "ConditionCheck": {
                     "TableName": self._table,
-                    "Key": lock_key(subject),
+                    "Key": self._keys.lock(subject),
                     "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
                     "ExpressionAttributeNames": {"#until": "until"},
                     "ExpressionAttributeValues": {":now": _n(now)},
@@ -655,7 +713,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": lock_key(subject),
+                    "Key": self._keys.lock(subject),
                     "UpdateExpression": "SET #until = :until, #ttl = :ttl",
                     "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
                     "ExpressionAttributeNames": {"#until": "until", "#ttl": "ttl"},
@@ -688,10 +746,10 @@ class DynamoChallengeRepository(ChallengeRepository):
         # The guards' modules load with the first send or verify, not in every function's import.
         from otp_core.adapters import fraud_items as fi
 
-        keys = [lock_key(subject) for subject in charge.locks]
+        keys = [self._keys.lock(subject) for subject in charge.locks]
         for counter in charge.counters:
             bucket = counter.bucket(charge.now)
-            keys.extend([counter_key(counter, bucket), counter_key(counter, bucket - 1)])
+            keys.extend([self._keys.counter(counter, bucket), self._keys.counter(counter, bucket - 1)])
         fraud = charge.fraud
         if fraud is not None and (fraud.count or fraud.judge) and fraud.refused_by is None:
             for destination in fraud.buckets:
@@ -984,14 +1042,14 @@ class DynamoChallengeRepository(ChallengeRepository):
         lock's condition in the write still covers a lock set after the read)."""
         now = charge.now
         for subject in charge.locks:
-            lock = items.get(_ref(lock_key(subject)))
+            lock = items.get(_ref(self._keys.lock(subject)))
             if lock is not None and int(lock.get("until", {}).get("N", 0)) > now:
                 raise _locked(lock, now)
         charges, waits = [], []
         for counter in charge.counters:
             bucket = counter.bucket(now)
-            current = _count(items, counter_key(counter, bucket))
-            previous = _count(items, counter_key(counter, bucket - 1))
+            current = _count(items, self._keys.counter(counter, bucket))
+            previous = _count(items, self._keys.counter(counter, bucket - 1))
             allowed = sliding_allowance(counter.cap, previous, now, counter.window)
             if current >= allowed:
                 waits.append(sliding_retry_after(counter.cap, previous, current, now, counter.window))
@@ -1001,7 +1059,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                     {
                         "Update": {
                             "TableName": self._table,
-                            "Key": counter_key(counter, bucket),
+                            "Key": self._keys.counter(counter, bucket),
                             "UpdateExpression": "ADD n :one SET #ttl = :ttl",
                             "ConditionExpression": "attribute_not_exists(n) OR n < :allowed",
                             "ExpressionAttributeNames": {"#ttl": "ttl"},
@@ -1016,7 +1074,7 @@ class DynamoChallengeRepository(ChallengeRepository):
                     lambda _: _StaleReadError(),
                 )
             )
-            charges.append(self._unchanged(counter_key(counter, bucket - 1), previous))
+            charges.append(self._unchanged(self._keys.counter(counter, bucket - 1), previous))
         if waits:
             raise _send_limited(max(waits))(None)
         return charges
@@ -1065,10 +1123,6 @@ def _count(items: dict[tuple[str, str], Item], key: Item) -> int:
     item = items.get(_ref(key))
     return int(item["n"]["N"]) if item and "n" in item else 0
 
-
-def used_token_item(token_id: str, expires_at: int) -> Item:
-    """A token that was validated or spent as a step-up proof (kept until it could no longer verify)."""
-    return {"pk": _s(f"USED#{token_id}"), "sk": _s("USED"), "ttl": _n(expires_at + _HOUR)}
 
 
 def _locked(old: Item | None, now: int) -> RateLimitedError:

@@ -4,7 +4,8 @@ Items: ``USER#<userId>`` / ``AUTH#SMS`` (the SMS authenticator), ``USER#<userId>
 (a device that completed a challenge), ``USER#<userId>`` / ``DEVICE#<deviceKey>#ACT#<action>`` (a device allowed in
 for one action), ``TRACK#<attemptId>`` / ``TRACK`` (a tracked
 attempt), ``PTR#<key>`` / ``PTR`` (where a signed-in user's pending challenge is), ``USED#<jti>`` / ``USED``
-(a token that has been validated).
+(a token that has been validated). Every key of an app but ``default`` starts with ``APP#<appId>#`` (see
+:class:`otp_core.adapters.dynamodb.Keys`).
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from otp_core.adapters.dynamodb import (
     _DEVICE_RETENTION,
     Item,
+    Keys,
     _n,
     _s,
-    attempt_key,
     authenticator_from_item,
-    authenticator_item,
-    authenticator_key,
-    device_key_of,
-    pointer_key,
     replace_condition,
-    used_token_item,
 )
 from otp_core.errors import DependencyError
 from otp_core.observability import tracer
 from otp_core.ports import IdentityRepository
-from otp_core.records import Authenticator, TrackedAttempt
+from otp_core.records import DEFAULT_APP, Authenticator, TrackedAttempt
 
 _UNAVAILABLE = "the identity store is unavailable; retry later"
 
@@ -49,11 +45,14 @@ class DynamoIdentityRepository(IdentityRepository):
         A boto3 DynamoDB client.
     table:
         The table name.
+    app_id:
+        The app whose users these are (``user-123`` of two apps is two users: keys carry the app).
     """
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, app_id: str = DEFAULT_APP) -> None:
         self._client = client
         self._table = table
+        self._keys = Keys(app_id)
 
     def _get(self, key: Item) -> Item | None:
         try:
@@ -64,7 +63,7 @@ class DynamoIdentityRepository(IdentityRepository):
 
     @tracer.capture_method(capture_response=False)
     def get_authenticator(self, user_id: str) -> Authenticator | None:
-        item = self._get(authenticator_key(user_id))
+        item = self._get(self._keys.authenticator(user_id))
         return authenticator_from_item(item) if item else None
 
     @tracer.capture_method(capture_response=False)
@@ -78,7 +77,7 @@ class DynamoIdentityRepository(IdentityRepository):
             else:
                 stored = authenticator
                 replaces = current.authenticator_id if current is not None else None
-            if self._conditional(self._client.put_item, Item=authenticator_item(stored), **replace_condition(replaces)):
+            if self._conditional(self._client.put_item, Item=self._keys.authenticator_item(stored), **replace_condition(replaces)):
                 return stored
         raise DependencyError("the authenticator changed concurrently; retry")
 
@@ -86,7 +85,7 @@ class DynamoIdentityRepository(IdentityRepository):
     def delete_authenticator(self, user_id: str, authenticator_id: str) -> bool:
         return self._conditional(
             self._client.delete_item,
-            Key=authenticator_key(user_id),
+            Key=self._keys.authenticator(user_id),
             ConditionExpression="authenticatorId = :id",
             ExpressionAttributeValues={":id": _s(authenticator_id)},
         )
@@ -106,7 +105,7 @@ class DynamoIdentityRepository(IdentityRepository):
     @tracer.capture_method(capture_response=False)
     def put_attempt(self, attempt: TrackedAttempt, *, seen_device: bool) -> None:
         item: Item = {
-            **attempt_key(attempt.attempt_id),
+            **self._keys.attempt(attempt.attempt_id),
             "attemptId": _s(attempt.attempt_id),
             "userId": _s(attempt.user_id),
             "action": _s(attempt.action),
@@ -121,7 +120,7 @@ class DynamoIdentityRepository(IdentityRepository):
         try:
             if seen_device and attempt.device_key:
                 device = {
-                    **device_key_of(attempt.user_id, attempt.device_key, attempt.action),
+                    **self._keys.device(attempt.user_id, attempt.device_key, attempt.action),
                     "seenAt": _n(attempt.created_at),
                     "ttl": _n(attempt.created_at + _DEVICE_RETENTION),
                 }
@@ -135,7 +134,7 @@ class DynamoIdentityRepository(IdentityRepository):
 
     @tracer.capture_method(capture_response=False)
     def get_attempt(self, attempt_id: str) -> TrackedAttempt | None:
-        item = self._get(attempt_key(attempt_id))
+        item = self._get(self._keys.attempt(attempt_id))
         if not item:
             return None
         return TrackedAttempt(
@@ -151,7 +150,7 @@ class DynamoIdentityRepository(IdentityRepository):
 
     @tracer.capture_method(capture_response=False)
     def is_known_device(self, user_id: str, device_key: str, action: str) -> bool:
-        keys = [device_key_of(user_id, device_key), device_key_of(user_id, device_key, action)]
+        keys = [self._keys.device(user_id, device_key), self._keys.device(user_id, device_key, action)]
         try:
             response = self._client.batch_get_item(
                 RequestItems={self._table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "pk"}}
@@ -164,22 +163,17 @@ class DynamoIdentityRepository(IdentityRepository):
 
     @tracer.capture_method(capture_response=False)
     def token_used(self, token_id: str) -> bool:
-        return self._get(_used_key(token_id)) is not None
+        return self._get(self._keys.used(token_id)) is not None
 
     @tracer.capture_method(capture_response=False)
     def get_pointer(self, key: str) -> str | None:
-        item = self._get(pointer_key(key))
+        item = self._get(self._keys.pointer(key))
         return item["challengeId"]["S"] if item else None
 
     @tracer.capture_method(capture_response=False)
     def consume_token(self, token_id: str, expires_at: int) -> bool:
         return self._conditional(
             self._client.put_item,
-            Item=used_token_item(token_id, expires_at),
+            Item=self._keys.used_token_item(token_id, expires_at),
             ConditionExpression="attribute_not_exists(pk)",
         )
-
-
-def _used_key(token_id: str) -> Item:
-    item = used_token_item(token_id, 0)
-    return {"pk": item["pk"], "sk": item["sk"]}

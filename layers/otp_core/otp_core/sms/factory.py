@@ -38,6 +38,17 @@ def parse_endpoints(text: str) -> dict[str, str]:
     return endpoints
 
 
+def stack_providers(settings: Settings) -> tuple[str, ...]:
+    """The providers this stack holds credentials and permissions for: those its parameters route to (an
+    app's routes may pick among them)."""
+    try:
+        routes = parse_country_routes(settings.sms_country_routes)
+    except ValueError:
+        routes = {}
+    names = [*settings.sms_providers, *(name for route in routes.values() for name in route)]
+    return tuple(name for name in dict.fromkeys(names) if name in KNOWN_PROVIDERS)
+
+
 def build_sender(
     settings: Settings,
     *,
