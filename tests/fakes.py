@@ -14,17 +14,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from otp_core import fraud, policy, spend
 from otp_core.adapters.kms import der_to_raw_signature
+from otp_core.apps import ApiKey, AppRecord, KeyGrant
 from otp_core.errors import (
     ConflictError,
     DeliveryFailedError,
+    DependencyError,
     DestinationBlockedError,
     InvalidPhoneNumberError,
+    NotFoundError,
     RateLimitedError,
     SendBudgetExceededError,
 )
 from otp_core.fraud import Activity, Block, Bucket, Guard, Mode, Reason, Rules, Slot, Trip
 from otp_core.policy import FailureRule, SendCharge, SendReceipt
 from otp_core.ports import (
+    AppStore,
     ChallengeRepository,
     Clock,
     DeliveryLog,
@@ -127,7 +131,8 @@ class MemoryCircuitStore(CircuitStore):
 
 
 class FakeSender(SmsSender):
-    def __init__(self) -> None:
+    def __init__(self, provider: str = "fake") -> None:
+        self.provider = provider
         self.sent: list[OutgoingSms] = []
         self.fail = False
         self.refuse_numbers = False
@@ -138,7 +143,7 @@ class FakeSender(SmsSender):
         if self.refuse_numbers:
             raise InvalidPhoneNumberError("the provider refused the number")
         self.sent.append(sms)
-        return SentSms(provider="fake", message_id=str(len(self.sent)))
+        return SentSms(provider=self.provider, message_id=str(len(self.sent)))
 
     def last_code(self) -> str:
         return re.findall(r"\b[0-9]{4,10}\b", self.sent[-1].body)[0]
@@ -583,3 +588,91 @@ class InMemoryFraudStore(FraudStore):
     def put_safe_list(self, app_id: str, entries: tuple[str, ...]) -> tuple[str, ...]:
         self.safe[app_id] = entries
         return entries
+
+
+class InMemoryAppStore(AppStore):
+    """The app store (otp_core.adapters.app_store.DynamoAppStore) in memory, with the same conditions: a taken
+    ID or audience, a sixth key, a change racing another (the version) and a deleted app are refused."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, AppRecord] = {}
+        self.audiences: dict[str, str] = {}
+        self.listed: dict[tuple[str, str], ApiKey] = {}
+        self.grants: dict[str, KeyGrant] = {}
+        self.touched: list[tuple[str, str, int]] = []
+        self.grant_reads = 0
+
+    def get(self, app_id: str) -> AppRecord | None:
+        return self.records.get(app_id)
+
+    def list(self) -> list[AppRecord]:
+        return [record for record in self.records.values() if record.deleted_at is None]
+
+    def create(self, record: AppRecord, audience: str) -> None:
+        if record.app_id in self.records:
+            raise ConflictError("this appId is taken (IDs of deleted apps are never reused)")
+        if audience in self.audiences:
+            raise ConflictError("this tokenAudience is another app's")
+        self.records[record.app_id] = record
+        self.audiences[audience] = record.app_id
+
+    def ensure(self, record: AppRecord) -> AppRecord:
+        return self.records.setdefault(record.app_id, record)
+
+    def update(self, old: AppRecord, name: str, settings: dict[str, object], old_audience: str, audience: str) -> None:
+        current = self.records.get(old.app_id)
+        if audience != old_audience and self.audiences.get(audience, old.app_id) != old.app_id:
+            raise ConflictError("this tokenAudience is another app's")
+        if current is None or current.version != old.version or current.deleted_at is not None:
+            raise ConflictError("the app changed meanwhile (or was deleted); read it and try again")
+        self.records[old.app_id] = dataclasses.replace(current, name=name, settings=settings, version=old.version + 1)
+        if audience != old_audience:
+            self.audiences.pop(old_audience, None)
+            self.audiences[audience] = old.app_id
+
+    def delete(self, app_id: str, now: int) -> None:
+        current = self.records.get(app_id)
+        if current is None or current.deleted_at is not None:
+            raise NotFoundError("no such app")
+        self.records[app_id] = dataclasses.replace(current, deleted_at=now)
+        for key in self.keys(app_id):
+            self.revoke(key, deleted=True)
+
+    def keys(self, app_id: str) -> list[ApiKey]:
+        return [key for (app, _), key in self.listed.items() if app == app_id]
+
+    def add_key(self, key: ApiKey, *, capped: bool = True) -> bool:
+        record = self.records.get(key.app_id)
+        if record is None or record.deleted_at is not None:
+            raise NotFoundError("no such app")
+        if capped and record.keys >= 5:
+            raise ConflictError("an app holds at most 5 keys; revoke one first")
+        if key.digest in self.grants:
+            if not capped:
+                return False
+            raise DependencyError("digest collision")
+        self.records[key.app_id] = dataclasses.replace(record, keys=record.keys + 1)
+        self.listed[(key.app_id, key.key_id)] = key
+        self.grants[key.digest] = KeyGrant(key.app_id, key.key_id)
+        return True
+
+    def revoke(self, key: ApiKey, *, deleted: bool = False) -> bool:
+        if self.listed.pop((key.app_id, key.key_id), None) is None:
+            return False
+        self.grants[key.digest] = KeyGrant(key.app_id, key.key_id, revoked=True)
+        record = self.records[key.app_id]
+        self.records[key.app_id] = dataclasses.replace(record, keys=record.keys - 1)
+        return True
+
+    def grant(self, digest: str) -> KeyGrant | None:
+        self.grant_reads += 1
+        return self.grants.get(digest)
+
+    def touch(self, app_id: str, key_id: str, now: int, every: int) -> None:
+        listed = self.listed.get((app_id, key_id))
+        if listed is not None and (listed.last_used_at is None or listed.last_used_at < now - every):
+            self.listed[(app_id, key_id)] = dataclasses.replace(listed, last_used_at=now)
+            self.touched.append((app_id, key_id, now))
+
+    def app_of_sid(self, sid: str) -> str | None:
+        return next((record.app_id for record in self.records.values() if record.sid == sid), None)

@@ -8,10 +8,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.records import DEFAULT_APP
 from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body
 from otp_core.models import ClaimChallengeRequest
 from otp_core.observability import logger, metrics, tracer
+from otp_core.records import DEFAULT_APP
 from otp_core.service import ChallengeRecords
 
 app = make_resolver()

@@ -10,11 +10,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.records import DEFAULT_APP
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
 from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body, principal
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
+from otp_core.records import DEFAULT_APP
 from otp_core.service import ChallengeStarter
 
 app = make_resolver()

@@ -8,9 +8,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.records import DEFAULT_APP
 from otp_core.http import Response, caller_app, json_response, make_resolver, require_no_body
 from otp_core.observability import logger, metrics, tracer
+from otp_core.records import DEFAULT_APP
 from otp_core.service import ChallengeStarter
 
 app = make_resolver()

@@ -8,10 +8,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.records import DEFAULT_APP
 from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body
 from otp_core.models import VerifyChallengeRequest
 from otp_core.observability import logger, metrics, tracer
+from otp_core.records import DEFAULT_APP
 from otp_core.service import ChallengeVerifier
 
 app = make_resolver()
@@ -25,7 +25,9 @@ def service(app_id: str = DEFAULT_APP) -> ChallengeVerifier:
 def verify_challenge(challengeId: str) -> Response:  # noqa: N803 - the contract's path parameter
     request = parse_body(app, VerifyChallengeRequest)
     app_id = caller_app(app)
-    return json_response(200, replies.verify_result(service(app_id).verify(challengeId, request.code, runtime.policy(app_id))))
+    return json_response(
+        200, replies.verify_result(service(app_id).verify(challengeId, request.code, runtime.policy(app_id)))
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

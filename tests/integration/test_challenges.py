@@ -48,7 +48,9 @@ def test_sign_in_flow_end_to_end(invoke, sms, phone, stack):
     jwks = invoke("jwks")
     assert jwks.status == 200 and jwks.headers["Cache-Control"].startswith("public")
     env = stack.environment
-    claims = TokenVerifier(jwks.body, issuer=env["TOKEN_ISSUER"], audience=env["TOKEN_AUDIENCE"]).verify(
+    claims = TokenVerifier(
+        jwks.body, issuer=env["TOKEN_ISSUER"], app_id="default", audience=env["TOKEN_AUDIENCE"]
+    ).verify(
         verified.body["token"], token_type=VERIFICATION_TOKEN_TYPE
     )
     assert claims["phone_number"] == phone and claims["chl"] == challenge_id

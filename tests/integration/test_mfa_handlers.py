@@ -78,7 +78,7 @@ def test_concurrent_validates_on_dynamodb_local(stack, sms, phone):
 
     def validate() -> None:
         barrier.wait()
-        results.append(validator.validate(token, "a").valid)
+        results.append(validator.validate(token, "a", runtime.policy()).valid)
 
     threads = [threading.Thread(target=validate) for _ in range(10)]
     for thread in threads:

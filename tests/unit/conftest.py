@@ -37,7 +37,7 @@ from otp_core.models import (
 )
 from otp_core.phone import check_phone_number
 from otp_core.phone_verification import PhoneVerificationService
-from otp_core.records import Challenge
+from otp_core.records import DEFAULT_APP, Challenge
 from otp_core.rules import RuleSet, load_rules
 from otp_core.service import (
     ChallengeRecords,
@@ -127,10 +127,10 @@ class Client:
         return replies.track_result(tracked)
 
     def validate(self, token: str, action: str | None) -> ValidateResult:
-        return replies.validate_result(self._world.validator.validate(token, action))
+        return replies.validate_result(self._world.validator.validate(token, action, self._world.policy))
 
     def authenticate(self, authorization: str | None) -> dict[str, Any]:
-        return self._world.client.authenticate(authorization)
+        return self._world.client.authenticate(authorization, self._world.policy)
 
     def client_enroll(self, claims: Any, phone_number: str, ip_address: str | None = None) -> ClientChallengeSent:
         sent = self._world.client.enroll(claims, phone_number, self._world.policy, ip_address)
@@ -187,6 +187,7 @@ class World:
         self.policy = settings.policy
         self.clock = FakeClock()
         self.sender = FakeSender()
+        self.test_sender = FakeSender(provider="test")
         self.signer = FakeSigner()
         self.deliveries = FakeDeliveryLog()
         self.repository = InMemoryRepository()
@@ -194,15 +195,16 @@ class World:
         self.fraud = InMemoryFraudStore(self.repository)
         self.guard = SendGuard.from_settings(self.fraud, settings)
         self.codes = CodeBook(b"k" * 32)
-        self.tokens = TokenIssuer(
-            self.signer, issuer=settings.token_issuer, audience=settings.token_audience, clock=self.clock
-        )
-        self.token_verifier = TokenVerifier(
-            build_jwks(self.signer, [self.signer.key_id]),
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            clock=self.clock,
-        )
+        self.tokens = TokenIssuer(self.signer, issuer=settings.token_issuer, app_id=DEFAULT_APP, clock=self.clock)
+        jwks = build_jwks(self.signer, [self.signer.key_id])
+
+        def verifier(audience: str) -> TokenVerifier:
+            return TokenVerifier(
+                jwks, issuer=settings.token_issuer, app_id=DEFAULT_APP, audience=audience, clock=self.clock
+            )
+
+        self.verifiers = verifier
+        self.token_verifier = verifier(settings.token_audience)
         self.starter = ChallengeStarter(
             self.repository,
             self.identities,
@@ -212,6 +214,7 @@ class World:
             self.deliveries,
             check_phone_number,
             self.guard,
+            test_sender=self.test_sender,
         )
         self.checker = CodeChecker(self.repository, self.identities, self.clock, self.codes)
         self.verifier = ChallengeVerifier(self.checker, self.tokens)
@@ -219,10 +222,8 @@ class World:
         self.tracker = Tracker(
             self.identities, self.clock, self.tokens, load_rules(rules), lambda user, device: f"{user}/{device}"
         )
-        self.validator = TokenValidator(self.identities, self.token_verifier)
-        self.client = ClientFlows(
-            self.identities, self.clock, self.starter, self.checker, self.tokens, self.token_verifier
-        )
+        self.validator = TokenValidator(self.identities, self.verifiers)
+        self.client = ClientFlows(self.identities, self.clock, self.starter, self.checker, self.tokens, self.verifiers)
         self.phone_verification = PhoneVerificationService(
             self.starter, self.checker, self.identities, lambda sub, phone: f"{sub}/{phone}"
         )

@@ -18,7 +18,7 @@ from otp_core.token_verify import TokenVerifier
 from otp_core.tokens import CLIENT_TOKEN_TYPE, VERIFICATION_TOKEN_TYPE, TokenIssuer, b64url
 from tests.fakes import EPOCH, FakeClock, FakeSigner
 
-ISS, AUD = "urn:sms-otp:test", "sms-otp"
+ISS, AUD, APP = "urn:sms-otp:test", "sms-otp", "default"
 
 
 @pytest.fixture
@@ -29,13 +29,13 @@ def signer() -> FakeSigner:
 @pytest.fixture
 def verifier(signer) -> TokenVerifier:
     # The verifier checks times against the service's clock: here the fake clock's fixed epoch.
-    return TokenVerifier(build_jwks(signer, [signer.key_id]), issuer=ISS, audience=AUD, clock=FakeClock())
+    return TokenVerifier(build_jwks(signer, [signer.key_id]), issuer=ISS, app_id=APP, audience=AUD, clock=FakeClock())
 
 
-def issue(signer, *, clock=None, issuer=ISS, audience=AUD, ttl=600, token_type=VERIFICATION_TOKEN_TYPE) -> str:
-    tokens = TokenIssuer(signer, issuer=issuer, audience=audience, clock=clock or FakeClock())
+def issue(signer, *, clock=None, issuer=ISS, audience=AUD, app=APP, ttl=600, token_type=VERIFICATION_TOKEN_TYPE) -> str:
+    tokens = TokenIssuer(signer, issuer=issuer, app_id=app, clock=clock or FakeClock())
     claims = {"sub": "user-1", "chl": "c", "state": "CHALLENGE_SUCCEEDED"}
-    return tokens.issue(claims, token_type=token_type, ttl_seconds=ttl)
+    return tokens.issue(claims, token_type=token_type, ttl_seconds=ttl, audience=audience)
 
 
 def forge(header: dict, claims: dict, signature: bytes = b"") -> str:
@@ -47,7 +47,7 @@ def forge(header: dict, claims: dict, signature: bytes = b"") -> str:
 
 def valid_claims() -> dict:
     now = EPOCH
-    return {"iss": ISS, "aud": AUD, "iat": now, "nbf": now, "exp": now + 600, "jti": "j", "sub": "attacker"}
+    return {"iss": ISS, "aud": AUD, "app": APP, "iat": now, "nbf": now, "exp": now + 600, "jti": "j", "sub": "attacker"}
 
 
 def test_issued_token_verifies_with_its_header_and_claims(signer, verifier):

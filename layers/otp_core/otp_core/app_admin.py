@@ -11,11 +11,10 @@ every function shares one process, that makes a change apply at once).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from otp_core.adapters.app_store import DynamoAppStore, TtlCache
 from otp_core.apps import (
     APP_ID,
     KEY_ID,
@@ -34,6 +33,7 @@ from otp_core.apps import (
     new_sid,
     stack_key,
 )
+from otp_core.caching import TtlCache
 from otp_core.errors import (
     ConflictError,
     DependencyError,
@@ -44,7 +44,7 @@ from otp_core.errors import (
     UnauthorizedError,
 )
 from otp_core.observability import logger
-from otp_core.ports import Clock
+from otp_core.ports import AppStore, Clock
 from otp_core.records import DEFAULT_APP
 from otp_core.settings import Policy
 
@@ -81,7 +81,7 @@ class AppDirectory:
 
     def __init__(
         self,
-        store: DynamoAppStore,
+        store: AppStore,
         base: Policy,
         *,
         allow_test_numbers: bool = False,
@@ -178,7 +178,7 @@ class KeyAuthority:
 
     def __init__(
         self,
-        store: DynamoAppStore,
+        store: AppStore,
         clock: Clock,
         base: Policy,
         *,
@@ -238,21 +238,25 @@ class AppAdmin:
         The SMS providers this stack holds credentials for (those its parameters route to).
     phone_check:
         The number checks of a send, applied to test numbers.
+    parse_routes:
+        Reads ``smsCountryRoutes`` (otp_core.sms.routing.parse_country_routes).
     stack_secret:
         Reads the stack-generated key of ``default`` (listed, and revocable, like any other).
     """
 
     def __init__(
         self,
-        store: DynamoAppStore,
+        store: AppStore,
         directory: AppDirectory,
         clock: Clock,
         *,
         allow_test_numbers: bool,
         providers: Iterable[str],
         phone_check: Callable[[str, Policy], str],
+        parse_routes: Callable[[str], Mapping[str, Sequence[str]]],
         stack_secret: Callable[[], str],
     ) -> None:
+        self._parse_routes = parse_routes
         self._store = store
         self._directory = directory
         self._clock = clock
@@ -354,7 +358,11 @@ class AppAdmin:
     def revoke_key(self, app_id: str, key_id: str) -> None:
         """Revoke a key: it answers 401 within 60 seconds (API Gateway's and the authorizer's caches)."""
         self.get(app_id)
-        key = next((key for key in self._store.keys(app_id) if key.key_id == key_id), None) if KEY_ID.fullmatch(key_id) else None
+        key = (
+            next((key for key in self._store.keys(app_id) if key.key_id == key_id), None)
+            if KEY_ID.fullmatch(key_id)
+            else None
+        )
         if key is None or not self._store.revoke(key):
             raise NotFoundError("no such key")
 
@@ -377,6 +385,7 @@ class AppAdmin:
             allow_test_numbers=self._allow_test_numbers,
             providers=self._providers,
             phone_check=self._phone_check,
+            parse_routes=self._parse_routes,
         )
 
     def _check_audience(self, app_id: str, audience: str) -> None:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from otp_core.errors import FieldError, InvalidRequestError, OtpError
 from otp_core.records import DEFAULT_APP
-from otp_core.settings import Policy, web_address as _web_address
+from otp_core.settings import Policy
+from otp_core.settings import web_address as _web_address
 
 # The per-app settings, by the contract's name -> the Policy field that holds them.
 APP_SETTINGS: Mapping[str, str] = {
@@ -202,6 +203,7 @@ def check_settings(
     allow_test_numbers: bool,
     providers: Iterable[str],
     phone_check: Callable[[str, Policy], str],
+    parse_routes: Callable[[str], Mapping[str, Sequence[str]]],
 ) -> Policy:
     """Validate an app's overrides as the admin API stores them, and return the app's policy.
 
@@ -222,16 +224,17 @@ def check_settings(
     if not routed:
         errors.append(FieldError("settings.smsProviders", "name at least one provider"))
     try:
-        from otp_core.sms.routing import parse_country_routes
-
-        routed += [name for route in parse_country_routes(policy.sms_country_routes).values() for name in route]
+        routed += [name for route in parse_routes(policy.sms_country_routes).values() for name in route]
     except ValueError as exc:
         errors.append(FieldError("settings.smsCountryRoutes", str(exc)))
     missing = sorted(set(routed) - available)
     if missing:
         field = "settings.smsProviders" if set(missing) & set(policy.sms_providers) else "settings.smsCountryRoutes"
         errors.append(
-            FieldError(field, f"this stack holds no credentials for {', '.join(missing)} (it has {', '.join(sorted(available))})")
+            FieldError(
+                field,
+                f"this stack holds no credentials for {', '.join(missing)} (it has {', '.join(sorted(available))})",
+            )
         )
     if "trackRules" in overrides:
         from otp_core.rules import load_rules

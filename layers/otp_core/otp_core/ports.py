@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from otp_core.policy import FailureRule, SendCharge, SendReceipt
 from otp_core.records import (
@@ -22,6 +22,7 @@ from otp_core.records import (
 )
 
 if TYPE_CHECKING:
+    from otp_core.apps import ApiKey, AppRecord, KeyGrant
     from otp_core.fraud import Block, Bucket, Guard, Rules, Trip
 
 
@@ -226,6 +227,58 @@ class IdentityRepository(ABC):
     @abstractmethod
     def consume_token(self, token_id: str, expires_at: int) -> bool:
         """Record a token as used; False if it was used before (one conditional write)."""
+
+
+class AppStore(ABC):
+    """Apps and their API keys (otp_core.apps); every change is one conditional write or transaction."""
+
+    @abstractmethod
+    def get(self, app_id: str) -> AppRecord | None:
+        """The record, deleted ones included (None: never created)."""
+
+    @abstractmethod
+    def list(self) -> list[AppRecord]:
+        """Every live app."""
+
+    @abstractmethod
+    def create(self, record: AppRecord, audience: str) -> None:
+        """Store a new app (ConflictError: the ID was ever used, or the audience is another app's)."""
+
+    @abstractmethod
+    def ensure(self, record: AppRecord) -> AppRecord:
+        """The stored record of ``record.app_id``, storing ``record`` first if there is none."""
+
+    @abstractmethod
+    def update(self, old: AppRecord, name: str, settings: dict[str, Any], old_audience: str, audience: str) -> None:
+        """Replace name and settings if ``old`` is still the stored version (ConflictError otherwise)."""
+
+    @abstractmethod
+    def delete(self, app_id: str, now: int) -> None:
+        """Mark the app deleted for good and revoke its keys (NotFoundError: no such live app)."""
+
+    @abstractmethod
+    def keys(self, app_id: str) -> list[ApiKey]:
+        """The app's live keys."""
+
+    @abstractmethod
+    def add_key(self, key: ApiKey, *, capped: bool = True) -> bool:
+        """Store a new key (ConflictError: 5 already; NotFoundError: no such live app)."""
+
+    @abstractmethod
+    def revoke(self, key: ApiKey, *, deleted: bool = False) -> bool:
+        """Revoke a listed key; False when it was no longer listed."""
+
+    @abstractmethod
+    def grant(self, digest: str) -> KeyGrant | None:
+        """What a key digest opens (revoked keys answer with ``revoked`` set)."""
+
+    @abstractmethod
+    def touch(self, app_id: str, key_id: str, now: int, every: int) -> None:
+        """Record a key's last use, at most once per ``every`` seconds."""
+
+    @abstractmethod
+    def app_of_sid(self, sid: str) -> str | None:
+        """The app a Twilio Service SID's digits name."""
 
 
 class SmsSender(ABC):

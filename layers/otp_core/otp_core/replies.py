@@ -13,9 +13,12 @@ from otp_core.records import Authenticator, Challenge, ChallengeState
 from otp_core.timefmt import rfc3339
 
 if TYPE_CHECKING:  # the use cases' result types; importing them here would load every use case's module
+    from otp_core.apps import ApiKey, AppRecord, NewKey
     from otp_core.fraud import Block
     from otp_core.mfa import ClientVerification, Tracked, Validation
     from otp_core.models import (
+        AppList,
+        AppView,
         AuthenticatorList,
         AuthenticatorView,
         BlockList,
@@ -25,6 +28,9 @@ if TYPE_CHECKING:  # the use cases' result types; importing them here would load
         ClaimResult,
         ClientChallengeSent,
         ClientVerifyResult,
+        KeyCreated,
+        KeyList,
+        KeyView,
         PhoneSent,
         PhoneValidateResult,
         SafeList,
@@ -212,3 +218,48 @@ def safe_list(entries: tuple[str, ...]) -> SafeList:
     from otp_core.models import SafeList  # only this answer's area is loaded
 
     return SafeList(entries=list(entries))
+
+
+def app_view(record: AppRecord) -> AppView:
+    """An app record as the admin API shows it: its overrides, never the stack's policy under them."""
+    from otp_core.models import AppView  # only this answer's area is loaded
+
+    return AppView(
+        app_id=record.app_id,
+        name=record.name,
+        settings=dict(record.settings),
+        created_at=rfc3339(record.created_at),
+        twilio_service_sid=record.twilio_service_sid,
+        twilio_account_sid=record.twilio_account_sid,
+    )
+
+
+def app_list(records: list[AppRecord]) -> AppList:
+    from otp_core.models import AppList  # only this answer's area is loaded
+
+    return AppList(apps=[app_view(record) for record in records])
+
+
+def key_created(made: NewKey) -> KeyCreated:
+    """The answer that creates a key: the only place its secret is ever shown."""
+    from otp_core.models import KeyCreated  # only this answer's area is loaded
+
+    return KeyCreated(key_id=made.key.key_id, api_key=made.secret, created_at=rfc3339(made.key.created_at))
+
+
+def key_view(key: ApiKey) -> KeyView:
+    """A listed key: no secret, no digest."""
+    from otp_core.models import KeyView  # only this answer's area is loaded
+
+    return KeyView(
+        key_id=key.key_id,
+        description=key.description,
+        created_at=rfc3339(key.created_at),
+        last_used_at=rfc3339(key.last_used_at) if key.last_used_at is not None else None,
+    )
+
+
+def key_list(keys: list[ApiKey]) -> KeyList:
+    from otp_core.models import KeyList  # only this answer's area is loaded
+
+    return KeyList(keys=[key_view(key) for key in keys])

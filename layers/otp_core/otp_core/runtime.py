@@ -3,8 +3,8 @@
 Clients, secrets and adapters are built once per cold start, on first use, so a function builds only what
 its use case needs. A deployment serves several apps (otp_core.apps): the use cases are built per app (their
 repositories key every item by it), and the policy a request runs under comes from :func:`policy` (the stack
-parameters with the app's settings over them, cached 30 seconds) and is passed to each call. Tests reset the caches with :func:`reset` after changing the
-environment.
+parameters with the app's settings over them, cached 30 seconds) and is passed to each call. Tests reset the
+caches with :func:`reset` after changing the environment.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def app_admin() -> AppAdmin:
     from otp_core.app_admin import AppAdmin
     from otp_core.phone import check_phone_number
     from otp_core.sms.factory import stack_providers
+    from otp_core.sms.routing import parse_country_routes
 
     config = settings()
     return AppAdmin(
@@ -141,6 +142,7 @@ def app_admin() -> AppAdmin:
         allow_test_numbers=config.allow_test_numbers,
         providers=stack_providers(config),
         phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
         stack_secret=lambda: secret(config.api_key_secret_id),
     )
 
@@ -333,7 +335,6 @@ def fraud_admin() -> FraudAdmin:
     """``/v1/admin/fraud/...``: blocks and the safe list. Reads and writes go to the table; a write also drops
     the cached view, which the local stack's functions share in one process, so there it applies at once."""
     from otp_core.admin import FraudAdmin
-    from otp_core.app_admin import AppAdmin, AppDirectory, KeyAuthority
 
     return FraudAdmin(fraud_store(), clock(), apps())
 

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from otp_core.apps import MAX_KEYS, ApiKey, AppRecord, KeyGrant
 from otp_core.errors import ConflictError, DependencyError, NotFoundError
 from otp_core.observability import logger
+from otp_core.ports import AppStore
 
 Item = dict[str, dict[str, Any]]
 APPS_PARTITION = "APPS"
@@ -111,7 +109,7 @@ def _failed_conditions(exc: ClientError) -> list[bool]:
     return failed
 
 
-class DynamoAppStore:
+class DynamoAppStore(AppStore):
     """Apps and keys on the service's table.
 
     Parameters
@@ -389,7 +387,8 @@ class DynamoAppStore:
                 TableName=self._table,
                 Key=listed_key(app_id, key_id),
                 UpdateExpression="SET lastUsedAt = :now",
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(lastUsedAt) OR lastUsedAt < :cutoff)",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(lastUsedAt) OR lastUsedAt < :cutoff)",
                 ExpressionAttributeValues={":now": _n(now), ":cutoff": _n(now - every)},
             )
         except (ClientError, BotoCoreError) as exc:
@@ -434,32 +433,3 @@ class DynamoAppStore:
             start = response.get("LastEvaluatedKey")
             if not start:
                 return items
-
-
-class TtlCache:
-    """A small map of recent answers that each live ``seconds`` (oldest dropped beyond ``size`` entries)."""
-
-    def __init__(self, seconds: float, size: int = 1024, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._seconds = seconds
-        self._size = size
-        self._monotonic = monotonic
-        self._entries: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-
-    def get(self, key: Any, load: Callable[[], Any]) -> Any:
-        now = self._monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and now - hit[0] < self._seconds:
-            return hit[1]
-        value = load()
-        self._entries[key] = (now, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return value
-
-    def forget(self, key: Any = None) -> None:
-        """Drop one entry (or every entry): the next read loads afresh."""
-        if key is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(key, None)

@@ -450,9 +450,15 @@ class DynamoChallengeRepository(ChallengeRepository):
             # A refused send (4xx) counts toward no bucket or budget either.
             ops += self._guard_refunds(charge, receipt)
         mine, app_value = self._app_condition()
-        only_mine = {"ConditionExpression": mine, "ExpressionAttributeNames": {"#app": "app"}, "ExpressionAttributeValues": app_value}
+        only_mine = {
+            "ConditionExpression": mine,
+            "ExpressionAttributeNames": {"#app": "app"},
+            "ExpressionAttributeValues": app_value,
+        }
         if delete:
-            ops.append({"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id), **only_mine}})
+            ops.append(
+                {"Delete": {"TableName": self._table, "Key": challenge_key(challenge.challenge_id), **only_mine}}
+            )
         try:
             self._client.transact_write_items(TransactItems=ops)
         except (ClientError, BotoCoreError):
@@ -627,8 +633,8 @@ class DynamoChallengeRepository(ChallengeRepository):
                     "TableName": self._table,
                     "Key": challenge_key(challenge.challenge_id),
                     "UpdateExpression": expression,
-                    "ConditionExpression": f"#state = :pending AND attempts < maxAttempts AND expiresAt > :cutoff AND {mine} AND "
-                    + extra_condition,
+                    "ConditionExpression": "#state = :pending AND attempts < maxAttempts AND expiresAt > :cutoff AND "
+                    f"{mine} AND {extra_condition}",
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": {
                         **app_value,
@@ -648,7 +654,9 @@ class DynamoChallengeRepository(ChallengeRepository):
         # Without the old item (a linked record failed), read the challenge to tell exhausted from gone.
         mine = self._mine(old)
         current = (
-            self.get(challenge.challenge_id) if old is None else (from_item(mine) if mine and "challengeId" in mine else None)
+            self.get(challenge.challenge_id)
+            if old is None
+            else (from_item(mine) if mine and "challengeId" in mine else None)
         )
         exhausted = (
             current is not None
@@ -741,8 +749,7 @@ class DynamoChallengeRepository(ChallengeRepository):
             lambda _: _StaleReadError(),
         )
 
-    @staticmethod
-    def _charge_keys(charge: SendCharge) -> list[Item]:
+    def _charge_keys(self, charge: SendCharge) -> list[Item]:
         # The guards' modules load with the first send or verify, not in every function's import.
         from otp_core.adapters import fraud_items as fi
 
@@ -1122,7 +1129,6 @@ class DynamoChallengeRepository(ChallengeRepository):
 def _count(items: dict[tuple[str, str], Item], key: Item) -> int:
     item = items.get(_ref(key))
     return int(item["n"]["N"]) if item and "n" in item else 0
-
 
 
 def _locked(old: Item | None, now: int) -> RateLimitedError:

@@ -77,7 +77,9 @@ class DynamoIdentityRepository(IdentityRepository):
             else:
                 stored = authenticator
                 replaces = current.authenticator_id if current is not None else None
-            if self._conditional(self._client.put_item, Item=self._keys.authenticator_item(stored), **replace_condition(replaces)):
+            if self._conditional(
+                self._client.put_item, Item=self._keys.authenticator_item(stored), **replace_condition(replaces)
+            ):
                 return stored
         raise DependencyError("the authenticator changed concurrently; retry")
 

@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from otp_core.models.admin import (
+        AppCreateRequest,
+        AppList,
+        AppPatchRequest,
+        AppView,
         BlockList,
         BlockRequest,
         BlockView,
+        KeyCreated,
+        KeyCreateRequest,
+        KeyList,
+        KeyView,
         SafeList,
         SafeListRequest,
     )
@@ -54,9 +62,17 @@ if TYPE_CHECKING:
     )
 
 _AREAS = {
+    "AppCreateRequest": "admin",
+    "AppList": "admin",
+    "AppPatchRequest": "admin",
+    "AppView": "admin",
     "BlockList": "admin",
     "BlockRequest": "admin",
     "BlockView": "admin",
+    "KeyCreateRequest": "admin",
+    "KeyCreated": "admin",
+    "KeyList": "admin",
+    "KeyView": "admin",
     "SafeList": "admin",
     "SafeListRequest": "admin",
     "AuthenticatorList": "authenticators",
@@ -85,6 +101,10 @@ _AREAS = {
     "VerifyResult": "challenges",
 }
 __all__ = [
+    "AppCreateRequest",
+    "AppList",
+    "AppPatchRequest",
+    "AppView",
     "AuthenticatorList",
     "AuthenticatorView",
     "BlockList",
@@ -99,6 +119,10 @@ __all__ = [
     "ClientVerifyResult",
     "CreateChallengeRequest",
     "EnrollAuthenticatorRequest",
+    "KeyCreateRequest",
+    "KeyCreated",
+    "KeyList",
+    "KeyView",
     "PhoneSendRequest",
     "PhoneSent",
     "PhoneValidateRequest",
