@@ -18,7 +18,9 @@ app = make_resolver()
 @app.post("/v1/admin/fraud/blocks")
 def create_block() -> Response:
     request = parse_body(app, BlockRequest)
-    block = runtime.fraud_admin().block(runtime.fraud_admin().app_of(request.app_id, every=True), request.bucket, request.until)
+    block = runtime.fraud_admin().block(
+        runtime.fraud_admin().app_of(request.app_id, every=True), request.bucket, request.until
+    )
     return json_response(201, replies.block_view(block), headers={"Cache-Control": "no-store"})
 
 
