@@ -1,4 +1,5 @@
-"""The local stack's SMS outbox: every SMS the functions publish through SNS, readable over HTTP.
+"""The local stack's SMS outbox: every SMS the functions publish through SNS (and every send to an app's test
+number, which reaches no provider), readable over HTTP.
 
 A botocore hook watches ``sns.Publish`` calls made by any boto3 client created after it is installed; the
 call still goes to moto, and the message is recorded once moto has accepted it, so a rejected publish does
@@ -15,6 +16,8 @@ from typing import Any, Final, TextIO
 
 import boto3
 from botocore import handlers
+
+from otp_core.records import OutgoingSms
 
 _PARAMS_KEY: Final = "local_outbox_publish"
 _SENDER_ID_ATTRIBUTE: Final = "AWS.SNS.SMS.SenderID"
@@ -44,6 +47,20 @@ class Outbox:
         with self._lock:
             self._messages.clear()
 
+    def record_test(self, sms: OutgoingSms, now: datetime | None = None) -> dict[str, Any]:
+        """Record a send to an app's test number, which no provider sees (``"provider": "test"``)."""
+        message = {
+            "to": sms.to,
+            "body": sms.body,
+            "senderId": sms.sender_id,
+            "provider": "test",
+            "sentAt": _sent_at(now),
+        }
+        with self._lock:
+            self._messages.append(message)
+        self._print(message)
+        return dict(message)
+
     def record_publish(self, params: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any] | None:
         """Record an ``sns.Publish`` call's parameters if they send an SMS (a PhoneNumber, not a topic).
 
@@ -58,7 +75,7 @@ class Outbox:
             "body": str(params.get("Message", "")),
             "senderId": sender.get("StringValue"),
             "provider": "sns",
-            "sentAt": (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sentAt": _sent_at(now),
         }
         with self._lock:
             self._messages.append(message)
@@ -80,6 +97,10 @@ class Outbox:
             return
         sender = f" from {message['senderId']}" if message["senderId"] else ""
         print(f"[outbox] SMS to {message['to']}{sender}: {message['body']}", file=self.echo, flush=True)
+
+
+def _sent_at(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 OUTBOX: Final = Outbox()

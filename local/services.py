@@ -60,7 +60,8 @@ DEFAULT_ADMIN_KEY: Final = "local-admin-key"
 ENV_ADMIN_KEY: Final = "OTP_LOCAL_ADMIN_KEY"
 """Replaces ``DEFAULT_ADMIN_KEY`` as the key of the ``/v1/admin`` routes (like ``OTP_LOCAL_API_KEY``)."""
 COUNTER_KEY_PREFIXES: Final = ("CNT#", "CIRCUIT#", "FG#", "BUDGET#")
-"""Partition-key prefixes of the table's counters: send counts, failure counts and locks (``CNT#``, see the
+"""Partition-key prefixes of the table's counters: send counts, failure counts and locks (``CNT#``, and
+``APP#<appId>#CNT#`` for apps other than ``default``, see the
 key design in otp_core.adapters.dynamodb), the SMS circuit breaker's state (``CIRCUIT#``), the fraud guard's
 bucket counts (``FG#``) and the SMS budgets (``BUDGET#``). Blocks the fraud guard set itself go too; an
 operator's manual blocks and safe lists stay."""
@@ -319,6 +320,9 @@ def provision_stack(
         )
     environment.setdefault("POWERTOOLS_SERVICE_NAME", "sms-otp")
     environment.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SmsOtp")
+    # Apps may hold test numbers here (a deployed stack needs AllowTestNumbers=true); ALLOW_TEST_NUMBERS=false
+    # in the environment shows how a deployed stack refuses them.
+    environment["ALLOW_TEST_NUMBERS"] = environ.get("ALLOW_TEST_NUMBERS") or "true"
     environment.update(
         {
             "AWS_ENDPOINT_URL": aws_endpoint,
@@ -495,12 +499,21 @@ def reset_counters(dynamodb_endpoint: str, table_name: str, region: str = "us-ea
     client = _client("dynamodb", dynamodb_endpoint, region)
     prefixes = {f":p{index}": {"S": prefix} for index, prefix in enumerate(COUNTER_KEY_PREFIXES)}
     tripped = "(pk = :fraud AND begins_with(sk, :block) AND #reason <> :manual)"
-    values = {**prefixes, ":fraud": {"S": "FRAUD"}, ":block": {"S": "BLOCK#"}, ":manual": {"S": "MANUAL"}}
+    # Apps other than default key their counters APP#<appId>#CNT#... (otp_core.adapters.dynamodb.Keys).
+    app_counters = "(begins_with(pk, :app) AND contains(pk, :counter))"
+    values = {
+        **prefixes,
+        ":fraud": {"S": "FRAUD"},
+        ":block": {"S": "BLOCK#"},
+        ":manual": {"S": "MANUAL"},
+        ":app": {"S": "APP#"},
+        ":counter": {"S": "#CNT#"},
+    }
     keys: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(
         TableName=table_name,
         ProjectionExpression="pk, sk",
-        FilterExpression=" OR ".join([*(f"begins_with(pk, {name})" for name in prefixes), tripped]),
+        FilterExpression=" OR ".join([*(f"begins_with(pk, {name})" for name in prefixes), tripped, app_counters]),
         ExpressionAttributeNames={"#reason": "reason"},
         ExpressionAttributeValues=values,
         ConsistentRead=True,

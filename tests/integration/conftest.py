@@ -142,8 +142,10 @@ def invoke_function(
     path_parameters: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     source_ip: str | None = None,
+    app: str | None = None,
 ) -> Reply:
-    """Run ``functions/<name>/app.py`` with its events/ file, changed where the test says."""
+    """Run ``functions/<name>/app.py`` with its events/ file, changed where the test says (``app``: the app the
+    key authorizer's context names, as it does for a key of that app)."""
     import importlib
 
     event = copy.deepcopy(_load_event(name))
@@ -166,6 +168,8 @@ def invoke_function(
     event["requestContext"]["requestId"] = str(uuid.uuid4())
     if source_ip is not None:
         event["requestContext"]["identity"]["sourceIp"] = source_ip
+    if app is not None:
+        event["requestContext"]["authorizer"]["appId"] = app
     module = importlib.import_module(f"functions.{name}.app")
     context = LambdaContext(
         function_name=name,

@@ -121,6 +121,8 @@ class AppDirectory:
         return AppPolicy(self.effective(record), record)
 
     def effective(self, record: AppRecord) -> Policy:
+        if not record.settings:
+            return self._base  # default without overrides: the stack's policy, validated with the settings
         try:
             found = effective_policy(self._base, record.settings)
         except InvalidRequestError as exc:
@@ -288,6 +290,7 @@ class AppAdmin:
         overrides.setdefault("tokenAudience", default_audience(app_id, self._base.token_audience))
         policy = self._check(overrides)
         self._check_audience(app_id, policy.token_audience)
+        self._check_idp(app_id, policy)
         record = AppRecord(app_id, _name(name), overrides, self._clock.now(), new_sid())
         self._store.create(record, policy.token_audience)
         self._directory.forget(app_id)
@@ -318,6 +321,7 @@ class AppAdmin:
         old_policy = self._directory.effective(old)
         if policy.token_audience != old_policy.token_audience:
             self._check_audience(app_id, policy.token_audience)
+        self._check_idp(app_id, policy)
         new_name = _name(name) if name is not None else old.name
         self._store.update(old, new_name, overrides, old_policy.token_audience, policy.token_audience)
         self._directory.forget(app_id)
@@ -392,6 +396,16 @@ class AppAdmin:
         # The stack's own audience belongs to default even before default's record reserves anything.
         if app_id != DEFAULT_APP and audience == self._base.token_audience:
             raise ConflictError("this tokenAudience is another app's")
+
+    def _check_idp(self, app_id: str, policy: Policy) -> None:
+        # A signed-in user's token picks its app by issuer and audience: no two apps may share both.
+        if not policy.idp_issuer:
+            return
+        self._directory.forget()
+        for other, other_policy in self._directory.apps():
+            same = (other_policy.idp_issuer, other_policy.idp_audience) == (policy.idp_issuer, policy.idp_audience)
+            if other != app_id and same:
+                raise ConflictError(f"the app {other} already uses this idpIssuer with this idpAudience")
 
 
 def _check_app_id(app_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from otp_core.models.base import RequestModel, ResponseModel
 
@@ -12,9 +12,17 @@ AppId = Annotated[str, StringConstraints(strict=True, max_length=64)]
 BucketName = Annotated[str, StringConstraints(strict=True, max_length=32)]
 Time = Annotated[str, StringConstraints(strict=True, max_length=40)]
 SafeEntry = Annotated[str, StringConstraints(strict=True, max_length=32)]
+
+
+def _one_line(value: str) -> str:
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
 # The use case checks an app's name and settings (otp_core.app_admin) and names the field that fails; a key's
 # description is only stored and listed, so its rules are here: one line of at most 200 characters.
-KeyDescription = Annotated[str, StringConstraints(strict=True, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+KeyDescription = Annotated[str, StringConstraints(strict=True, max_length=200), AfterValidator(_one_line)]
 
 
 class BlockRequest(RequestModel):

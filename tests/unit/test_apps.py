@@ -1,0 +1,328 @@
+"""Apps without a table: settings validation, key making and hashing, the admin use cases and key lookups.
+
+The app store is the in-memory fake with the DynamoDB store's conditions; the DynamoDB store itself is tested
+on DynamoDB Local (tests/integration/test_apps.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from otp_core.app_admin import ADMIN, AppAdmin, AppDirectory, KeyAuthority
+from otp_core.apps import APP_SETTINGS, MAX_KEYS, check_settings, effective_policy, key_digest, new_key, stack_key
+from otp_core.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
+from otp_core.phone import check_phone_number
+from otp_core.settings import Policy, Settings
+from otp_core.sms.routing import parse_country_routes
+from tests.fakes import FakeClock, InMemoryAppStore
+
+STACK_KEY = "stack-key-0123456789abcdef"
+ADMIN_KEY = "admin-key-0123456789abcdef"
+BASE = Settings().policy
+
+
+def _errors(exc: pytest.ExceptionInfo[InvalidRequestError]) -> dict[str, str]:
+    return {error.field: error.message for error in exc.value.errors}
+
+
+def _check(overrides: dict[str, Any], *, allow_test_numbers: bool = True, providers: tuple[str, ...] = ("sns",)):
+    return check_settings(
+        BASE,
+        overrides,
+        allow_test_numbers=allow_test_numbers,
+        providers=providers,
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+    )
+
+
+@pytest.fixture
+def store() -> InMemoryAppStore:
+    return InMemoryAppStore()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def directory(store: InMemoryAppStore) -> AppDirectory:
+    return AppDirectory(store, BASE, allow_test_numbers=True)
+
+
+@pytest.fixture
+def admin(store: InMemoryAppStore, directory: AppDirectory, clock: FakeClock) -> AppAdmin:
+    return AppAdmin(
+        store,
+        directory,
+        clock,
+        allow_test_numbers=True,
+        providers=("sns", "twilio"),
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+        stack_secret=lambda: STACK_KEY,
+    )
+
+
+@pytest.fixture
+def keys(store: InMemoryAppStore, clock: FakeClock) -> KeyAuthority:
+    return KeyAuthority(store, clock, BASE, stack_secret=lambda: STACK_KEY, admin_secret=lambda: ADMIN_KEY, seconds=0)
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+def test_the_settings_are_exactly_the_contracts_and_each_is_a_policy_field() -> None:
+    contract = (
+        "codeLength codeTtlSeconds maxAttempts resendCooldownSeconds maxSendsPer10Minutes maxSendsPerDay "
+        "maxSendsPerIpPerHour allowedCountries blockedCountries allowedNumberTypes appName senderId templates "
+        "smsProviders smsCountryRoutes trackRules tokenAudience redirectUrls allowedOrigins webOtpDomain "
+        "androidAppHash fraudGuardMode smsBudgetPerHour smsBudgetPerDay testNumbers idpIssuer idpAudience "
+        "idpJwksUrl endUserSenderIds"
+    ).split()
+    assert sorted(APP_SETTINGS) == sorted(contract)
+    for alias, field in APP_SETTINGS.items():
+        assert Policy.model_fields[field].alias == alias
+
+
+def test_overrides_lie_over_the_stack_policy() -> None:
+    policy = effective_policy(BASE, {"codeLength": 8, "appName": "Merchant", "allowedCountries": ["NZ", "au"]})
+    assert (policy.code_length, policy.app_name, policy.allowed_countries) == (8, "Merchant", ("NZ", "AU"))
+    assert policy.max_attempts == BASE.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"codeLength": 3}, "settings.codeLength"),
+        ({"codeLength": "6"}, "settings.codeLength"),
+        ({"codeLength": True}, "settings.codeLength"),
+        ({"maxAttempts": 11}, "settings.maxAttempts"),
+        ({"codeTtlSeconds": 30}, "settings.codeTtlSeconds"),
+        ({"appName": "Ünïcode ✓"}, "settings.appName"),
+        ({"fraudGuardMode": "loud"}, "settings.fraudGuardMode"),
+        ({"allowedNumberTypes": ["SATELLITE"]}, "settings.allowedNumberTypes"),
+        ({"senderId": "1234"}, "settings.senderId"),
+        ({"senderId": "MuchTooLongSender"}, "settings.senderId"),
+        ({"templates": {"en": "no code here"}}, "settings.templates.en"),
+        ({"templates": {"en": "{otp} " + "x" * 200}}, "settings.templates.en"),
+        ({"templates": {"english": "{otp}"}}, "settings.templates.english.[key]"),
+        ({"redirectUrls": ["http://example.com/done"]}, "settings.redirectUrls"),
+        ({"redirectUrls": ["https://example.com/done#frag"]}, "settings.redirectUrls"),
+        ({"allowedOrigins": ["https://example.com/path"]}, "settings.allowedOrigins"),
+        ({"webOtpDomain": "https://example.com"}, "settings.webOtpDomain"),
+        ({"androidAppHash": "tooshort"}, "settings.androidAppHash"),
+        ({"testNumbers": [{"phoneNumber": "+14155550123", "code": "12345"}]}, "settings.testNumbers"),
+        ({"testNumbers": [{"phoneNumber": "4155550123", "code": "123456"}]}, "settings.testNumbers.0.phoneNumber"),
+        ({"testNumbers": [{"phoneNumber": "+14155550123", "code": "123456", "x": 1}]}, "settings.testNumbers.0.x"),
+        ({"smsBudgetPerHour": -1}, "settings.smsBudgetPerHour"),
+        ({"tokenAudience": ""}, "settings.tokenAudience"),
+    ],
+)
+def test_an_invalid_setting_is_a_400_naming_it(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        _check(overrides)
+    assert field in _errors(refused), _errors(refused)
+
+
+def test_an_unknown_setting_is_named_too() -> None:
+    # lockoutThreshold is a stack parameter, not a per-app setting
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"codeLength": 6, "lockoutThreshold": 3, "colour": "red"})
+    assert _errors(refused) == {"settings.lockoutThreshold": "unknown setting", "settings.colour": "unknown setting"}
+
+
+def test_a_change_is_checked_as_a_whole() -> None:
+    # A test code of 6 digits no longer fits once the code length becomes 8
+    numbers = [{"phoneNumber": "+14155550123", "code": "123456"}]
+    assert _check({"testNumbers": numbers}).test_code("+14155550123") == "123456"
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"testNumbers": numbers, "codeLength": 8})
+    assert "settings.testNumbers" in _errors(refused)
+    # And a template that fits one part with a short app name may not with a long one
+    template = "{app}: " + "x" * 140 + " {otp}"
+    _check({"templates": {"en": template}, "appName": "A"})
+    with pytest.raises(InvalidRequestError):
+        _check({"templates": {"en": template}, "appName": "A much longer name"})
+
+
+def test_routes_name_only_the_providers_the_stack_holds() -> None:
+    _check({"smsProviders": ["twilio", "sns"]}, providers=("sns", "twilio"))
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"smsProviders": ["vonage"]})
+    assert "vonage" in _errors(refused)["settings.smsProviders"]
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"smsCountryRoutes": "NZ:tnz"})
+    assert "settings.smsCountryRoutes" in _errors(refused)
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"smsCountryRoutes": "not a route"})
+    assert "settings.smsCountryRoutes" in _errors(refused)
+
+
+def test_test_numbers_need_the_stack_to_allow_them_and_must_pass_the_number_checks() -> None:
+    numbers = [{"phoneNumber": "+14155550123", "code": "123456"}]
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"testNumbers": numbers}, allow_test_numbers=False)
+    assert "AllowTestNumbers" in _errors(refused)["settings.testNumbers"]
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"testNumbers": numbers, "allowedCountries": ["NZ"]})
+    assert "settings.testNumbers.0.phoneNumber" in _errors(refused)
+    with pytest.raises(InvalidRequestError):
+        _check({"testNumbers": [*numbers, *numbers]})
+
+
+def test_track_rules_and_the_identity_provider_are_checked() -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"trackRules": {"rules": "nonsense"}})
+    assert "settings.trackRules" in _errors(refused)
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"idpIssuer": "https://idp.example"})
+    assert "settings.idpIssuer" in _errors(refused)
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({"idpIssuer": "https://idp.example", "idpAudience": "api", "idpJwksUrl": "http://idp.example/jwks"})
+    assert "settings.idpJwksUrl" in _errors(refused)
+
+
+# ------------------------------------------------------------------------------------------------ keys
+
+
+def test_a_key_is_256_random_bits_stored_only_as_its_sha256() -> None:
+    made = new_key("shop", "ci", 100)
+    assert made.secret.startswith("sk_") and len(made.secret) == 3 + 43
+    assert made.key.digest == hashlib.sha256(made.secret.encode()).hexdigest() == key_digest(made.secret)
+    assert made.secret not in repr(made.key)
+    assert new_key("shop", None, 100).secret != made.secret
+    assert stack_key(key_digest(STACK_KEY), 1).key_id == stack_key(key_digest(STACK_KEY), 2).key_id
+    assert stack_key(key_digest("rotated"), 1).key_id != stack_key(key_digest(STACK_KEY), 1).key_id
+
+
+def test_a_key_opens_its_app_until_it_is_revoked(admin: AppAdmin, keys: KeyAuthority) -> None:
+    admin.create("shop", "Shop", None)
+    first, second = admin.create_key("shop", "one"), admin.create_key("shop", "two")
+    assert keys.identify(first.secret).app_id == "shop"  # type: ignore[union-attr]
+    assert keys.identify(second.secret).key_id == second.key.key_id  # type: ignore[union-attr]
+    admin.revoke_key("shop", first.key.key_id)
+    assert keys.identify(first.secret) is None
+    assert keys.identify(second.secret).app_id == "shop"  # type: ignore[union-attr]
+    assert [key.key_id for key in admin.keys("shop")] == [second.key.key_id]
+    with pytest.raises(NotFoundError):
+        admin.revoke_key("shop", first.key.key_id)
+
+
+def test_a_sixth_key_is_a_conflict(admin: AppAdmin) -> None:
+    admin.create("shop", "Shop", None)
+    for _ in range(MAX_KEYS):
+        admin.create_key("shop", None)
+    with pytest.raises(ConflictError):
+        admin.create_key("shop", None)
+
+
+def test_the_stack_key_is_default_s_listed_and_revocable(admin: AppAdmin, keys: KeyAuthority) -> None:
+    grant = keys.identify(STACK_KEY)
+    assert grant is not None and grant != ADMIN and grant.app_id == "default"  # type: ignore[union-attr]
+    listed = admin.keys("default")
+    assert [key.description for key in listed] == ["generated by the stack"]
+    admin.revoke_key("default", listed[0].key_id)
+    assert keys.identify(STACK_KEY) is None
+    # Listing default again does not bring the revoked stack key back
+    assert admin.keys("default") == []
+    assert keys.identify(STACK_KEY) is None
+
+
+def test_the_admin_key_is_never_an_app_key(keys: KeyAuthority) -> None:
+    assert keys.identify(ADMIN_KEY) == ADMIN
+    assert keys.identify("sk_guess") is None
+
+
+def test_last_use_is_written_at_most_every_few_minutes(admin: AppAdmin, keys: KeyAuthority, store, clock) -> None:
+    admin.create("shop", "Shop", None)
+    made = admin.create_key("shop", None)
+    for _ in range(5):
+        keys.identify(made.secret)
+    clock.advance(60)
+    keys.identify(made.secret)
+    assert len(store.touched) == 1
+    clock.advance(300)
+    keys.identify(made.secret)
+    assert len(store.touched) == 2
+    assert admin.keys("shop")[0].last_used_at == clock.now()
+
+
+def test_key_lookups_are_cached_per_digest(store: InMemoryAppStore, clock: FakeClock) -> None:
+    cached = KeyAuthority(store, clock, BASE, stack_secret=lambda: STACK_KEY, admin_secret=lambda: ADMIN_KEY)
+    for _ in range(3):
+        assert cached.identify("sk_unknown") is None
+    assert store.grant_reads == 1
+
+
+# ------------------------------------------------------------------------------------------------ apps
+
+
+def test_an_app_gets_a_unique_audience_and_twilio_sids(admin: AppAdmin, directory: AppDirectory) -> None:
+    record = admin.create(None, "Shop", {"codeLength": 8})
+    assert record.app_id.startswith("app-")
+    assert record.settings["tokenAudience"] == f"urn:sms-otp:app:{record.app_id}"
+    assert record.twilio_service_sid[2:] == record.twilio_account_sid[2:]
+    assert record.twilio_service_sid.startswith("VA") and len(record.twilio_service_sid) == 34
+    assert directory.policy(record.app_id).code_length == 8
+    with pytest.raises(ConflictError):
+        admin.create("other", "Other", {"tokenAudience": record.settings["tokenAudience"]})
+    with pytest.raises(ConflictError):
+        admin.create("other", "Other", {"tokenAudience": BASE.token_audience})
+
+
+def test_patch_merges_key_by_key_and_null_removes(admin: AppAdmin, directory: AppDirectory) -> None:
+    admin.create("shop", "Shop", {"codeLength": 8, "appName": "Shop"})
+    patched = admin.patch("shop", None, {"codeLength": None, "maxAttempts": 3})
+    assert patched.settings == {"appName": "Shop", "maxAttempts": 3, "tokenAudience": "urn:sms-otp:app:shop"}
+    assert admin.get("shop").settings == patched.settings
+    assert directory.policy("shop").code_length == BASE.code_length
+    assert admin.patch("shop", "Renamed", None).name == "Renamed"
+    with pytest.raises(InvalidRequestError):
+        admin.patch("shop", None, {"codeLength": 42})
+    assert admin.get("shop").settings == patched.settings
+
+
+def test_deleted_ids_are_never_reused_and_default_stays(admin: AppAdmin, keys: KeyAuthority, directory) -> None:
+    admin.create("shop", "Shop", None)
+    made = admin.create_key("shop", None)
+    admin.delete("shop")
+    assert keys.identify(made.secret) is None
+    with pytest.raises(UnauthorizedError):
+        directory.policy("shop")
+    with pytest.raises(NotFoundError):
+        admin.get("shop")
+    with pytest.raises(ConflictError):
+        admin.create("shop", "Shop again", None)
+    with pytest.raises(ConflictError):
+        admin.delete("default")
+    with pytest.raises(NotFoundError):
+        admin.delete("shop")
+    assert [record.app_id for record in admin.list()] == ["default"]
+
+
+@pytest.mark.parametrize("app_id", ["Shop", "a" * 65, "shop_1", "", "shop#1"])
+def test_an_app_id_is_1_to_64_of_lower_case_digits_and_dashes(admin: AppAdmin, app_id: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        admin.create(app_id, "Shop", None)
+
+
+def test_test_numbers_are_dropped_where_the_stack_does_not_allow_them(store: InMemoryAppStore, admin) -> None:
+    admin.create("shop", "Shop", {"testNumbers": [{"phoneNumber": "+14155550123", "code": "123456"}]})
+    assert AppDirectory(store, BASE, allow_test_numbers=True).policy("shop").test_numbers
+    assert not AppDirectory(store, BASE, allow_test_numbers=False).policy("shop").test_numbers
+
+
+def test_no_two_apps_share_an_identity_provider_and_audience(admin: AppAdmin, directory: AppDirectory) -> None:
+    idp = {"idpIssuer": "https://idp.example", "idpAudience": "api", "idpJwksUrl": "https://idp.example/jwks"}
+    admin.create("shop", "Shop", idp)
+    with pytest.raises(ConflictError):
+        admin.create("other", "Other", idp)
+    admin.create("other", "Other", {**idp, "idpAudience": "other-api"})
+    assert directory.app_of_idp("https://idp.example", "other-api")[0] == "other"  # type: ignore[index]
+    assert directory.app_of_idp("https://idp.example", "api")[0] == "shop"  # type: ignore[index]
+    assert directory.app_of_idp("https://evil.example", "api") is None
