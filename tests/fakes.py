@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import re
@@ -599,13 +600,13 @@ class InMemoryAppStore(AppStore):
         self.audiences: dict[str, str] = {}
         self.listed: dict[tuple[str, str], ApiKey] = {}
         self.grants: dict[str, KeyGrant] = {}
-        self.touched: list[tuple[str, str, int]] = []
+        self.touched: builtins.list[tuple[str, str, int]] = []
         self.grant_reads = 0
 
     def get(self, app_id: str) -> AppRecord | None:
         return self.records.get(app_id)
 
-    def list(self) -> list[AppRecord]:
+    def list(self) -> builtins.list[AppRecord]:
         return [record for record in self.records.values() if record.deleted_at is None]
 
     def create(self, record: AppRecord, audience: str) -> None:
@@ -638,7 +639,7 @@ class InMemoryAppStore(AppStore):
         for key in self.keys(app_id):
             self.revoke(key, deleted=True)
 
-    def keys(self, app_id: str) -> list[ApiKey]:
+    def keys(self, app_id: str) -> builtins.list[ApiKey]:
         return [key for (app, _), key in self.listed.items() if app == app_id]
 
     def add_key(self, key: ApiKey, *, capped: bool = True) -> bool:

@@ -62,7 +62,7 @@ def test_concurrent_key_creations_never_pass_five(stack: Any) -> None:
     store = _store()
     app_id = _app_id("cap")
     store.create(_record(app_id), f"aud-{app_id}")
-    barrier, outcomes = threading.Barrier(8), []
+    barrier, outcomes = threading.Barrier(8), list[object]()
 
     def add() -> None:
         barrier.wait()

@@ -50,9 +50,7 @@ def test_sign_in_flow_end_to_end(invoke, sms, phone, stack):
     env = stack.environment
     claims = TokenVerifier(
         jwks.body, issuer=env["TOKEN_ISSUER"], app_id="default", audience=env["TOKEN_AUDIENCE"]
-    ).verify(
-        verified.body["token"], token_type=VERIFICATION_TOKEN_TYPE
-    )
+    ).verify(verified.body["token"], token_type=VERIFICATION_TOKEN_TYPE)
     assert claims["phone_number"] == phone and claims["chl"] == challenge_id
     assert jwt.get_unverified_header(verified.body["token"])["kid"] == jwks.body["keys"][0]["kid"]
 

@@ -108,7 +108,9 @@ class Client:
 
     @property
     def _rules(self) -> RuleSet:
-        return self._world.tracker._rules
+        rules = self._world.tracker._rules
+        assert isinstance(rules, RuleSet)  # the world's tracker has fixed rules
+        return rules
 
     @_rules.setter
     def _rules(self, rules: RuleSet) -> None:

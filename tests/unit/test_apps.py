@@ -77,7 +77,37 @@ def keys(store: InMemoryAppStore, clock: FakeClock) -> KeyAuthority:
 
 
 def test_the_settings_are_exactly_the_contracts_and_each_is_a_policy_field() -> None:
-    contract = ["codeLength", "codeTtlSeconds", "maxAttempts", "resendCooldownSeconds", "maxSendsPer10Minutes", "maxSendsPerDay", "maxSendsPerIpPerHour", "allowedCountries", "blockedCountries", "allowedNumberTypes", "appName", "senderId", "templates", "smsProviders", "smsCountryRoutes", "trackRules", "tokenAudience", "redirectUrls", "allowedOrigins", "webOtpDomain", "androidAppHash", "fraudGuardMode", "smsBudgetPerHour", "smsBudgetPerDay", "testNumbers", "idpIssuer", "idpAudience", "idpJwksUrl", "endUserSenderIds"]
+    contract = [
+        "codeLength",
+        "codeTtlSeconds",
+        "maxAttempts",
+        "resendCooldownSeconds",
+        "maxSendsPer10Minutes",
+        "maxSendsPerDay",
+        "maxSendsPerIpPerHour",
+        "allowedCountries",
+        "blockedCountries",
+        "allowedNumberTypes",
+        "appName",
+        "senderId",
+        "templates",
+        "smsProviders",
+        "smsCountryRoutes",
+        "trackRules",
+        "tokenAudience",
+        "redirectUrls",
+        "allowedOrigins",
+        "webOtpDomain",
+        "androidAppHash",
+        "fraudGuardMode",
+        "smsBudgetPerHour",
+        "smsBudgetPerDay",
+        "testNumbers",
+        "idpIssuer",
+        "idpAudience",
+        "idpJwksUrl",
+        "endUserSenderIds",
+    ]
     assert sorted(APP_SETTINGS) == sorted(contract)
     for alias, field in APP_SETTINGS.items():
         assert Policy.model_fields[field].alias == alias

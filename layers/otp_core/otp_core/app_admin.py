@@ -10,6 +10,7 @@ every function shares one process, that makes a change apply at once).
 
 from __future__ import annotations
 
+import builtins
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -297,7 +298,7 @@ class AppAdmin:
         logger.info("app created", app_id=app_id, settings=sorted(overrides))
         return record
 
-    def list(self) -> list[AppRecord]:
+    def list(self) -> builtins.list[AppRecord]:
         self._default()
         return sorted(self._store.list(), key=lambda record: record.app_id)
 
@@ -355,7 +356,7 @@ class AppAdmin:
         logger.info("api key created", app_id=app_id, key_id=made.key.key_id)
         return made
 
-    def keys(self, app_id: str) -> list[ApiKey]:
+    def keys(self, app_id: str) -> builtins.list[ApiKey]:
         self.get(app_id)
         return sorted(self._store.keys(app_id), key=lambda key: (key.created_at, key.key_id))
 

@@ -5,6 +5,7 @@ Adapters (DynamoDB, SNS, KMS, Secrets Manager) implement the ports; unit tests u
 
 from __future__ import annotations
 
+import builtins
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
@@ -237,7 +238,7 @@ class AppStore(ABC):
         """The record, deleted ones included (None: never created)."""
 
     @abstractmethod
-    def list(self) -> list[AppRecord]:
+    def list(self) -> builtins.list[AppRecord]:
         """Every live app."""
 
     @abstractmethod
@@ -257,7 +258,7 @@ class AppStore(ABC):
         """Mark the app deleted for good and revoke its keys (NotFoundError: no such live app)."""
 
     @abstractmethod
-    def keys(self, app_id: str) -> list[ApiKey]:
+    def keys(self, app_id: str) -> builtins.list[ApiKey]:
         """The app's live keys."""
 
     @abstractmethod

@@ -213,10 +213,10 @@ def _routed_sender(providers: tuple[str, ...], routes: str) -> SmsSender:
 
 
 # Where sends to test numbers go: nowhere in a deployed stack; the local stack points this at its outbox.
-_test_number_sink: list[Callable[[OutgoingSms], None] | None] = [None]
+_test_number_sink: list[Callable[[OutgoingSms], object] | None] = [None]
 
 
-def use_test_number_sink(sink: Callable[[OutgoingSms], None] | None) -> None:
+def use_test_number_sink(sink: Callable[[OutgoingSms], object] | None) -> None:
     """Show sends to test numbers somewhere (the local stack's outbox); never set in a deployed stack."""
     _test_number_sink[0] = sink
 

@@ -16,6 +16,7 @@ racing another change are refused by their conditions, never by a read before th
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from typing import Any
@@ -131,7 +132,7 @@ class DynamoAppStore(AppStore):
         item = self._get(app_key(app_id))
         return record_from_item(item) if item else None
 
-    def list(self) -> list[AppRecord]:
+    def list(self) -> builtins.list[AppRecord]:
         """Every live app, by ID."""
         items = self._query("APP#")
         return [record for record in map(record_from_item, items) if record.deleted_at is None]
@@ -188,7 +189,7 @@ class DynamoAppStore(AppStore):
         ConflictError
             The audience is another app's, or the app changed or was deleted meanwhile.
         """
-        ops: list[dict[str, Any]] = [
+        ops: builtins.list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
@@ -257,7 +258,7 @@ class DynamoAppStore(AppStore):
 
     # -- keys -----------------------------------------------------------------------------------------------
 
-    def keys(self, app_id: str) -> list[ApiKey]:
+    def keys(self, app_id: str) -> builtins.list[ApiKey]:
         return [_key_from_item(item) for item in self._query(f"KEY#{app_id}#")]
 
     def add_key(self, key: ApiKey, *, capped: bool = True) -> bool:
@@ -332,7 +333,7 @@ class DynamoAppStore(AppStore):
 
         Returns False when it was no longer listed (revoked meanwhile).
         """
-        ops: list[dict[str, Any]] = [
+        ops: builtins.list[dict[str, Any]] = [
             {
                 "Delete": {
                     "TableName": self._table,
@@ -413,8 +414,8 @@ class DynamoAppStore(AppStore):
         item: Item | None = response.get("Item")
         return item
 
-    def _query(self, prefix: str) -> list[Item]:
-        items: list[Item] = []
+    def _query(self, prefix: str) -> builtins.list[Item]:
+        items: builtins.list[Item] = []
         start: dict[str, Any] | None = None
         while True:
             request: dict[str, Any] = {

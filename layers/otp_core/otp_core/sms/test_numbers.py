@@ -19,7 +19,7 @@ class TestNumberSender(SmsSender):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, sink: Callable[[OutgoingSms], None] | None = None) -> None:
+    def __init__(self, sink: Callable[[OutgoingSms], object] | None = None) -> None:
         self._sink = sink
 
     def send(self, sms: OutgoingSms) -> SentSms:
