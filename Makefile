@@ -26,6 +26,7 @@ help:
 	@echo "make token SUB=user-123 - a user access token of the running local stack's IdP"
 	@echo "make vendors - fakes of the SMS vendors, for SMS_PROVIDERS=... make run"
 	@echo "make bench  - cold-start, AWS-call, size and memory benchmark (BENCH_ARGS=--runs 5 ...)"
+	@echo "make admin ARGS=\"apps list\" - the operator CLI (python -m otpadmin) of apps and API keys"
 
 $(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -92,3 +93,10 @@ SUB ?= user-123
 .PHONY: token
 token: $(VENV)/.installed
 	@$(RUN) -m local.idp --sub $(SUB)
+
+# The operator CLI of apps and API keys (docs/apps.md): the local stack by default, a deployed one with
+# OTP_API_URL and OTP_ADMIN_KEY. Standard library only, so no virtual environment is needed.
+ARGS ?= --help
+.PHONY: admin
+admin:
+	@$(PYTHON) -m otpadmin $(ARGS)
