@@ -633,11 +633,12 @@ class InMemoryAppStore(AppStore):
 
     def delete(self, app_id: str, now: int) -> None:
         current = self.records.get(app_id)
-        if current is None or current.deleted_at is not None:
-            raise NotFoundError("no such app")
-        self.records[app_id] = dataclasses.replace(current, deleted_at=now)
+        if current is not None and current.deleted_at is None:
+            self.records[app_id] = dataclasses.replace(current, deleted_at=now)
         for key in self.keys(app_id):
             self.revoke(key, deleted=True)
+        if current is None or current.deleted_at is not None:
+            raise NotFoundError("no such app")
 
     def keys(self, app_id: str) -> builtins.list[ApiKey]:
         return [key for (app, _), key in self.listed.items() if app == app_id]

@@ -6,9 +6,11 @@ on DynamoDB Local (tests/integration/test_apps.py).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
+import phonenumbers
 import pytest
 
 from otp_core.app_admin import ADMIN, AppAdmin, AppDirectory, KeyAuthority
@@ -65,6 +67,7 @@ def admin(store: InMemoryAppStore, directory: AppDirectory, clock: FakeClock) ->
         phone_check=check_phone_number,
         parse_routes=parse_country_routes,
         stack_secret=lambda: STACK_KEY,
+        regions=phonenumbers.SUPPORTED_REGIONS,
     )
 
 
@@ -350,3 +353,59 @@ def test_no_two_apps_share_an_identity_provider_and_audience(admin: AppAdmin, di
     assert directory.app_of_idp("https://idp.example", "other-api")[0] == "other"  # type: ignore[index]
     assert directory.app_of_idp("https://idp.example", "api")[0] == "shop"  # type: ignore[index]
     assert directory.app_of_idp("https://evil.example", "api") is None
+
+
+def test_other_apps_do_not_inherit_the_stack_s_identity_provider(store: InMemoryAppStore, clock: FakeClock) -> None:
+    stack = Settings(idp_issuer="https://idp.example", idp_audience="api", idp_jwks_url="https://idp.example/j").policy
+    directory = AppDirectory(store, stack)
+    admin = AppAdmin(
+        store,
+        directory,
+        clock,
+        allow_test_numbers=False,
+        providers=("sns",),
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+        stack_secret=lambda: STACK_KEY,
+    )
+    admin.create("shop", "Shop", {"codeLength": 8})
+    assert directory.policy("shop").idp_issuer == ""
+    assert directory.app_of_idp("https://idp.example", "api")[0] == "default"  # type: ignore[index]
+    # A stack with only part of an identity provider still lets apps be made and changed
+    partial = AppDirectory(store, Settings(idp_audience="api").policy)
+    AppAdmin(
+        store,
+        partial,
+        clock,
+        allow_test_numbers=False,
+        providers=("sns",),
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+        stack_secret=lambda: STACK_KEY,
+    ).patch("default", None, {"codeLength": 7})
+
+
+def test_default_cannot_be_created_and_names_and_descriptions_are_checked(admin: AppAdmin) -> None:
+    with pytest.raises(ConflictError):
+        admin.create("default", "Mine", None)
+    with pytest.raises(InvalidRequestError) as refused:
+        admin.create("shop", "Shop", {"appName": "A name much longer than twenty"})
+    assert "settings.appName" in _errors(refused)
+    with pytest.raises(InvalidRequestError) as refused:
+        admin.create("shop", "Shop", {"allowedCountries": ["XX", "NZ"]})
+    assert "XX" in _errors(refused)["settings.allowedCountries"]
+    admin.create("shop", "Shop", None)
+    with pytest.raises(InvalidRequestError):
+        admin.create_key("shop", "x" * 201)
+    with pytest.raises(InvalidRequestError):
+        admin.create_key("shop", "two\nlines")
+
+
+def test_a_deletion_that_failed_half_way_is_finished_by_the_next(store: InMemoryAppStore, admin: AppAdmin) -> None:
+    admin.create("shop", "Shop", None)
+    made = admin.create_key("shop", None)
+    # The mark was written, the revocations were not
+    store.records["shop"] = dataclasses.replace(store.records["shop"], deleted_at=1)
+    with pytest.raises(NotFoundError):
+        admin.delete("shop")
+    assert store.grants[made.key.digest].revoked

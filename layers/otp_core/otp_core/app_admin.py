@@ -18,12 +18,14 @@ from typing import Any
 
 from otp_core.apps import (
     APP_ID,
+    DESCRIPTION_MAX,
     KEY_ID,
     LAST_USED_EVERY_SECONDS,
     ApiKey,
     AppRecord,
     KeyGrant,
     NewKey,
+    app_base,
     check_settings,
     default_audience,
     effective_policy,
@@ -122,10 +124,10 @@ class AppDirectory:
         return AppPolicy(self.effective(record), record)
 
     def effective(self, record: AppRecord) -> Policy:
-        if not record.settings:
+        if not record.settings and record.app_id == DEFAULT_APP:
             return self._base  # default without overrides: the stack's policy, validated with the settings
         try:
-            found = effective_policy(self._base, record.settings)
+            found = effective_policy(app_base(self._base, record.app_id), record.settings)
         except InvalidRequestError as exc:
             # Only a stack update can get here (stored settings were valid when written): say which field.
             fields = [error.field for error in exc.errors]
@@ -243,6 +245,8 @@ class AppAdmin:
         The number checks of a send, applied to test numbers.
     parse_routes:
         Reads ``smsCountryRoutes`` (otp_core.sms.routing.parse_country_routes).
+    regions:
+        The ISO 3166 alpha-2 regions a country list may name (libphonenumber's).
     stack_secret:
         Reads the stack-generated key of ``default`` (listed, and revocable, like any other).
     """
@@ -258,8 +262,10 @@ class AppAdmin:
         phone_check: Callable[[str, Policy], str],
         parse_routes: Callable[[str], Mapping[str, Sequence[str]]],
         stack_secret: Callable[[], str],
+        regions: Iterable[str] = (),
     ) -> None:
         self._parse_routes = parse_routes
+        self._regions = frozenset(regions)
         self._store = store
         self._directory = directory
         self._clock = clock
@@ -286,10 +292,12 @@ class AppAdmin:
         """
         if app_id is not None:
             _check_app_id(app_id)
+        if app_id == DEFAULT_APP:
+            raise ConflictError("this appId is taken: default is the stack's app")
         app_id = app_id or new_app_id()
         overrides = dict(settings or {})
         overrides.setdefault("tokenAudience", default_audience(app_id, self._base.token_audience))
-        policy = self._check(overrides)
+        policy = self._check(app_id, overrides)
         self._check_audience(app_id, policy.token_audience)
         self._check_idp(app_id, policy)
         record = AppRecord(app_id, _name(name), overrides, self._clock.now(), new_sid())
@@ -318,7 +326,7 @@ class AppAdmin:
         if app_id != DEFAULT_APP:
             # An app's audience is its own: removing the override gives the app its generated one back.
             overrides.setdefault("tokenAudience", default_audience(app_id, self._base.token_audience))
-        policy = self._check(overrides)
+        policy = self._check(app_id, overrides)
         old_policy = self._directory.effective(old)
         if policy.token_audience != old_policy.token_audience:
             self._check_audience(app_id, policy.token_audience)
@@ -339,7 +347,9 @@ class AppAdmin:
         """
         if app_id == DEFAULT_APP:
             raise ConflictError("the app default cannot be deleted")
-        self.get(app_id)
+        if not APP_ID.fullmatch(app_id):
+            raise NotFoundError("no such app")
+        # NotFoundError for unknown and deleted apps, after revoking any key a failed deletion left behind.
         self._store.delete(app_id, self._clock.now())
         self._directory.forget(app_id)
         logger.info("app deleted", app_id=app_id)
@@ -351,6 +361,13 @@ class AppAdmin:
         self.get(app_id)
         if description is not None and not description.strip():
             description = None
+        if description is not None and (
+            len(description) > DESCRIPTION_MAX or any(ord(char) < 0x20 or ord(char) == 0x7F for char in description)
+        ):
+            raise InvalidRequestError(
+                "description is invalid",
+                errors=[FieldError("description", f"at most {DESCRIPTION_MAX} characters, one line")],
+            )
         made = new_key(app_id, description, self._clock.now())
         self._store.add_key(made.key)
         logger.info("api key created", app_id=app_id, key_id=made.key.key_id)
@@ -383,14 +400,15 @@ class AppAdmin:
             logger.warning("stack key not listed", code=exc.code)
         return record
 
-    def _check(self, overrides: Mapping[str, Any]) -> Policy:
+    def _check(self, app_id: str, overrides: Mapping[str, Any]) -> Policy:
         return check_settings(
-            self._base,
+            app_base(self._base, app_id),
             overrides,
             allow_test_numbers=self._allow_test_numbers,
             providers=self._providers,
             phone_check=self._phone_check,
             parse_routes=self._parse_routes,
+            known_regions=self._regions,
         )
 
     def _check_audience(self, app_id: str, audience: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from otp_core.errors import FieldError, InvalidRequestError, OtpError
+from otp_core.messages import APP_NAME_MAX
 from otp_core.records import DEFAULT_APP
 from otp_core.settings import Policy
 from otp_core.settings import web_address as _web_address
@@ -58,6 +59,10 @@ APP_SETTINGS: Mapping[str, str] = {
     "idpJwksUrl": "idp_jwks_url",
     "endUserSenderIds": "end_user_sender_ids",
 }
+# Per-app settings with no stack parameter: an app (default included) sets them through the admin API.
+APP_ONLY_SETTINGS = frozenset(
+    {"sender_id", "templates", "test_numbers", "redirect_urls", "allowed_origins", "web_otp_domain", "android_app_hash"}
+)
 MAX_KEYS = 5
 APP_ID = re.compile(r"[a-z0-9-]{1,64}")
 KEY_ID = re.compile(r"key_[0-9a-f]{16}")
@@ -154,6 +159,16 @@ def default_audience(app_id: str, stack_audience: str) -> str:
     return stack_audience if app_id == DEFAULT_APP else f"urn:sms-otp:app:{app_id}"
 
 
+# The stack's identity provider parameters are the app default's alone (the contract's "Apps"): another app
+# verifies signed-in users only with an identity provider of its own.
+_DEFAULT_ONLY = {"idp_issuer": "", "idp_audience": "", "idp_jwks_url": ""}
+
+
+def app_base(base: Policy, app_id: str) -> Policy:
+    """What an app's settings lie over: the stack's policy, without default's identity provider for others."""
+    return base if app_id == DEFAULT_APP else base.model_copy(update=_DEFAULT_ONLY)
+
+
 def merge(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """Settings merged key by key; a ``None`` (JSON ``null``) removes an override."""
     merged = dict(current)
@@ -204,10 +219,12 @@ def check_settings(
     providers: Iterable[str],
     phone_check: Callable[[str, Policy], str],
     parse_routes: Callable[[str], Mapping[str, Sequence[str]]],
+    known_regions: frozenset[str] | set[str] = frozenset(),
 ) -> Policy:
     """Validate an app's overrides as the admin API stores them, and return the app's policy.
 
-    Beyond :func:`effective_policy`: the routes name only ``providers`` (those the stack holds credentials
+    Beyond :func:`effective_policy`: an app name an operator sets is at most 20 characters, countries are
+    ``known_regions`` (ISO 3166 alpha-2), the routes name only ``providers`` (those the stack holds credentials
     for), the rules parse, test numbers are allowed on this stack and each one passes the app's own number
     checks (a test number no send could reach is refused now, not at the first review), and the identity
     provider is named whole or not at all.
@@ -219,6 +236,16 @@ def check_settings(
     """
     policy = effective_policy(base, overrides)
     errors: list[FieldError] = []
+    name = overrides.get("appName")
+    if isinstance(name, str) and len(name.strip()) > APP_NAME_MAX:
+        # The stack name may stand in cut to 20 characters; a name an operator sets is refused instead.
+        errors.append(FieldError("settings.appName", f"must be 1 to {APP_NAME_MAX} characters"))
+    for setting in ("allowedCountries", "blockedCountries"):
+        if setting in overrides:
+            regions = getattr(policy, APP_SETTINGS[setting])
+            unknown = sorted(set(regions) - known_regions - {"*"})
+            if unknown:
+                errors.append(FieldError(f"settings.{setting}", f"not ISO 3166 alpha-2 regions: {', '.join(unknown)}"))
     available = set(providers)
     routed = list(policy.sms_providers)
     if not routed:
@@ -251,7 +278,7 @@ def check_settings(
         except OtpError as exc:  # the contract's number errors: invalid, unsupported country or type
             errors.append(FieldError(f"settings.testNumbers.{index}.phoneNumber", exc.detail))
     idp = (policy.idp_issuer, policy.idp_audience, policy.idp_jwks_url)
-    if any(idp) and not all(idp):
+    if {"idpIssuer", "idpAudience", "idpJwksUrl"} & set(overrides) and any(idp) and not all(idp):
         errors.append(FieldError("settings.idpIssuer", "set idpIssuer, idpAudience and idpJwksUrl together"))
     if policy.idp_jwks_url:
         try:

@@ -129,6 +129,8 @@ def key_authority() -> KeyAuthority:
 @cache
 def app_admin() -> AppAdmin:
     """``/v1/admin/apps``."""
+    import phonenumbers
+
     from otp_core.app_admin import AppAdmin
     from otp_core.phone import check_phone_number
     from otp_core.sms.factory import stack_providers
@@ -144,6 +146,7 @@ def app_admin() -> AppAdmin:
         phone_check=check_phone_number,
         parse_routes=parse_country_routes,
         stack_secret=lambda: secret(config.api_key_secret_id),
+        regions=phonenumbers.SUPPORTED_REGIONS,
     )
 
 

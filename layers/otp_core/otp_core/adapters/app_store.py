@@ -248,11 +248,16 @@ class DynamoAppStore(AppStore):
                 ExpressionAttributeValues={":now": _n(now)},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise NotFoundError("no such app") from None
-            raise DependencyError(_UNAVAILABLE) from exc
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise DependencyError(_UNAVAILABLE) from exc
+            # Already deleted: finish a deletion that failed after its mark (its keys), then answer as gone.
+            self._revoke_all(app_id)
+            raise NotFoundError("no such app") from None
         except BotoCoreError as exc:
             raise DependencyError(_UNAVAILABLE) from exc
+        self._revoke_all(app_id)
+
+    def _revoke_all(self, app_id: str) -> None:
         for key in self.keys(app_id):
             self.revoke(key, deleted=True)
 
