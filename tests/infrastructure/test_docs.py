@@ -12,8 +12,14 @@ from cfnlint.decode import decode_str
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "api.md"
 CONTRACT = REPO_ROOT.parent / "shared" / "api.md"
-# "POST /v1/challenges", and the contract's shorthand "`GET` and `PUT /v1/admin/fraud/safe-list`".
-_ROUTE = re.compile(r"\b((?:GET|POST|PUT|PATCH|DELETE)(?:`? and `?(?:GET|POST|PUT|PATCH|DELETE))*) (/[^\s`?]*)")
+_METHOD = r"(?:GET|POST|PUT|PATCH|DELETE)"
+# Read in the order they appear: "POST /v1/challenges", and the contract's shorthands "`GET` and `PUT
+# /v1/admin/fraud/safe-list`" (several methods on one path), "`GET …/keys`" (a path relative to the last full
+# path) and "`DELETE` → `204`" (a bare method: the path just mentioned).
+_ROUTE = re.compile(
+    rf"\b(?P<methods>{_METHOD}(?:`? and `?{_METHOD})*) (?P<relative>…|\.\.\.)?(?P<path>/[^\s`?]*)"
+    rf"|`(?P<bare>{_METHOD})` →"
+)
 
 
 def template_routes() -> set[tuple[str, str]]:
@@ -29,11 +35,36 @@ def template_routes() -> set[tuple[str, str]]:
     return routes
 
 
+def _relative_to(full: str, suffix: str) -> str:
+    """``…/keys/{keyId}`` after ``/v1/admin/apps/{appId}/keys``: the ellipsis is the full path up to the last
+    segment the suffix starts with (``/v1/admin/apps/{appId}``), or the whole full path when it has none."""
+    segments = full.split("/")
+    first = suffix.split("/")[1]
+    if first in segments:
+        cut = len(segments) - 1 - segments[::-1].index(first)
+        return "/".join(segments[:cut]) + suffix
+    return full.rstrip("/") + suffix
+
+
 def documented_routes(text: str) -> set[tuple[str, str]]:
     routes = set()
-    for methods, path in _ROUTE.findall(text):
-        for method in re.findall(r"GET|POST|PUT|PATCH|DELETE", methods):
-            routes.add((method, path.rstrip(".,:;")))
+    last_full: str | None = None  # the last path written out in full
+    last: str | None = None  # the last path mentioned, full or relative
+    for match in _ROUTE.finditer(text):
+        if match["bare"]:
+            if last is not None:
+                routes.add((match["bare"], last))
+            continue
+        path = match["path"].rstrip(".,:;")
+        if match["relative"]:
+            if last_full is None:
+                continue  # relative to nothing: not a route this parser can name
+            path = _relative_to(last_full, path)
+        else:
+            last_full = path
+        last = path
+        for method in re.findall(_METHOD, match["methods"]):
+            routes.add((method, path))
     return routes
 
 
@@ -43,6 +74,44 @@ def test_the_route_parser_reads_the_contracts_forms():
         ("POST", "/v1/challenges"),
         ("GET", "/v1/admin/fraud/safe-list"),
         ("PUT", "/v1/admin/fraud/safe-list"),
+    }
+
+
+def test_the_route_parser_reads_the_apps_sections_shorthands():
+    # Given the Apps section's forms: a bare method after a path, and paths relative to the last full path
+    text = (
+        "`GET /v1/admin/apps/{appId}` → the record; `PATCH /v1/admin/apps/{appId}` `{}` → `200`;\n"
+        "  `DELETE` → `204`. Keys: `POST /v1/admin/apps/{appId}/keys` `{}` → `201`. `GET …/keys` answers\n"
+        "  `{}`. `DELETE …/keys/{keyId}` → `204`."
+    )
+
+    # Then each names its route: the bare DELETE the path just before it, the relative ones under .../keys
+    assert documented_routes(text) == {
+        ("GET", "/v1/admin/apps/{appId}"),
+        ("PATCH", "/v1/admin/apps/{appId}"),
+        ("DELETE", "/v1/admin/apps/{appId}"),
+        ("POST", "/v1/admin/apps/{appId}/keys"),
+        ("GET", "/v1/admin/apps/{appId}/keys"),
+        ("DELETE", "/v1/admin/apps/{appId}/keys/{keyId}"),
+    }
+
+
+def test_the_route_parser_resolves_shorthands_only_against_a_path_it_has_read():
+    # A relative path is cut where its first segment last occurs in the last full path, or else appended to it
+    assert documented_routes("`GET /v1/admin/apps/{appId}`; `GET …/keys`") == {
+        ("GET", "/v1/admin/apps/{appId}"),
+        ("GET", "/v1/admin/apps/{appId}/keys"),
+    }
+    assert documented_routes("`GET /v1/a/{id}/keys`, `GET .../keys/{keyId}`; `DELETE` → `204`") == {
+        ("GET", "/v1/a/{id}/keys"),
+        ("GET", "/v1/a/{id}/keys/{keyId}"),
+        # a bare method takes the path just mentioned, relative or not
+        ("DELETE", "/v1/a/{id}/keys/{keyId}"),
+    }
+    # The bare form is only a backticked method before an arrow, and neither shorthand means anything before
+    # a path was read
+    assert documented_routes("`DELETE` → `204`, `GET …/keys`, then `POST /v1/track`; a `GET` takes no body") == {
+        ("POST", "/v1/track")
     }
 
 

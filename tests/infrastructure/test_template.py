@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
+from otp_core.app_admin import KEY_CACHE_SECONDS
+from otp_core.apps import APP_ONLY_SETTINGS
 from otp_core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 EVENTS_DIR = REPO_ROOT / "events"
 
-# (method, path) -> function: the contract's Challenges section plus the public routes.
+# (method, path) -> function: every route of the contract the template serves.
 ROUTES = {
     ("POST", "/v1/challenges"): "CreateChallengeFunction",
     ("POST", "/v1/challenges/{challengeId}/verify"): "VerifyChallengeFunction",
@@ -43,18 +45,53 @@ ROUTES = {
     ("DELETE", "/v1/admin/fraud/blocks/{bucket}"): "AdminDeleteBlockFunction",
     ("GET", "/v1/admin/fraud/safe-list"): "AdminGetSafeListFunction",
     ("PUT", "/v1/admin/fraud/safe-list"): "AdminPutSafeListFunction",
+    ("POST", "/v1/admin/apps"): "AdminCreateAppFunction",
+    ("GET", "/v1/admin/apps"): "AdminListAppsFunction",
+    ("GET", "/v1/admin/apps/{appId}"): "AdminGetAppFunction",
+    ("PATCH", "/v1/admin/apps/{appId}"): "AdminUpdateAppFunction",
+    ("DELETE", "/v1/admin/apps/{appId}"): "AdminDeleteAppFunction",
+    ("POST", "/v1/admin/apps/{appId}/keys"): "AdminCreateKeyFunction",
+    ("GET", "/v1/admin/apps/{appId}/keys"): "AdminListKeysFunction",
+    ("DELETE", "/v1/admin/apps/{appId}/keys/{keyId}"): "AdminDeleteKeyFunction",
 }
 # Operator routes: the admin key's own authorizer, and left out of the stack with AdminApi=disabled.
 ADMIN_ROUTES = {key for key in ROUTES if key[1].startswith("/v1/admin/")}
 ADMIN_FUNCTIONS = {ROUTES[key] for key in ADMIN_ROUTES}
-# The table actions of each operator route (otp_core.adapters.fraud_store), and no other.
+# The table actions of each operator route (otp_core.adapters.fraud_store and app_store), and no other. Every
+# fraud route reads the record of the app it names (GetItem); every app route but create and delete may store
+# the app default with its stack-generated key on first use (GetItem, PutItem, UpdateItem).
+_DEFAULT_APP_ON_FIRST_USE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 ADMIN_TABLE_ACTIONS = {
-    "AdminListBlocksFunction": {"dynamodb:Query"},
-    "AdminCreateBlockFunction": {"dynamodb:UpdateItem"},
-    "AdminDeleteBlockFunction": {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"},
+    "AdminListBlocksFunction": {"dynamodb:Query", "dynamodb:GetItem"},
+    "AdminCreateBlockFunction": {"dynamodb:UpdateItem", "dynamodb:GetItem"},
+    "AdminDeleteBlockFunction": {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem"},
     "AdminGetSafeListFunction": {"dynamodb:GetItem"},
-    "AdminPutSafeListFunction": {"dynamodb:PutItem"},
+    "AdminPutSafeListFunction": {"dynamodb:PutItem", "dynamodb:GetItem"},
+    "AdminCreateAppFunction": {"dynamodb:PutItem", "dynamodb:Query"},
+    "AdminListAppsFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query"},
+    "AdminGetAppFunction": _DEFAULT_APP_ON_FIRST_USE,
+    "AdminUpdateAppFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:DeleteItem", "dynamodb:Query"},
+    "AdminDeleteAppFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"},
+    "AdminCreateKeyFunction": _DEFAULT_APP_ON_FIRST_USE,
+    "AdminListKeysFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query"},
+    "AdminDeleteKeyFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query", "dynamodb:DeleteItem"},
 }
+# The operator routes that read the stack-generated key of default (its digest lists it among default's keys).
+STACK_KEY_READERS = {
+    "AdminListAppsFunction",
+    "AdminGetAppFunction",
+    "AdminUpdateAppFunction",
+    "AdminCreateKeyFunction",
+    "AdminListKeysFunction",
+    "AdminDeleteKeyFunction",
+}
+# The authorizer looks app keys up by digest, stores default's stack-generated key on first use and records a
+# key's last use.
+AUTHORIZER_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+# API Gateway caches an authorizer's answer this long at most: with the authorizer's own key cache
+# (KEY_CACHE_SECONDS) a revoked key or a deleted app's keys must be refused within this many seconds.
+AUTHORIZER_TTL_SECONDS = 30
+REVOCATION_SECONDS = 60
 # Routes without the API key authorizer: public ones, and those that check a client or IdP token themselves.
 PUBLIC_ROUTES = {
     ("GET", "/.well-known/jwks.json"),
@@ -288,7 +325,13 @@ def test_admin_routes_use_the_admin_authorizer_on_the_same_function(resources: d
     # Then the admin one is the same TOKEN authorizer function with the same header, validation and cache
     # (API Gateway caches each authorizer's policies apart, so an app key's policy never serves an admin route)
     assert authorizers["AdminKeyAuthorizer"] == authorizers["ApiKeyAuthorizer"]
-    assert int(authorizers["AdminKeyAuthorizer"]["Identity"]["ReauthorizeEvery"]) == 300
+    ttl = int(authorizers["AdminKeyAuthorizer"]["Identity"]["ReauthorizeEvery"])
+    assert ttl == AUTHORIZER_TTL_SECONDS
+
+    # And a revoked key, or a deleted app's, is refused within 60 seconds: API Gateway may reuse a cached Allow
+    # for the TTL, and the authorizer its cached key lookup for KEY_CACHE_SECONDS before that
+    assert ttl <= 30
+    assert ttl + KEY_CACHE_SECONDS <= REVOCATION_SECONDS
 
 
 def test_admin_routes_are_left_out_unless_the_admin_api_is_enabled(
@@ -312,26 +355,66 @@ def test_admin_routes_are_left_out_unless_the_admin_api_is_enabled(
 
 def test_admin_functions_reach_only_the_table_with_the_actions_of_their_route(functions: dict[str, Any]) -> None:
     for name, expected in ADMIN_TABLE_ACTIONS.items():
-        # Given an admin function's statements
+        # Given an admin function's statements, those on the table and the others
         statements = _statements(functions[name])
+        table = [s for s in statements if s.get("Resource") == {"Fn::GetAtt": ["Table", "Arn"]}]
+        others = [s for s in statements if s not in table]
 
-        # Then they allow exactly its route's table actions, on the table, and nothing else
-        actions = {action for statement in statements for action in _actions(statement)}
+        # Then they allow exactly its route's table actions, on the table
+        actions = {action for statement in table for action in _actions(statement)}
         assert actions == expected, name
         assert all(statement["Effect"] == "Allow" for statement in statements), name
-        assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in statements), name
+        assert all(set(statement) <= {"Sid", "Effect", "Action", "Resource"} for statement in statements), name
+
+        # And nothing else but, for the routes that list default's keys, reading the stack-generated key
+        if name in STACK_KEY_READERS:
+            assert [(_actions(s), s["Resource"]) for s in others] == [
+                (["secretsmanager:GetSecretValue"], {"Ref": "ApiKeySecret"})
+            ], name
+        else:
+            assert others == [], name
     assert set(ADMIN_TABLE_ACTIONS) == ADMIN_FUNCTIONS
+    assert STACK_KEY_READERS < ADMIN_FUNCTIONS
 
 
-def test_sending_functions_may_query_the_fraud_guards_partition(functions: dict[str, Any]) -> None:
-    # The fraud guard reads every block and safe list in one query (cached a few seconds) before a send
+def test_the_authorizer_reaches_the_table_only_to_look_keys_up_store_defaults_and_record_use(
+    functions: dict[str, Any],
+) -> None:
+    # Given the authorizer's statements on the table
+    statements = _statements(functions["ApiKeyAuthorizerFunction"])
+    table = [s for s in statements if any(action.startswith("dynamodb:") for action in _actions(s))]
+
+    # Then they are exactly its key lookups and writes, on the table
+    assert {action for statement in table for action in _actions(statement)} == AUTHORIZER_TABLE_ACTIONS
+    assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in table)
+    # And besides them it holds only the two keys' secrets
+    others = [s for s in statements if s not in table]
+    assert {action for statement in others for action in _actions(statement)} == {"secretsmanager:GetSecretValue"}
+
+
+def test_only_senders_signed_in_verification_and_listing_admin_routes_may_query(functions: dict[str, Any]) -> None:
+    # Given the functions that may query the table
     querying = {
         name
         for name, function in functions.items()
         for statement in _statements(function)
         if "dynamodb:Query" in _actions(statement)
     }
-    assert querying == SENDERS | {"AdminListBlocksFunction"}
+
+    # Then they are: the senders (the fraud guard reads every block and safe list in one query, cached a few
+    # seconds, before a send), signed-in verification (the apps partition, cached 30 seconds: whose identity
+    # provider issued the user's token) and the operator routes that list blocks, apps or keys
+    listing_admin = {name for name, actions in ADMIN_TABLE_ACTIONS.items() if "dynamodb:Query" in actions}
+    assert querying == SENDERS | {"VerificationValidateFunction"} | listing_admin
+    assert listing_admin == {
+        "AdminListBlocksFunction",
+        "AdminCreateAppFunction",
+        "AdminListAppsFunction",
+        "AdminUpdateAppFunction",
+        "AdminDeleteAppFunction",
+        "AdminListKeysFunction",
+        "AdminDeleteKeyFunction",
+    }
 
 
 def test_gateway_responses_are_problem_json(resources: dict[str, Any]) -> None:
@@ -449,7 +532,7 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         "TrackFunction",
     }
     assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
-    assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"}
+    assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"} | STACK_KEY_READERS
     assert holders("secretsmanager:GetSecretValue", "AdminKeySecret") == {"ApiKeyAuthorizerFunction"}
     assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction", "TrackFunction", "ClientVerifyFunction"}
     assert holders("kms:GetPublicKey", "SigningKey") == {
@@ -539,10 +622,15 @@ def test_environment_variables_match_the_settings_model(template: dict[str, Any]
         for name in resource["Properties"].get("Environment", {}).get("Variables", {})
     }
     settings_names = {field.upper() for field in Settings.model_fields}
+    # The per-app settings with no stack parameter: an app sets them through the admin API only
+    app_only = {field.upper() for field in APP_ONLY_SETTINGS}
+    assert app_only <= settings_names
 
-    # Then every variable is a setting (or Powertools') and every setting is passed, globally or to its functions
+    # Then every variable is a setting (or Powertools') and every other setting is passed, globally or to its
+    # functions, while the app-only ones are never passed
     assert (variables | own) - NON_SETTINGS_VARIABLES <= settings_names
-    assert settings_names <= variables | own, settings_names - variables - own
+    assert settings_names - app_only <= variables | own, settings_names - app_only - variables - own
+    assert not app_only & (variables | own)
     assert variables >= NON_SETTINGS_VARIABLES
 
 
@@ -590,6 +678,21 @@ def test_the_fraud_guard_modes_are_the_settings_modes(template: dict[str, Any]) 
     # Then they are the same, with the settings' default
     assert tuple(parameter["AllowedValues"]) == typing.get_args(modes)
     assert parameter["Default"] == Settings().fraud_guard_mode == "block"
+
+
+def test_test_numbers_are_refused_unless_the_stack_allows_them(template: dict[str, Any]) -> None:
+    # Given the AllowTestNumbers parameter and the variable it sets for every function
+    parameter = template["Parameters"]["AllowTestNumbers"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["ALLOW_TEST_NUMBERS"] == {"Ref": "AllowTestNumbers"}
+
+    # Then it is off by default, like the settings, and each of its values is a valid setting
+    assert parameter["Type"] == "String"
+    assert parameter["AllowedValues"] == ["true", "false"]
+    assert parameter["Default"] == "false"
+    assert Settings().allow_test_numbers is False
+    assert Settings.from_env({"ALLOW_TEST_NUMBERS": parameter["Default"]}).allow_test_numbers is False
+    assert Settings.from_env({"ALLOW_TEST_NUMBERS": "true"}).allow_test_numbers is True
 
 
 def test_template_only_parameters_have_their_defaults_and_bounds(template: dict[str, Any]) -> None:
@@ -936,6 +1039,8 @@ def test_the_dashboard_is_valid_json_for_every_combination_of_conditions(environ
     admin = environ.get("AdminApi", "enabled") == "enabled"
     assert ("AdminListBlocksFunction" in text) is admin
     assert ("AdminFunctionErrorsAlarm" in text) is admin
+    assert ("AdminListAppsFunction" in text) is admin
+    assert ("AdminAppFunctionErrorsAlarm" in text) is admin
     assert ("VerificationSendFunction" in text) is ("IdpIssuer" in environ)
     # And metric ids of one graph are unique
     for widget in dashboard["widgets"]:
