@@ -499,15 +499,16 @@ def reset_counters(dynamodb_endpoint: str, table_name: str, region: str = "us-ea
     client = _client("dynamodb", dynamodb_endpoint, region)
     prefixes = {f":p{index}": {"S": prefix} for index, prefix in enumerate(COUNTER_KEY_PREFIXES)}
     tripped = "(pk = :fraud AND begins_with(sk, :block) AND #reason <> :manual)"
-    # Apps other than default key their counters APP#<appId>#CNT#... (otp_core.adapters.dynamodb.Keys).
-    app_counters = "(begins_with(pk, :app) AND contains(pk, :counter))"
+    # Apps other than default key their counters APP#<appId>#CNT#... (otp_core.adapters.dynamodb.Keys): the
+    # scan takes every APP# item, and only those whose key after the app ID is a counter's are deleted (a user
+    # ID may hold "#CNT#": APP#<appId>#USER#x#CNT#1 is an authenticator, and stays).
+    app_counters = "begins_with(pk, :app)"
     values = {
         **prefixes,
         ":fraud": {"S": "FRAUD"},
         ":block": {"S": "BLOCK#"},
         ":manual": {"S": "MANUAL"},
         ":app": {"S": "APP#"},
-        ":counter": {"S": "#CNT#"},
     }
     keys: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(
@@ -518,12 +519,20 @@ def reset_counters(dynamodb_endpoint: str, table_name: str, region: str = "us-ea
         ExpressionAttributeValues=values,
         ConsistentRead=True,
     ):
-        keys.extend(page.get("Items", []))
+        keys.extend(item for item in page.get("Items", []) if _is_counter(item["pk"]["S"]))
     for start in range(0, len(keys), 25):  # BatchWriteItem's limit
         pending: dict[str, Any] = {table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
     return len(keys)
+
+
+def _is_counter(pk: str) -> bool:
+    """Whether a scanned key is one the reset deletes: not another app's item that is no counter."""
+    if not pk.startswith("APP#"):
+        return True  # the scan's filter chose it: default's counters, circuits, buckets, budgets, trips
+    parts = pk.split("#", 2)  # APP, <appId> (no "#" in an app ID), the rest
+    return len(parts) == 3 and parts[2].startswith("CNT#")
 
 
 def table_request(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:

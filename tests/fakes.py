@@ -598,6 +598,7 @@ class InMemoryAppStore(AppStore):
     def __init__(self) -> None:
         self.records: dict[str, AppRecord] = {}
         self.audiences: dict[str, str] = {}
+        self.identity_providers: dict[str, str] = {}
         self.listed: dict[tuple[str, str], ApiKey] = {}
         self.grants: dict[str, KeyGrant] = {}
         self.touched: builtins.list[tuple[str, str, int]] = []
@@ -609,27 +610,42 @@ class InMemoryAppStore(AppStore):
     def list(self) -> builtins.list[AppRecord]:
         return [record for record in self.records.values() if record.deleted_at is None]
 
-    def create(self, record: AppRecord, audience: str) -> None:
+    def create(self, record: AppRecord, audience: str, identity_provider: str | None = None) -> None:
         if record.app_id in self.records:
             raise ConflictError("this appId is taken (IDs of deleted apps are never reused)")
         if audience in self.audiences:
             raise ConflictError("this tokenAudience is another app's")
+        if identity_provider is not None and identity_provider in self.identity_providers:
+            raise ConflictError("another app uses this idpIssuer with this idpAudience")
         self.records[record.app_id] = record
         self.audiences[audience] = record.app_id
+        if identity_provider is not None:
+            self.identity_providers[identity_provider] = record.app_id
 
     def ensure(self, record: AppRecord) -> AppRecord:
         return self.records.setdefault(record.app_id, record)
 
-    def update(self, old: AppRecord, name: str, settings: dict[str, object], old_audience: str, audience: str) -> None:
+    def update(
+        self,
+        old: AppRecord,
+        name: str,
+        settings: dict[str, object],
+        old_audience: str,
+        audience: str,
+        identity_provider: str | None = None,
+    ) -> None:
         current = self.records.get(old.app_id)
         if audience != old_audience and self.audiences.get(audience, old.app_id) != old.app_id:
             raise ConflictError("this tokenAudience is another app's")
+        if identity_provider is not None and self.identity_providers.get(identity_provider, old.app_id) != old.app_id:
+            raise ConflictError("another app uses this idpIssuer with this idpAudience")
         if current is None or current.version != old.version or current.deleted_at is not None:
             raise ConflictError("the app changed meanwhile (or was deleted); read it and try again")
         self.records[old.app_id] = dataclasses.replace(current, name=name, settings=settings, version=old.version + 1)
         if audience != old_audience:
-            self.audiences.pop(old_audience, None)
             self.audiences[audience] = old.app_id
+        if identity_provider is not None:
+            self.identity_providers[identity_provider] = old.app_id
 
     def delete(self, app_id: str, now: int) -> None:
         current = self.records.get(app_id)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError
-from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body, principal
+from otp_core.http import Response, caller_app, caller_key, json_response, make_resolver, parse_body
 from otp_core.models import CreateChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 from otp_core.records import DEFAULT_APP
@@ -95,8 +95,8 @@ def _replayable(app_id: str, body: dict[str, Any], key: str) -> dict[str, Any]:
 
     idempotency().register_lambda_context(app.lambda_context)
     try:
-        # The key is scoped to the app (and the principal): two apps may use the same Idempotency-Key.
-        request = {"app": app_id, "principal": principal(app), "key": key, "body": body}
+        # The key is scoped to the API key that sent it (and its app): two keys may use the same Idempotency-Key.
+        request = {"app": app_id, "principal": caller_key(app), "key": key, "body": body}
         result: dict[str, Any] = create_once()(request=request)
     except IdempotencyValidationError as exc:
         raise InvalidRequestError("this Idempotency-Key was used with a different request body") from exc

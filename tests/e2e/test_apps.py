@@ -249,7 +249,7 @@ def test_an_app_s_code_length_and_template_reach_the_outbox(api: Api, new_app, p
 
 
 def test_a_test_number_shows_as_provider_test_and_verifies_its_fixed_code(api: Api, new_app, phone: str) -> None:
-    app_id, key = new_app({"testNumbers": [{"phoneNumber": phone, "code": "135790"}]}, label="review")
+    _, key = new_app({"testNumbers": [{"phoneNumber": phone, "code": "135790"}]}, label="review")
     sent = with_key(api, key, "POST", "/v1/challenges", {"phoneNumber": phone, "action": "signIn"})
     assert sent.status == 201, sent.body
     [message] = api.messages(phone)

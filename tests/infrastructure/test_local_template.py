@@ -174,9 +174,9 @@ ADMIN_CALLS: dict[str, list[Call]] = {
     "AdminListKeysFunction": [*_DEFAULT_APP, _table("GetItem"), _table("Query")],
     "AdminDeleteKeyFunction": [*_DEFAULT_APP, _table("GetItem"), _table("Query"), _REVOKE],
 }
-# Granted by template.yaml although no call of the route needs it (AppAdmin.delete never reads the record).
-# Pinned so that it cannot spread unnoticed; drop the entry once the template drops the grant.
-UNUSED_GRANTS = {"AdminDeleteAppFunction": {"dynamodb:GetItem"}}
+# Actions template.yaml grants although no call of the route needs them (none today). Pinned so that an
+# excess grant cannot spread unnoticed; drop an entry once the template drops the grant.
+UNUSED_GRANTS: dict[str, set[str]] = {}
 TABLE_OPERATIONS = (
     "Query",
     "GetItem",

@@ -71,7 +71,7 @@ ADMIN_TABLE_ACTIONS = {
     "AdminListAppsFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query"},
     "AdminGetAppFunction": _DEFAULT_APP_ON_FIRST_USE,
     "AdminUpdateAppFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:DeleteItem", "dynamodb:Query"},
-    "AdminDeleteAppFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"},
+    "AdminDeleteAppFunction": {"dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"},
     "AdminCreateKeyFunction": _DEFAULT_APP_ON_FIRST_USE,
     "AdminListKeysFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query"},
     "AdminDeleteKeyFunction": _DEFAULT_APP_ON_FIRST_USE | {"dynamodb:Query", "dynamodb:DeleteItem"},

@@ -25,3 +25,21 @@ def test_reset_lifts_the_send_cap_and_keeps_the_challenges(
     first = sent[0].body["challengeId"]
     assert invoke("get_challenge", challenge_id=first).status == 200
     assert reset_counters(stack.environment["AWS_ENDPOINT_URL_DYNAMODB"], stack.table) >= 1
+
+
+def test_reset_keeps_an_app_s_user_whose_id_reads_like_a_counter(invoke: Callable[..., Reply], phone: str, stack):
+    # Given a user of another app whose ID holds "#CNT#" (a user ID is free text)
+    from otp_core import runtime
+
+    app_id = f"counters-{phone[-4:]}"
+    runtime.app_admin().create(app_id, "Counters", None)
+    path = {"userId": "victim%23CNT%231"}  # victim#CNT#1, as API Gateway passes it
+    body = {"verificationMethod": "SMS", "phoneNumber": phone}
+    assert invoke("enroll_authenticator", body=body, path_parameters=path, app=app_id).status == 201
+
+    # When the local stack forgets its counters
+    reset_counters(stack.environment["AWS_ENDPOINT_URL_DYNAMODB"], stack.table)
+
+    # Then the user's authenticator is still there
+    listed = invoke("list_authenticators", path_parameters=path, app=app_id)
+    assert len(listed.body["authenticators"]) == 1

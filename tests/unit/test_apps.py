@@ -15,7 +15,7 @@ import pytest
 
 from otp_core.app_admin import ADMIN, AppAdmin, AppDirectory, KeyAuthority
 from otp_core.apps import APP_SETTINGS, MAX_KEYS, check_settings, effective_policy, key_digest, new_key, stack_key
-from otp_core.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthorizedError
+from otp_core.errors import ConflictError, DependencyError, InvalidRequestError, NotFoundError, UnauthorizedError
 from otp_core.phone import check_phone_number
 from otp_core.settings import Policy, Settings
 from otp_core.sms.routing import parse_country_routes
@@ -409,3 +409,58 @@ def test_a_deletion_that_failed_half_way_is_finished_by_the_next(store: InMemory
     with pytest.raises(NotFoundError):
         admin.delete("shop")
     assert store.grants[made.key.digest].revoked
+
+
+def test_a_patch_repairs_settings_a_stack_update_broke(store: InMemoryAppStore, clock: FakeClock) -> None:
+    # Given an app whose test code fits the stack's 6-digit codes
+    numbers = [{"phoneNumber": "+14155550123", "code": "123456"}]
+    AppAdmin(
+        store,
+        AppDirectory(store, BASE, allow_test_numbers=True),
+        clock,
+        allow_test_numbers=True,
+        providers=("sns",),
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+        stack_secret=lambda: STACK_KEY,
+    ).create("shop", "Shop", {"testNumbers": numbers})
+    # When the stack's code length changes, the app's requests fail (a 503 that names no secret)
+    longer = Settings(code_length=8).policy
+    directory = AppDirectory(store, longer, allow_test_numbers=True)
+    with pytest.raises(DependencyError):
+        directory.policy("shop")
+    # Then a PATCH that fixes the settings is accepted (the old settings are not validated again)
+    admin = AppAdmin(
+        store,
+        directory,
+        clock,
+        allow_test_numbers=True,
+        providers=("sns",),
+        phone_check=check_phone_number,
+        parse_routes=parse_country_routes,
+        stack_secret=lambda: STACK_KEY,
+    )
+    admin.patch("shop", None, {"testNumbers": None})
+    assert directory.policy("shop").code_length == 8
+
+
+def test_a_template_is_checked_with_the_minutes_a_send_writes() -> None:
+    # 599 s is sent as "10 minutes": a template that fits one part only with "9" is refused
+    template = "{otp} " + "x" * 151 + " {minutes}"
+    assert len(template.replace("{otp}", "123456").replace("{minutes}", "9")) == 160
+    with pytest.raises(InvalidRequestError):
+        _check({"codeTtlSeconds": 599, "templates": {"en": template}})
+
+
+def test_released_audiences_and_identity_providers_stay_reserved(admin: AppAdmin, store: InMemoryAppStore) -> None:
+    admin.create("shop", "Shop", {"tokenAudience": "shop-tokens"})
+    admin.patch("shop", None, {"tokenAudience": "shop-tokens-2"})
+    with pytest.raises(ConflictError):
+        admin.create("other", "Other", {"tokenAudience": "shop-tokens"})
+    admin.patch("shop", None, {"tokenAudience": "shop-tokens"})  # its own old audience it may take back
+    # An identity provider is reserved in the write, so two racing changes cannot both take it
+    idp = {"idpIssuer": "https://idp.example", "idpAudience": "api", "idpJwksUrl": "https://idp.example/jwks"}
+    admin.patch("shop", None, idp)
+    assert "https://idp.example\x00api" in store.identity_providers
+    with pytest.raises(ConflictError):
+        store.create(dataclasses.replace(store.records["shop"], app_id="racer"), "racer", "https://idp.example\x00api")

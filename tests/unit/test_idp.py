@@ -186,3 +186,12 @@ def test_a_malformed_access_token_claim_is_refused_at_construction(rule):
     # the verifier refuses the configuration
     with pytest.raises(ValueError, match="claim=value"):
         IdpTokenVerifier(ISS, AUD, "https://idp.example/jwks", access_token_claim=rule, jwk_client=FakeJwkClient())
+
+
+@pytest.mark.parametrize("header", [{"alg": ["RS256"]}, {"alg": {"a": 1}}, {"alg": None}, {"kid": ["rsa-1"]}])
+def test_header_values_of_the_wrong_json_type_are_refused_not_raised(verifier, header):
+    # An anonymous caller controls the whole header: a list where a string belongs must be a 401, never a 500
+    forged_header = {"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt", **header}
+    forged = f"{_b64(json.dumps(forged_header).encode())}.{_b64(json.dumps(claims()).encode())}.c2ln"
+    with pytest.raises(UnauthorizedError):
+        verifier.subject(f"Bearer {forged}")

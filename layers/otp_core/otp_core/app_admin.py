@@ -301,7 +301,7 @@ class AppAdmin:
         self._check_audience(app_id, policy.token_audience)
         self._check_idp(app_id, policy)
         record = AppRecord(app_id, _name(name), overrides, self._clock.now(), new_sid())
-        self._store.create(record, policy.token_audience)
+        self._store.create(record, policy.token_audience, _identity_provider(policy))
         self._directory.forget(app_id)
         logger.info("app created", app_id=app_id, settings=sorted(overrides))
         return record
@@ -327,12 +327,14 @@ class AppAdmin:
             # An app's audience is its own: removing the override gives the app its generated one back.
             overrides.setdefault("tokenAudience", default_audience(app_id, self._base.token_audience))
         policy = self._check(app_id, overrides)
-        old_policy = self._directory.effective(old)
-        if policy.token_audience != old_policy.token_audience:
+        # The old settings are not validated again: after a stack update they may no longer be valid, and this
+        # PATCH is how an operator repairs them.
+        old_audience = str(old.settings.get("tokenAudience") or default_audience(app_id, self._base.token_audience))
+        if policy.token_audience != old_audience:
             self._check_audience(app_id, policy.token_audience)
         self._check_idp(app_id, policy)
         new_name = _name(name) if name is not None else old.name
-        self._store.update(old, new_name, overrides, old_policy.token_audience, policy.token_audience)
+        self._store.update(old, new_name, overrides, old_audience, policy.token_audience, _identity_provider(policy))
         self._directory.forget(app_id)
         logger.info("app changed", app_id=app_id, settings=sorted(settings or {}))
         return AppRecord(old.app_id, new_name, overrides, old.created_at, old.sid, old.version + 1, old.keys)
@@ -425,6 +427,12 @@ class AppAdmin:
             same = (other_policy.idp_issuer, other_policy.idp_audience) == (policy.idp_issuer, policy.idp_audience)
             if other != app_id and same:
                 raise ConflictError(f"the app {other} already uses this idpIssuer with this idpAudience")
+
+
+def _identity_provider(policy: Policy) -> str | None:
+    """What an app's identity provider reserves: its issuer and audience, which pick the app of a user's token
+    (the read in ``_check_idp`` names the other app; this reservation closes the race between two changes)."""
+    return f"{policy.idp_issuer}\x00{policy.idp_audience}" if policy.idp_issuer else None
 
 
 def _check_app_id(app_id: str) -> None:

@@ -365,6 +365,13 @@ def caller_app(app: Router) -> str:
     return value
 
 
+def caller_key(app: Router) -> str:
+    """The API key (its key ID) that authorised this request, as the key authorizer named it."""
+    authorizer = app.current_event.request_context.authorizer
+    value = authorizer.get("keyId") if authorizer else None
+    return value if isinstance(value, str) and value else principal(app)
+
+
 def query_parameter(app: Router, name: str) -> str | None:
     """One query string parameter as API Gateway decoded it (None when absent)."""
     parameters = app.current_event.raw_event.get("queryStringParameters")

@@ -123,8 +123,11 @@ class IdpTokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(_INVALID) from exc
-        algorithm = header.get("alg")
-        if algorithm not in _ALGORITHM_KEY_TYPES or _FORBIDDEN_HEADERS.intersection(header) or not header.get("kid"):
+        algorithm, kid = header.get("alg"), header.get("kid")
+        # Header values are attacker-chosen JSON: a list or object where a string belongs is refused, not hashed.
+        if not isinstance(algorithm, str) or not isinstance(kid, str) or not kid:
+            raise UnauthorizedError(_INVALID)
+        if algorithm not in _ALGORITHM_KEY_TYPES or _FORBIDDEN_HEADERS.intersection(header):
             raise UnauthorizedError(_INVALID)
         if self._required_claim is None and not _is_access_token_type(header.get("typ")):
             raise UnauthorizedError(_INVALID)

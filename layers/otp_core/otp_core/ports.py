@@ -242,16 +242,26 @@ class AppStore(ABC):
         """Every live app."""
 
     @abstractmethod
-    def create(self, record: AppRecord, audience: str) -> None:
-        """Store a new app (ConflictError: the ID was ever used, or the audience is another app's)."""
+    def create(self, record: AppRecord, audience: str, identity_provider: str | None = None) -> None:
+        """Store a new app (ConflictError: the ID was ever used, or the audience or identity provider (issuer
+        and audience, one string) is another app's)."""
 
     @abstractmethod
     def ensure(self, record: AppRecord) -> AppRecord:
         """The stored record of ``record.app_id``, storing ``record`` first if there is none."""
 
     @abstractmethod
-    def update(self, old: AppRecord, name: str, settings: dict[str, Any], old_audience: str, audience: str) -> None:
-        """Replace name and settings if ``old`` is still the stored version (ConflictError otherwise)."""
+    def update(
+        self,
+        old: AppRecord,
+        name: str,
+        settings: dict[str, Any],
+        old_audience: str,
+        audience: str,
+        identity_provider: str | None = None,
+    ) -> None:
+        """Replace name and settings if ``old`` is still the stored version, reserving the new audience and
+        identity provider (ConflictError: changed meanwhile, or a reservation is another app's)."""
 
     @abstractmethod
     def delete(self, app_id: str, now: int) -> None:

@@ -276,12 +276,13 @@ def public_keys() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=_APPS)
-def token_verifier(app_id: str = DEFAULT_APP, audience: str | None = None) -> TokenVerifier:
-    """Checks this service's tokens of one app (its ``app`` claim and audience) against the public keys."""
+def token_verifier(app_id: str | None = DEFAULT_APP, audience: str | None = "") -> TokenVerifier:
+    """Checks this service's tokens of one app (its ``app`` claim and audience) against the public keys; an
+    empty audience is the stack's, and ``(None, None)`` checks only what every app's tokens share."""
     from otp_core.token_verify import TokenVerifier
 
     config = settings()
-    expected = audience if audience is not None else config.token_audience
+    expected = config.token_audience if audience == "" else audience
     return TokenVerifier(public_keys(), issuer=config.token_issuer, app_id=app_id, audience=expected, clock=clock())
 
 
@@ -412,10 +413,12 @@ def client_app(authorization: str | None) -> tuple[str, Policy]:
     from otp_core.apps import APP_ID
     from otp_core.errors import UnauthorizedError
     from otp_core.mfa import bearer_token
-    from otp_core.token_verify import token_app
+    from otp_core.tokens import CLIENT_TOKEN_TYPE
 
-    app_id = token_app(bearer_token(authorization))
-    if app_id is None or not APP_ID.fullmatch(app_id):
+    # Signature, issuer, type and times first (every app's tokens share them): a forged app claim costs no read.
+    claims = token_verifier(None, None).verify(bearer_token(authorization), token_type=CLIENT_TOKEN_TYPE)
+    app_id = claims["app"]
+    if not APP_ID.fullmatch(app_id):
         raise UnauthorizedError("the token is invalid or expired")
     return app_id, policy(app_id)
 

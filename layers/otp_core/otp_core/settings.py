@@ -191,7 +191,8 @@ class Policy(BaseModel):
             raise ValueError(f"testNumbers: every code must have {self.code_length} digits (codeLength)")
         if len({number.phone_number for number in self.test_numbers}) != len(self.test_numbers):
             raise ValueError("testNumbers: a number is listed twice")
-        minutes = max(1, self.code_ttl_seconds // 60)
+        # As a send fills {minutes}: the lifetime rounded up (599 s is "10 minutes"), never a shorter text.
+        minutes = max(1, -(-self.code_ttl_seconds // 60))
         for language, template in self.templates.items():
             try:
                 check_template(template, app=self.app_name, code_length=self.code_length, minutes=minutes)

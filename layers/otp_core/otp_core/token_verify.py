@@ -17,16 +17,6 @@ _FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
 _REQUIRED_CLAIMS = ["iss", "aud", "app", "iat", "nbf", "exp", "jti"]
 
 
-def token_app(token: str) -> str | None:
-    """The ``app`` claim of a token, read without verifying it: only to pick the app whose audience and ID the
-    token is then verified against (a forged claim picks an app whose checks it fails). None when absent."""
-    try:
-        app = jwt.decode(token, options={"verify_signature": False}).get("app")
-    except jwt.PyJWTError:
-        return None
-    return app if isinstance(app, str) else None
-
-
 class TokenVerifier:
     """Checks algorithm, key, signature, ``typ``, ``iss``, ``aud``, ``app``, ``exp`` and ``nbf`` of a token.
 
@@ -38,7 +28,8 @@ class TokenVerifier:
         Expected ``iss``.
     app_id, audience:
         The app whose tokens are accepted: its ID (``app``) and its token audience (``aud``). A token of any
-        other app fails both.
+        other app fails both. ``None`` for both checks only what every app's tokens share (signature, ``iss``,
+        ``typ``, times): it tells which app a genuine token is of, before that app's verifier checks it.
     leeway_seconds:
         Clock skew tolerated on ``exp`` and ``nbf``.
     clock:
@@ -50,8 +41,8 @@ class TokenVerifier:
         jwks: Mapping[str, Any],
         *,
         issuer: str,
-        app_id: str,
-        audience: str,
+        app_id: str | None,
+        audience: str | None,
         leeway_seconds: int = 5,
         clock: Clock | None = None,
     ) -> None:
@@ -112,7 +103,8 @@ class TokenVerifier:
                 # Times are checked below against the service's clock, with the same leeway.
                 options={
                     "require": _REQUIRED_CLAIMS,
-                    "strict_aud": True,
+                    "strict_aud": self._audience is not None,
+                    "verify_aud": self._audience is not None,
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,
@@ -124,7 +116,7 @@ class TokenVerifier:
         times = [claims.get(name) for name in ("exp", "nbf", "iat")]
         if not all(isinstance(value, int) and not isinstance(value, bool) for value in times):
             raise UnauthorizedError("the token is invalid or expired")
-        if claims["app"] != self._app_id:
+        if not isinstance(claims["app"], str) or (self._app_id is not None and claims["app"] != self._app_id):
             raise UnauthorizedError("the token is invalid or expired")
         if claims["exp"] <= now - self._leeway or claims["nbf"] > now + self._leeway:
             raise UnauthorizedError("the token is invalid or expired")

@@ -7,7 +7,9 @@ Items (see docs/architecture.md):
 - ``APPS`` / ``KEY#<appId>#<keyId>``: a live key as listed (digest, description, ``createdAt``, ``lastUsedAt``);
 - ``APIKEY#<sha256>`` / ``APIKEY``: what the authorizer looks a key up by (app, key ID, ``revoked``); kept after
   revocation so a revoked stack-generated key is never bootstrapped again;
-- ``AUDIENCE#<sha256 of the audience>`` / ``AUDIENCE``: which app holds a token audience (unique);
+- ``AUDIENCE#<sha256 of the audience>`` / ``AUDIENCE``: which app holds a token audience (unique, and kept
+  after the app moves to another one);
+- ``IDP#<sha256 of issuer and audience>`` / ``IDP``: which app an identity provider's tokens are for (unique);
 - ``TWSID#<hex>`` / ``TWSID``: which app a Twilio Service SID names (the Verify facade's lookup).
 
 Every change is one conditional write or one transaction: a sixth key, a taken ID or audience and a change
@@ -56,6 +58,11 @@ def grant_key(digest: str) -> Item:
 def audience_key(audience: str) -> Item:
     digest = hashlib.sha256(audience.encode("utf-8")).hexdigest()
     return {"pk": _s(f"AUDIENCE#{digest}"), "sk": _s("AUDIENCE")}
+
+
+def idp_key(identity_provider: str) -> Item:
+    digest = hashlib.sha256(identity_provider.encode("utf-8")).hexdigest()
+    return {"pk": _s(f"IDP#{digest}"), "sk": _s("IDP")}
 
 
 def sid_key(sid: str) -> Item:
@@ -137,19 +144,21 @@ class DynamoAppStore(AppStore):
         items = self._query("APP#")
         return [record for record in map(record_from_item, items) if record.deleted_at is None]
 
-    def create(self, record: AppRecord, audience: str) -> None:
-        """Store a new app with its audience and Twilio SID reserved, in one transaction.
+    def create(self, record: AppRecord, audience: str, identity_provider: str | None = None) -> None:
+        """Store a new app with its audience, identity provider and Twilio SID reserved, in one transaction.
 
         Raises
         ------
         ConflictError
-            The ID was ever used, or the audience is another app's.
+            The ID was ever used, or the audience or identity provider is another app's.
         """
         ops = [
             self._put(_record_item(record), "attribute_not_exists(pk)"),
             self._put({**audience_key(audience), "appId": _s(record.app_id)}, "attribute_not_exists(pk)"),
             self._put({**sid_key(record.sid), "appId": _s(record.app_id)}, "attribute_not_exists(pk)"),
         ]
+        if identity_provider is not None:
+            ops.append(self._reserve(idp_key(identity_provider), record.app_id))
         try:
             self._client.transact_write_items(TransactItems=ops)
         except ClientError as exc:
@@ -158,6 +167,8 @@ class DynamoAppStore(AppStore):
                 raise ConflictError("this appId is taken (IDs of deleted apps are never reused)") from None
             if len(failed) > 1 and failed[1]:
                 raise ConflictError("this tokenAudience is another app's") from None
+            if len(failed) > 3 and failed[3]:
+                raise ConflictError("another app uses this idpIssuer with this idpAudience") from None
             raise DependencyError(_UNAVAILABLE) from exc  # a SID collision of 128 random bits: retry
         except BotoCoreError as exc:
             raise DependencyError(_UNAVAILABLE) from exc
@@ -181,8 +192,16 @@ class DynamoAppStore(AppStore):
             raise DependencyError(_UNAVAILABLE)
         return stored
 
-    def update(self, old: AppRecord, name: str, settings: dict[str, Any], old_audience: str, audience: str) -> None:
-        """Replace name and settings if the record is still the one read (its version), moving the audience.
+    def update(
+        self,
+        old: AppRecord,
+        name: str,
+        settings: dict[str, Any],
+        old_audience: str,
+        audience: str,
+        identity_provider: str | None = None,
+    ) -> None:
+        """Replace name and settings if the record is still the one read (its version), reserving a new audience.
 
         Raises
         ------
@@ -207,23 +226,21 @@ class DynamoAppStore(AppStore):
             }
         ]
         if audience != old_audience:
-            ops.append(self._put({**audience_key(audience), "appId": _s(old.app_id)}, "attribute_not_exists(pk)"))
-            ops.append(
-                {
-                    "Delete": {
-                        "TableName": self._table,
-                        "Key": audience_key(old_audience),
-                        "ConditionExpression": "attribute_not_exists(pk) OR appId = :app",
-                        "ExpressionAttributeValues": {":app": _s(old.app_id)},
-                    }
-                }
-            )
+            # The old audience stays reserved for this app (a relying party that checks only iss and aud must
+            # never see another app's tokens under it); the app may take it back.
+            ops.append(self._reserve(audience_key(audience), old.app_id))
+        if identity_provider is not None:
+            ops.append(self._reserve(idp_key(identity_provider), old.app_id))
         try:
             self._client.transact_write_items(TransactItems=ops)
         except ClientError as exc:
             failed = _failed_conditions(exc)
-            if len(failed) > 1 and failed[1]:
-                raise ConflictError("this tokenAudience is another app's") from None
+            reserved = ops[1:]
+            for op, refused in zip(reserved, failed[1:], strict=False):
+                if refused and op["Put"]["Item"]["pk"]["S"].startswith("IDP#"):
+                    raise ConflictError("another app uses this idpIssuer with this idpAudience") from None
+                if refused:
+                    raise ConflictError("this tokenAudience is another app's") from None
             raise ConflictError("the app changed meanwhile (or was deleted); read it and try again") from None
         except BotoCoreError as exc:
             raise DependencyError(_UNAVAILABLE) from exc
@@ -381,7 +398,8 @@ class DynamoAppStore(AppStore):
 
     def grant(self, digest: str) -> KeyGrant | None:
         """What a key digest opens (None: no such key). Revoked keys answer with ``revoked`` set."""
-        item = self._get(grant_key(digest), consistent=False)
+        # Strongly consistent: a key used right after it was made must not be cached as unknown.
+        item = self._get(grant_key(digest))
         if not item or "appId" not in item or "keyId" not in item:
             return None
         return KeyGrant(item["appId"]["S"], item["keyId"]["S"], revoked=item.get("revoked", {}).get("BOOL", False))
@@ -407,6 +425,17 @@ class DynamoAppStore(AppStore):
         return item["appId"]["S"] if item and "appId" in item else None
 
     # -- helpers --------------------------------------------------------------------------------------------
+
+    def _reserve(self, key: Item, app_id: str) -> dict[str, Any]:
+        """Reserve a unique value (an audience, an identity provider) for ``app_id``: free, or already its own."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {**key, "appId": _s(app_id)},
+                "ConditionExpression": "attribute_not_exists(pk) OR appId = :app",
+                "ExpressionAttributeValues": {":app": _s(app_id)},
+            }
+        }
 
     def _put(self, item: Item, condition: str) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": condition}}
