@@ -273,3 +273,14 @@ def test_tokens_of_one_app_never_validate_under_another(api: Api, new_app, phone
     other = api.call("POST", "/v1/validate", {"token": token})
     assert other.body == {"isValid": False, "failureReason": "TOKEN_INVALID_OR_EXPIRED"}
     assert with_key(api, key, "POST", "/v1/validate", {"token": token}).body["isValid"] is True
+
+
+def test_an_app_s_autofill_lines_reach_the_outbox(api: Api, new_app, phone: str) -> None:
+    _, key = new_app({"appName": "Shop", "webOtpDomain": "shop.example", "androidAppHash": "FA+9qCX9VSu"})
+    sent = with_key(api, key, "POST", "/v1/challenges", {"phoneNumber": phone, "action": "signIn"})
+    assert sent.status == 201, sent.body
+    body = api.messages(phone)[-1]["body"]
+    code = body.removeprefix("<#> ").split()[0]
+    assert body.startswith("<#> ") and body.endswith(f"\nFA+9qCX9VSu\n@shop.example #{code}")
+    verified = with_key(api, key, "POST", f"/v1/challenges/{sent.body['challengeId']}/verify", {"code": code})
+    assert verified.body["isVerified"] is True

@@ -16,6 +16,7 @@ import pytest
 from otp_core.app_admin import ADMIN, AppAdmin, AppDirectory, KeyAuthority
 from otp_core.apps import APP_SETTINGS, MAX_KEYS, check_settings, effective_policy, key_digest, new_key, stack_key
 from otp_core.errors import ConflictError, DependencyError, InvalidRequestError, NotFoundError, UnauthorizedError
+from otp_core.models import CreateChallengeRequest
 from otp_core.phone import check_phone_number
 from otp_core.settings import Policy, Settings
 from otp_core.sms.routing import parse_country_routes
@@ -464,3 +465,42 @@ def test_released_audiences_and_identity_providers_stay_reserved(admin: AppAdmin
     assert "https://idp.example\x00api" in store.identity_providers
     with pytest.raises(ConflictError):
         store.create(dataclasses.replace(store.records["shop"], app_id="racer"), "racer", "https://idp.example\x00api")
+
+
+# ------------------------------------------------------------------------------------------- autofill
+
+
+def test_autofill_lines_follow_the_sms_retriever_and_webotp_formats() -> None:
+    from otp_core.messages import autofill
+
+    body = "123456 is your Shop code."
+    assert autofill(body, "123456", android_app_hash=None, web_otp_domain=None) == body
+    assert autofill(body, "123456", android_app_hash="FA+9qCX9VSu", web_otp_domain=None) == f"<#> {body}\nFA+9qCX9VSu"
+    assert autofill(body, "123456", android_app_hash=None, web_otp_domain="shop.example") == (
+        f"{body}\n@shop.example #123456"
+    )
+    assert autofill(body, "123456", android_app_hash="FA+9qCX9VSu", web_otp_domain="shop.example") == (
+        f"<#> {body}\nFA+9qCX9VSu\n@shop.example #123456"
+    )
+
+
+def test_autofill_settings_that_break_the_one_part_rule_are_refused() -> None:
+    fill = {"webOtpDomain": "accounts.login.shop.example", "androidAppHash": "FA+9qCX9VSu"}
+    assert _check({**fill, "appName": "Shop"}).web_otp_domain == "accounts.login.shop.example"
+    # With a 20-character name and 10-digit codes the shipped French text no longer fits with the lines
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({**fill, "appName": "A" * 20, "codeLength": 10})
+    assert "templates.fr" in _errors(refused)["settings.webOtpDomain"]
+    # An app template of its own for every language that overflows makes it fit again, or is refused itself
+    with pytest.raises(InvalidRequestError) as refused:
+        _check({**fill, "templates": {"en": "{otp} " + "x" * 140}})
+    assert "settings.templates.en" in _errors(refused)
+
+
+def test_a_send_carries_the_autofill_lines(make_world: Any) -> None:
+    world = make_world(android_app_hash="FA+9qCX9VSu", web_otp_domain="shop.example")
+    sent = world.service.create(CreateChallengeRequest.model_validate({"phoneNumber": "+14155552671", "action": "a"}))
+    body = world.sender.sent[-1].body
+    code = body.removeprefix("<#> ").split()[0]
+    assert body.startswith("<#> ") and body.endswith(f"\nFA+9qCX9VSu\n@shop.example #{code}")
+    assert world.service.verify(sent.challenge_id, code).is_verified

@@ -204,6 +204,17 @@ def app_template(templates: Mapping[str, str], locale: str | None) -> str:
     return default_template(locale)
 
 
+def autofill(body: str, code: str, *, android_app_hash: str | None, web_otp_domain: str | None) -> str:
+    """The SMS body with the lines that let phones fill the code in: Android's SMS Retriever (``<#> `` first,
+    the app's 11-character hash at the end) and WebOTP (``@<domain> #<code>`` as the last line, after the hash
+    when both are set). Both count toward the one-part rule (:func:`check_template`)."""
+    if android_app_hash:
+        body = f"<#> {body}\n{android_app_hash}"
+    if web_otp_domain:
+        body = f"{body}\n@{web_otp_domain} #{code}"
+    return body
+
+
 def render(template: str, *, app: str, otp: str, minutes: int) -> str:
     """Fill a template's placeholders.
 
@@ -223,7 +234,16 @@ def render(template: str, *, app: str, otp: str, minutes: int) -> str:
     return _BRACED.sub(lambda m: values[m.group(1)], template)
 
 
-def check_template(template: str, *, app: str, code_length: int, minutes: int, end_user: bool = False) -> None:
+def check_template(
+    template: str,
+    *,
+    app: str,
+    code_length: int,
+    minutes: int,
+    end_user: bool = False,
+    android_app_hash: str | None = None,
+    web_otp_domain: str | None = None,
+) -> None:
     """Reject a custom template that could not produce a valid one-part SMS, or that an end user may not send.
 
     Every template must contain ``{otp}``, use no placeholder but ``{app}``, ``{otp}`` and ``{minutes}``, have
@@ -259,6 +279,8 @@ def check_template(template: str, *, app: str, code_length: int, minutes: int, e
         The code lifetime that will replace ``{minutes}``.
     end_user
         ``True`` when an end user wrote the text rather than the operator's server.
+    android_app_hash, web_otp_domain
+        The app's autofill settings: their lines (:func:`autofill`) must fit the same part.
 
     Raises
     ------
@@ -276,7 +298,9 @@ def check_template(template: str, *, app: str, code_length: int, minutes: int, e
     if end_user and "app" not in names:
         raise InvalidMessageTemplateError("message must contain {app}")
     # Length before the content searches: it bounds the text they scan.
-    if not fits_one_part(render(template, app=app, otp="0" * code_length, minutes=minutes)):
+    code = "0" * code_length
+    body = render(template, app=app, otp=code, minutes=minutes)
+    if not fits_one_part(autofill(body, code, android_app_hash=android_app_hash, web_otp_domain=web_otp_domain)):
         raise InvalidMessageTemplateError(_PART_RULE)
     if end_user:
         _check_end_user_text(unicodedata.normalize("NFKC", _BRACED.sub("X", template)))

@@ -29,7 +29,7 @@ from otp_core.errors import (
     RateLimitedError,
     SendBudgetExceededError,
 )
-from otp_core.messages import app_template, check_template, render, sms_parts
+from otp_core.messages import app_template, autofill, check_template, render, sms_parts
 from otp_core.observability import count, logger, mask_phone, metrics, tracer
 from otp_core.policy import (
     SendCharge,
@@ -263,6 +263,8 @@ class ChallengeStarter:
                 code_length=policy.code_length,
                 minutes=_minutes(policy.code_ttl_seconds),
                 end_user=new.end_user,
+                android_app_hash=policy.android_app_hash,
+                web_otp_domain=policy.web_otp_domain,
             )
         return region
 
@@ -417,7 +419,8 @@ class ChallengeStarter:
     def _body(self, challenge: Challenge, code: str, policy: Policy) -> str:
         template = challenge.message or app_template(policy.templates, challenge.locale)
         minutes = _minutes(challenge.expires_at - self._clock.now())
-        return render(template, app=policy.app_name, otp=code, minutes=minutes)
+        body = render(template, app=policy.app_name, otp=code, minutes=minutes)
+        return autofill(body, code, android_app_hash=policy.android_app_hash, web_otp_domain=policy.web_otp_domain)
 
     def _budgets(self, challenge: Challenge, body: str, policy: Policy) -> tuple[BudgetCharge, ...]:
         if challenge.test:

@@ -193,11 +193,37 @@ class Policy(BaseModel):
             raise ValueError("testNumbers: a number is listed twice")
         # As a send fills {minutes}: the lifetime rounded up (599 s is "10 minutes"), never a shorter text.
         minutes = max(1, -(-self.code_ttl_seconds // 60))
+
+        def check(template: str) -> None:
+            check_template(
+                template,
+                app=self.app_name,
+                code_length=self.code_length,
+                minutes=minutes,
+                android_app_hash=self.android_app_hash,
+                web_otp_domain=self.web_otp_domain,
+            )
+
         for language, template in self.templates.items():
             try:
-                check_template(template, app=self.app_name, code_length=self.code_length, minutes=minutes)
+                check(template)
             except InvalidMessageTemplateError as exc:
                 raise ValueError(f"templates.{language}: {exc.detail}") from None
+        if self.android_app_hash or self.web_otp_domain:
+            # The shipped templates of the languages the app does not override must fit with the lines too.
+            from otp_core.messages import DEFAULT_TEMPLATES
+
+            field = "webOtpDomain" if self.web_otp_domain else "androidAppHash"
+            for language, template in DEFAULT_TEMPLATES.items():
+                if language in self.templates:
+                    continue
+                try:
+                    check(template)
+                except InvalidMessageTemplateError:
+                    raise ValueError(
+                        f"{field}: with the autofill lines the shipped {language} message no longer fits one SMS "
+                        f"part with this app name and code length; set a shorter templates.{language}"
+                    ) from None
         return self
 
     def test_code(self, phone_number: str) -> str | None:
