@@ -284,3 +284,44 @@ def test_an_app_s_autofill_lines_reach_the_outbox(api: Api, new_app, phone: str)
     assert body.startswith("<#> ") and body.endswith(f"\nFA+9qCX9VSu\n@shop.example #{code}")
     verified = with_key(api, key, "POST", f"/v1/challenges/{sent.body['challengeId']}/verify", {"code": code})
     assert verified.body["isVerified"] is True
+
+
+def test_signed_in_verification_acts_for_the_app_whose_identity_provider_issued_the_token(
+    api: Api, new_app, idp, new_phone
+) -> None:
+    # Given an app whose users sign in with the same identity provider, for an audience of their own
+    app_id, key = new_app(
+        {
+            "idpIssuer": idp.issuer,
+            "idpAudience": f"api-{uuid.uuid4().hex[:6]}",
+            "idpJwksUrl": api.url + "/_local/idp/jwks.json",
+        }
+    )
+    audience = admin(api, "GET", f"{APPS}/{app_id}").body["settings"]["idpAudience"]
+    phone, other = new_phone(), new_phone()
+    user = f"e2e-{uuid.uuid4()}"
+    app_token, default_token = idp.token(user, audience=audience), idp.token(user)
+
+    # When the user verifies a number with the app's token
+    sent = api.with_token("POST", "/v1/verification/sms/send", app_token, {"phoneNumber": phone})
+    assert sent.status == 202, sent.body
+    code = api.code(phone)
+    # The same user of the default app has no pending challenge for that number
+    crossed = api.with_token(
+        "POST", "/v1/verification/sms/validate", default_token, {"phoneNumber": phone, "passcode": code}
+    )
+    assert crossed.body["verified"] is False
+    validated = api.with_token(
+        "POST", "/v1/verification/sms/validate", app_token, {"phoneNumber": phone, "passcode": code}
+    )
+    assert validated.body == {"verified": True, "enrolled": True}
+
+    # Then the number is the user's authenticator in the app, and not in the default app
+    path = f"/v1/users/{user}/authenticators"
+    assert len(with_key(api, key, "GET", path).body["authenticators"]) == 1
+    assert api.call("GET", path).body == {"authenticators": []}
+    # A token for an audience no app has is refused
+    stranger = api.with_token(
+        "POST", "/v1/verification/sms/send", idp.token(user, audience="nobody"), {"phoneNumber": other}
+    )
+    assert stranger.status == 401

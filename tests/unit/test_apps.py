@@ -504,3 +504,29 @@ def test_a_send_carries_the_autofill_lines(make_world: Any) -> None:
     code = body.removeprefix("<#> ").split()[0]
     assert body.startswith("<#> ") and body.endswith(f"\nFA+9qCX9VSu\n@shop.example #{code}")
     assert world.service.verify(sent.challenge_id, code).is_verified
+
+
+def test_a_send_goes_through_the_routes_of_its_app_s_policy(world: Any) -> None:
+    # Given a starter whose sender depends on the app's routing (as runtime.sms_sender does)
+    from otp_core.service import ChallengeStarter
+    from tests.fakes import FakeSender
+
+    senders = {("sns",): FakeSender("sns"), ("twilio", "sns"): FakeSender("twilio")}
+    starter = ChallengeStarter(
+        world.repository,
+        world.identities,
+        world.clock,
+        world.codes,
+        lambda policy: senders[tuple(policy.sms_providers)],
+        world.deliveries,
+        check_phone_number,
+        world.guard,
+        app_id="shop",
+    )
+    routed = effective_policy(BASE, {"smsProviders": ["twilio", "sns"], "senderId": "Shop"})
+    starter.create(routed, action="signIn", phone_number="+14155552671")
+    starter.create(BASE, action="signIn", phone_number="+14155552672")
+    # Then each went through its own providers, the app's sender ID with the app's
+    assert [sms.to for sms in senders[("twilio", "sns")].sent] == ["+14155552671"]
+    assert senders[("twilio", "sns")].sent[0].sender_id == "Shop"
+    assert [sms.to for sms in senders[("sns",)].sent] == ["+14155552672"]
