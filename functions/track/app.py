@@ -27,6 +27,7 @@ def track() -> Response:
         attributes=attributes.model_dump(by_alias=True, exclude_none=True),
         device_id=attributes.device_id,
         phone_number=attributes.phone_number,
+        redirect_url=attributes.redirect_url,
     )
     return json_response(200, replies.track_result(tracked))
 

@@ -325,3 +325,21 @@ def test_signed_in_verification_acts_for_the_app_whose_identity_provider_issued_
         "POST", "/v1/verification/sms/send", idp.token(user, audience="nobody"), {"phoneNumber": other}
     )
     assert stranger.status == 401
+
+
+def test_a_track_redirect_url_off_the_app_s_list_is_a_400(api: Api, new_app) -> None:
+    _, key = new_app({"redirectUrls": ["https://shop.example/done"]})
+    track = {"userId": f"e2e-{uuid.uuid4()}", "action": "signIn"}
+    on = with_key(api, key, "POST", "/v1/track", {**track, "attributes": {"redirectUrl": "https://shop.example/done"}})
+    assert on.status == 200, on.body
+    off = with_key(api, key, "POST", "/v1/track", {**track, "attributes": {"redirectUrl": "https://evil.example/"}})
+    assert "attributes.redirectUrl" in _fields(_problem_reply(off))
+    # The default app lists none: its tracks ignore the URL
+    assert (
+        api.call("POST", "/v1/track", {**track, "attributes": {"redirectUrl": "https://evil.example/"}}).status == 200
+    )
+
+
+def _problem_reply(reply: Reply) -> Reply:
+    _problem(reply, 400, "INVALID_REQUEST")
+    return reply

@@ -125,6 +125,7 @@ class Client:
             attributes=attributes.model_dump(by_alias=True, exclude_none=True),
             device_id=attributes.device_id,
             phone_number=attributes.phone_number,
+            redirect_url=attributes.redirect_url,
         )
         return replies.track_result(tracked)
 

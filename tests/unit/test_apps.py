@@ -530,3 +530,46 @@ def test_a_send_goes_through_the_routes_of_its_app_s_policy(world: Any) -> None:
     assert [sms.to for sms in senders[("twilio", "sns")].sent] == ["+14155552671"]
     assert senders[("twilio", "sns")].sent[0].sender_id == "Shop"
     assert [sms.to for sms in senders[("sns",)].sent] == ["+14155552672"]
+
+
+# ------------------------------------------------------------------------------- hosted page hand-off
+
+
+def test_a_tracked_redirect_url_must_be_one_of_the_app_s(make_world: Any) -> None:
+    import jwt
+
+    from otp_core.models import TrackRequest
+    from tests.unit.conftest import Client
+
+    def track(world: Any, redirect: str) -> Any:
+        request = {"userId": "u-1", "action": "signIn", "attributes": {"redirectUrl": redirect}}
+        return Client(world).track(TrackRequest.model_validate(request))
+
+    listed = make_world(redirect_urls="https://shop.example/done,http://localhost:8080/cb")
+    for allowed in ("https://shop.example/done", "https://SHOP.example:443/done", "http://localhost:8080/cb"):
+        token = track(listed, allowed).token
+        assert jwt.decode(token, options={"verify_signature": False})["rdr"] == allowed
+    for refused in ("https://shop.example/other", "https://evil.example/done", "http://shop.example/done", "nope"):
+        with pytest.raises(InvalidRequestError) as error:
+            track(listed, refused)
+        assert "attributes.redirectUrl" in _errors(error)
+    # Without a list the URL is ignored: it reaches no token
+    token = track(make_world(), "https://anything.example/").token
+    assert "rdr" not in jwt.decode(token, options={"verify_signature": False})
+
+
+def test_the_success_token_carries_the_tracked_redirect(make_world: Any) -> None:
+    import jwt
+
+    from otp_core.models import TrackRequest
+    from tests.unit.conftest import Client
+
+    world = make_world(redirect_urls="https://shop.example/done")
+    client = Client(world)
+    request = {"userId": "u-2", "action": "signIn", "attributes": {"redirectUrl": "https://shop.example/done"}}
+    tracked = client.track(TrackRequest.model_validate(request))
+    claims = client.authenticate(f"Bearer {tracked.token}")
+    client.client_enroll(claims, "+14155552671")
+    verified = client.client_verify(claims, world.sender.last_code())
+    assert verified.token is not None
+    assert jwt.decode(verified.token, options={"verify_signature": False})["rdr"] == "https://shop.example/done"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from otp_core.errors import ConflictError, ForbiddenError, UnauthorizedError
+from otp_core.errors import ConflictError, FieldError, ForbiddenError, InvalidRequestError, UnauthorizedError
 from otp_core.observability import logger, metrics, tracer
 from otp_core.ports import IdentityRepository
 from otp_core.records import Challenge, ChallengeLink, ChallengeState, TrackedAttempt
@@ -109,12 +109,24 @@ class Tracker:
         attributes: Mapping[str, Any],
         device_id: str | None = None,
         phone_number: str | None = None,
+        redirect_url: str | None = None,
     ) -> Tracked:
-        """Decide the state of ``action`` for ``user_id`` from the tracked ``attributes``."""
+        """Decide the state of ``action`` for ``user_id`` from the tracked ``attributes``.
+
+        ``redirect_url``: where the hosted page hands the result back. With app ``redirectUrls`` it must be one
+        of them (scheme, host, port and path) and is carried in the client token (``rdr``); without, it is
+        ignored.
+
+        Raises
+        ------
+        InvalidRequestError
+            A ``redirect_url`` off the app's non-empty list.
+        """
         if phone_number is not None:
             from otp_core.phone import require_canonical  # only tracks that carry a number load libphonenumber
 
             require_canonical(phone_number)
+        redirect = allowed_redirect(redirect_url, policy.redirect_urls)
         enrolled = self._identities.get_authenticator(user_id) is not None
         device_key = self._device_key(user_id, device_id) if device_id else None
         state = decide(
@@ -138,7 +150,7 @@ class Tracker:
         )
         self._identities.put_attempt(attempt, seen_device=state == "ALLOW")
         token = self._tokens.issue(
-            {"sub": user_id, "act": action, "trk": attempt.attempt_id, "state": state},
+            {"sub": user_id, "act": action, "trk": attempt.attempt_id, "state": state, "rdr": redirect},
             token_type=CLIENT_TOKEN_TYPE,
             ttl_seconds=policy.token_ttl_seconds,
             audience=policy.token_audience,
@@ -330,6 +342,8 @@ class ClientFlows:
                 "sub": attempt.user_id,
                 "act": attempt.action,
                 "trk": attempt.attempt_id,
+                # The hand-off the track allowed (a signed claim of the token this verify was authorised by).
+                "rdr": claims.get("rdr") if isinstance(claims.get("rdr"), str) else None,
                 "chl": challenge.challenge_id,
                 "state": CHALLENGE_SUCCEEDED,
                 "amr": ["sms"],
@@ -342,6 +356,40 @@ class ClientFlows:
             not_after=attempt.expires_at,
         )
         return ClientVerification(check, token)
+
+
+def allowed_redirect(redirect_url: str | None, allowed: tuple[str, ...]) -> str | None:
+    """The redirect URL a track may hand the hosted page's result to: one of the app's ``redirectUrls``
+    (compared by scheme, host, port and path), or None when the app lists none (the URL is then ignored).
+
+    Raises
+    ------
+    InvalidRequestError
+        A URL off a non-empty list (or one that is no URL at all).
+    """
+    if redirect_url is None or not allowed:
+        return None
+    target = _redirect_parts(redirect_url)
+    if target is None or target not in {_redirect_parts(entry) for entry in allowed}:
+        raise InvalidRequestError(
+            "redirectUrl is not one of the app's redirect URLs",
+            errors=[FieldError("attributes.redirectUrl", "must equal one of the app's redirectUrls")],
+        )
+    return redirect_url
+
+
+def _redirect_parts(url: str) -> tuple[str, str, int | None, str] | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment or "#" in url:
+        return None
+    default = {"https": 443, "http": 80}[parts.scheme]
+    return parts.scheme, parts.hostname, port if port is not None else default, parts.path or "/"
 
 
 def bearer_token(authorization: str | None) -> str:
