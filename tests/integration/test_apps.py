@@ -44,7 +44,9 @@ def _codes(sms: Any, phone: str, length: int = 6) -> list[str]:
 def test_an_id_or_an_audience_is_taken_once_even_after_deletion(stack: Any) -> None:
     store = _store()
     first = _app_id("taken")
-    store.create(_record(first), f"aud-{first}")
+    record = _record(first)
+    store.create(record, f"aud-{first}")
+    assert store.app_of_sid(record.sid) == first  # the Twilio Service SID names the app
     with pytest.raises(ConflictError, match="appId"):
         store.create(_record(first), f"aud-other-{first}")
     with pytest.raises(ConflictError, match="tokenAudience"):

@@ -21,6 +21,7 @@ from otp_core.apps import (
     DESCRIPTION_MAX,
     KEY_ID,
     LAST_USED_EVERY_SECONDS,
+    NAME_MAX,
     ApiKey,
     AppRecord,
     KeyGrant,
@@ -444,6 +445,6 @@ def _check_app_id(app_id: str) -> None:
 
 def _name(name: str) -> str:
     name = name.strip()
-    if not 1 <= len(name) <= 100 or any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
-        raise InvalidRequestError("name is invalid", errors=[FieldError("name", "1-100 characters, one line")])
+    if not 1 <= len(name) <= NAME_MAX or any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
+        raise InvalidRequestError("name is invalid", errors=[FieldError("name", f"1-{NAME_MAX} characters, one line")])
     return name
