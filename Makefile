@@ -17,24 +17,26 @@ PORT ?= 3000
 RUN := PYTHONPATH="$(CURDIR):$(CURDIR)/layers/otp_core" $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install run invoke vendors test lint typecheck unit integration infra e2e bench bench-fraud build clean
+.PHONY: help install run invoke vendors test lint typecheck client client-test unit integration infra e2e bench bench-fraud build clean
 
 help:
 	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT)"
 	@echo "make test   - install everything and run the whole test suite"
+	@echo "make client - build the browser client, client/dist/sms-otp.js (commit it: the stack serves it)"
 	@echo "make invoke FUNCTION=CreateChallengeFunction EVENT=events/create_challenge.json"
 	@echo "make token SUB=user-123 - a user access token of the running local stack's IdP"
 	@echo "make vendors - fakes of the SMS vendors, for SMS_PROVIDERS=... make run"
 	@echo "make bench  - cold-start, AWS-call, size and memory benchmark (BENCH_ARGS=--runs 5 ...)"
 	@echo "make admin ARGS=\"apps list\" - the operator CLI (python -m otpadmin) of apps and API keys"
 
-$(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json
+$(VENV)/.installed: requirements-dev.txt layers/otp_core/requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@# phonenumberslite replaced phonenumbers (same module name): drop the old one from existing venvs.
 	$(PY) -m pip uninstall --quiet --yes phonenumbers 2>/dev/null || true
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	npm install --silent --no-audit --no-fund
+	@# Exactly the lockfile's packages (DynamoDB Local, TypeScript); npm ci never rewrites package-lock.json.
+	npm ci --silent --no-audit --no-fund
 	touch $@
 
 $(SAM_VENV)/.installed:
@@ -70,7 +72,17 @@ typecheck: $(VENV)/.installed
 build: $(SAM_VENV)/.installed
 	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
 
-test: install lint typecheck
+# The browser client (client/README.md). Its build is committed, since the stack serves it: `make client` writes
+# client/dist; client-test, like `ruff format --check`, rewrites nothing and fails when client/dist is not
+# built from client/src, then runs the client's unit tests (tests/infrastructure runs them again under pytest).
+client: $(VENV)/.installed
+	npm run --silent client:build
+
+client-test: $(VENV)/.installed
+	npm run --silent client:check
+	npm run --silent client:test
+
+test: install lint typecheck client-test
 	PATH="$(dir $(PYTHON)):$(CURDIR)/$(SAM_VENV)/bin:$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" $(PY) -m pytest
 
 unit: $(VENV)/.installed
