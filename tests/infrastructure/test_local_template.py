@@ -101,6 +101,24 @@ def test_a_parameter_no_variable_is_bound_to_goes_by_its_upper_snake_name(templa
     assert Resolver(template, environ={"ALARM_EMAIL": "ops@example.com"}).condition("HasAlarmEmail")
 
 
+@pytest.mark.parametrize(
+    ("path", "function_id"),
+    [
+        ("/v1/health", "HealthFunction"),
+        ("/.well-known/jwks.json", "JwksFunction"),
+        ("/v1/openapi.json", "OpenApiFunction"),
+    ],
+)
+def test_the_public_documents_are_served_without_an_authorizer(template: Template, path: str, function_id: str) -> None:
+    # When the local stack routes the template, with or without the admin routes
+    for environ in ({}, {"AdminApi": "disabled"}):
+        routes = {(r.method, r.path): r for r in _gateway(template, environ).routes}
+
+        # Then the public GET routes are there, each on its function, behind no authorizer
+        route = routes[("GET", path)]
+        assert (route.function_id, route.authorizer) == (function_id, None), environ
+
+
 # ------------------------------------------------------------------------------------------ IAM
 
 
@@ -234,6 +252,21 @@ def test_admin_functions_may_make_their_routes_calls_and_no_other(
 def _accesses(function_id: str) -> list[Access]:
     arns = Arns(REGION, ACCOUNT)
     return [access for call in ADMIN_CALLS[function_id] for access in accesses(*call, arns)]
+
+
+def test_the_api_description_may_call_no_aws_service(template: Template, resolver: Resolver) -> None:
+    # Given the openapi function's policy as the local IAM check reads it (the document is built from code)
+    policy = function_policy(template, resolver, "OpenApiFunction")
+
+    # Then it holds no statement: no table, no secret, no key
+    assert not policy.unsupported
+    assert policy.statements == ()
+    assert not any(
+        _allows(template, resolver, "OpenApiFunction", f"dynamodb:{op}", TABLE_ARN) for op in TABLE_OPERATIONS
+    )
+    assert not any(
+        _allows(template, resolver, "OpenApiFunction", "secretsmanager:GetSecretValue", arn) for arn in SECRETS.values()
+    )
 
 
 def test_the_pinned_unused_grants_are_admin_table_actions_no_call_makes() -> None:

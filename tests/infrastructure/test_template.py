@@ -29,6 +29,7 @@ ROUTES = {
     ("GET", "/v1/challenges/{challengeId}"): "GetChallengeFunction",
     ("GET", "/.well-known/jwks.json"): "JwksFunction",
     ("GET", "/v1/health"): "HealthFunction",
+    ("GET", "/v1/openapi.json"): "OpenApiFunction",
     ("POST", "/v1/track"): "TrackFunction",
     ("POST", "/v1/validate"): "ValidateFunction",
     ("POST", "/v1/users/{userId}/authenticators"): "EnrollAuthenticatorFunction",
@@ -96,6 +97,7 @@ REVOCATION_SECONDS = 60
 PUBLIC_ROUTES = {
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
     ("POST", "/v1/client/sms/enroll"),
     ("POST", "/v1/client/sms/challenge"),
     ("POST", "/v1/client/sms/verify"),
@@ -542,7 +544,9 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         "ClientChallengeFunction",
         "ClientVerifyFunction",
     }
-    assert "Policies" not in functions["HealthFunction"]["Properties"]
+    # And the functions that call no AWS service hold no statement at all
+    for name in ("HealthFunction", "OpenApiFunction"):
+        assert "Policies" not in functions[name]["Properties"], name
 
 
 def test_jwks_reads_other_keys_only_when_retired_keys_are_configured(functions: dict[str, Any]) -> None:

@@ -156,6 +156,7 @@ def test_sam_build_produces_an_arm64_layer(tmp_path: Path) -> None:
         "GetChallengeFunction",
         "JwksFunction",
         "HealthFunction",
+        "OpenApiFunction",
         "ApiKeyAuthorizerFunction",
     ):
         function_dir = build_dir / function

@@ -56,8 +56,10 @@ class Route:
     """One route of the contract, as the document describes it.
 
     ``request`` and ``response`` name a model of ``otp_core.models`` or a schema of :data:`HAND_WRITTEN`;
-    ``response`` None is an answer without a body (204). ``errors`` are the statuses the route itself can answer
-    beyond those of its credential (:data:`CREDENTIAL_ERRORS`) and those every route can (:data:`EVERY_ROUTE`).
+    ``response`` None is an answer without a body (204); ``media_type`` is the answer's type (a page or a script
+    of the stack's own static routes names its type and a hand-written string schema). ``errors`` are the
+    statuses the route itself can answer beyond those of its credential (:data:`CREDENTIAL_ERRORS`) and those
+    every route can (:data:`EVERY_ROUTE`).
     """
 
     method: str
@@ -73,6 +75,7 @@ class Route:
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
+    media_type: str = "application/json"
 
 
 # API Gateway's stage throttling (429 with Retry-After) and its answer when a function cannot run (503) reach
@@ -303,7 +306,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         200,
         "BlockList",
         errors=(400, 404),
-        query=("appId",),
+        query=("appIdOrEvery",),
     ),
     Route(
         "POST",
@@ -327,7 +330,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         204,
         None,
         errors=(400, 404),
-        query=("appId",),
+        query=("appIdOrEvery",),
     ),
     Route(
         "GET",
@@ -512,22 +515,40 @@ _DELIVERY_REPORT: Final = {
 # Request bodies that are no model: the route's ``request`` names them here.
 _HAND_WRITTEN_BODIES: Final = {"DeliveryReport": _DELIVERY_REPORT}
 
-_PATH_PARAMETERS: Final[dict[str, str]] = {
-    "challengeId": "The challenge's ID; unknown, malformed and another app's IDs behave alike.",
-    "userId": "The user's ID (1-128 characters, no control characters), percent-encoded.",
-    "authenticatorId": "The authenticator's ID.",
-    "provider": "The SMS provider that sends the report (`twilio`, `webhook`).",
-    "bucket": "The blocked bucket: `country:<ISO alpha-2>` or `prefix:<4-14 digits>`, percent-encoded.",
-    "appId": "The app's ID (1-64 characters of `[a-z0-9-]`).",
-    "keyId": "The key's ID.",
+_APP_ID: Final = "[a-z0-9-]{1,64}"
+_ANY_ID: Final = {"type": "string", "minLength": 1}
+# Path parameters: (description, schema).
+_PATH_PARAMETERS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
+    "challengeId": ("The challenge's ID; unknown, malformed and another app's IDs behave alike.", _ANY_ID),
+    "userId": (
+        "The user's ID (1-128 characters, no control characters), percent-encoded.",
+        {"type": "string", "minLength": 1, "maxLength": 128},
+    ),
+    "authenticatorId": ("The authenticator's ID.", _ANY_ID),
+    "provider": ("The SMS provider that sends the report (`twilio`, `webhook`).", _ANY_ID),
+    "bucket": (
+        "The blocked bucket, percent-encoded.",
+        {"type": "string", "pattern": "^(country:[A-Z]{2}|prefix:[0-9]{4,14})$"},
+    ),
+    "appId": ("The app's ID.", {"type": "string", "pattern": f"^{_APP_ID}$"}),
+    "keyId": ("The key's ID.", _ANY_ID),
 }
+# Query parameters by the name a route's ``query`` gives them: the fraud routes' app, where the blocks' routes
+# also take "*" (every app).
 _QUERY_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
     "appId": {
         "name": "appId",
         "in": "query",
         "required": False,
-        "description": 'The app; omitted means `default`, and `"*"` every app where a block is named.',
-        "schema": {"type": "string"},
+        "description": "The app; omitted (or empty) means `default`.",
+        "schema": {"type": "string", "pattern": f"^({_APP_ID})?$"},
+    },
+    "appIdOrEvery": {
+        "name": "appId",
+        "in": "query",
+        "required": False,
+        "description": 'The app; omitted (or empty) means `default`, and `"*"` every app.',
+        "schema": {"type": "string", "pattern": f"^(\\*|{_APP_ID})?$"},
     },
 }
 _HEADER_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
@@ -605,8 +626,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "name": name,
             "in": "path",
             "required": True,
-            "description": _PATH_PARAMETERS[name],
-            "schema": {"type": "string", "minLength": 1},
+            "description": _PATH_PARAMETERS[name][0],
+            "schema": _PATH_PARAMETERS[name][1],
         }
         for name in names
     ]
@@ -635,7 +656,7 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     success: dict[str, Any] = {"description": _SUCCESS[route.success]}
     if route.response is not None:
-        success["content"] = {"application/json": {"schema": {"$ref": _SCHEMAS + route.response}}}
+        success["content"] = {route.media_type: {"schema": {"$ref": _SCHEMAS + route.response}}}
     responses: dict[str, Any] = {str(route.success): success}
     for status in sorted({*route.errors, *CREDENTIAL_ERRORS[route.security], *EVERY_ROUTE}):
         responses[str(status)] = {"$ref": _RESPONSES + _ERRORS[status][0]}
