@@ -101,3 +101,11 @@ def test_make_invoke_verifies_the_sample_twilio_callback() -> None:
     assert ran.returncode == 0, ran.stderr[-3000:]
     # The signature checks out against the local provider secret; the challenge is unknown, which is acknowledged
     assert json.loads(ran.stdout)["statusCode"] == 204, ran.stderr[-3000:]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_methods_no_route_has_answer_a_404_problem_like_api_gateway(api: Api, method: str) -> None:
+    if not api.local:
+        pytest.skip("the local gateway's own answer")
+    reply = api.call(method, "/v1/health", auth=None)
+    assert reply.status == 404 and reply.body["code"] == "NOT_FOUND"
