@@ -270,3 +270,67 @@ def test_the_success_token_names_the_app_s_origins_for_the_hand_off(make_world: 
     assert origins == ["https://shop.example", "http://localhost:8080"]
     # And an app without any gets no claim (the page posts to no one)
     assert "ori" not in success_claims(make_world())
+
+
+# ------------------------------------------------------------------------------------- /v1/track's url
+
+
+@pytest.mark.parametrize(("state", "has_url"), [("ALLOW", True), ("CHALLENGE_REQUIRED", True), ("BLOCK", False)])
+def test_track_answers_the_hosted_page_url_unless_blocked(state: str, has_url: bool) -> None:
+    from otp_core.mfa import Tracked
+    from otp_core.replies import track_result
+
+    # When a track's answer is shaped with the API's base URL
+    answer = track_result(Tracked(state, "a.b.c", False), "https://api.example.com/api").to_json()
+
+    # Then it links the hosted page with the client token in the fragment (never the query), unless blocked
+    if has_url:
+        assert answer["url"] == "https://api.example.com/api/v1/hosted/challenge#token=a.b.c"
+    else:
+        assert "url" not in answer
+    # And without a base there is no url
+    assert "url" not in track_result(Tracked(state, "a.b.c", False), None).to_json()
+
+
+def _router_for(context: dict[str, Any]) -> Any:
+    from otp_core.http import Event, make_resolver
+
+    router = make_resolver()
+    router._event = Event({"requestContext": context})
+    return router
+
+
+@pytest.mark.parametrize(
+    ("configured", "context", "expected"),
+    [
+        ("https://otp.example.com/", {"domainName": "x.execute-api.aws", "stage": "api"}, "https://otp.example.com"),
+        (
+            "",
+            {"domainName": "a1b2.execute-api.us-east-1.amazonaws.com", "stage": "api"},
+            "https://a1b2.execute-api.us-east-1.amazonaws.com/api",
+        ),
+        (
+            "",
+            {"domainName": "a1b2.execute-api.us-east-1.amazonaws.com", "stage": "$default"},
+            "https://a1b2.execute-api.us-east-1.amazonaws.com",
+        ),
+        ("", {"domainName": "evil.example/x?", "stage": "api"}, None),
+        ("", {"domainName": "a1b2.example", "stage": "a/b"}, None),
+        ("", {}, None),
+    ],
+)
+def test_the_base_url_is_the_configured_one_else_the_requests_stage_url(
+    configured: str, context: dict[str, Any], expected: str | None
+) -> None:
+    from otp_core.http import public_base_url
+
+    assert public_base_url(_router_for(context), configured) == expected
+
+
+def test_the_public_base_url_setting_takes_a_url_without_query_or_fragment() -> None:
+    from pydantic import ValidationError
+
+    assert Settings(public_base_url="https://otp.example.com/base").public_base_url == "https://otp.example.com/base"
+    for refused in ("otp.example.com", "https://otp.example.com/?a=1", "https://otp.example.com/#x", "javascript:x"):
+        with pytest.raises(ValidationError):
+            Settings(public_base_url=refused)
