@@ -9,6 +9,7 @@ claim of the success token), so the union widens where the page may be shown, ne
 from __future__ import annotations
 
 import html
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,11 @@ def render(locale: str) -> str:
 <p id="status" role="status" aria-live="polite" aria-atomic="true">{text("loading")}</p>
 <form id="phone-form" hidden novalidate>
 <h2>{text("phone_heading")}</h2>
+<label for="country">{text("country_label")}</label>
+<select id="country" name="country"><option value="">—</option>{country_options()}</select>
 <label for="phone">{text("phone_label")}</label>
 <input id="phone" name="phone" type="tel" autocomplete="tel" inputmode="tel" required
- pattern="\\+[1-9][0-9]{{6,14}}" placeholder="+14155552671" aria-describedby="phone-hint">
+ placeholder="+14155552671" aria-describedby="phone-hint">
 <p id="phone-hint" class="hint">{text("phone_hint")}</p>
 <button id="send" type="submit">{text("send_code")}</button>
 </form>
@@ -90,6 +93,23 @@ def render(locale: str) -> str:
 </body>
 </html>
 """
+
+
+@cache
+def country_options() -> str:
+    """One option per region with its calling code (``US +1``), for numbers typed without the ``+`` prefix."""
+    import phonenumbers  # only the page's render needs it, once per instance
+
+    regions = sorted(
+        (region, code)
+        for code, found in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
+        for region in found
+        if re.fullmatch(r"[A-Z]{2}", region)
+    )
+    return "".join(
+        f'<option value="+{code}" data-region="{html.escape(region, quote=True)}">{region} +{code}</option>'
+        for region, code in regions
+    )
 
 
 @cache

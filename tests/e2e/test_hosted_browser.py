@@ -132,7 +132,7 @@ def test_an_unenrolled_user_enrolls_then_verifies(api: Api, page: Any, phone: st
     page.locator("#phone").wait_for(state="visible")
     assert "#token" not in page.url and "token" not in page.url
     assert page.evaluate(f"sessionStorage.getItem({STORAGE_KEY!r})") == tracked["token"]
-    status_is(page, "phone_heading")
+    assert page.locator("#phone-form h2").inner_text() == EN["phone_heading"]
     shot(page, "1-phone")
     no_serious_violation(page, "phone form")
 
@@ -344,6 +344,24 @@ def test_keyboard_only_completion(api: Api, page: Any, phone: str) -> None:
 
     # Then the challenge succeeds
     status_is(page, "success")
+
+
+def test_the_country_picker_defaults_from_the_locale_and_takes_a_national_number(
+    api: Api, page: Any, phone: str
+) -> None:
+    # Given an en-US browser on the page of an unenrolled user
+    tracked = track(api, f"e2e-{uuid.uuid4()}")
+    page.goto(tracked["url"])
+    page.locator("#phone").wait_for(state="visible")
+
+    # Then the picker shows the United States' calling code
+    assert page.locator("#country").input_value() == "+1"
+
+    # When the user types the national number only, the code goes to the full E.164 number
+    page.locator("#phone").fill(phone.removeprefix("+1"))
+    page.locator("#phone").press("Enter")
+    page.locator("#code").wait_for(state="visible")
+    assert code_of(api, phone)
 
 
 def test_the_page_follows_the_browser_language_and_dark_mode(browser: Any, api: Api) -> None:

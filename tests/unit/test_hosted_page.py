@@ -207,6 +207,12 @@ def test_the_page_has_the_contract_s_fields_and_no_inline_code(directory: FakeDi
     assert by_id["code"][1]["inputmode"] == "numeric"
     assert by_id["phone-form"][0] == by_id["code-form"][0] == "form"
     assert by_id["status"][1]["aria-live"] == "polite"
+    # And a labelled country picker helps with a national number: one option per region, with its calling code
+    assert by_id["country"][0] == "select"
+    options = [attributes for tag, attributes in page.elements if tag == "option"]
+    assert {"value": "+1", "data-region": "US"} in options
+    assert {"value": "+351", "data-region": "PT"} in options
+    assert ("label", {"for": "country"}) in page.elements
     # And its only script and style are the stack's own files: nothing inline, nothing third-party
     scripts = [attributes for tag, attributes in page.elements if tag == "script"]
     assert scripts == [{"type": "module", "src": "./challenge.js"}]

@@ -139,9 +139,10 @@ async function send(request) {
 }
 
 function showPhone() {
+  pickCountry();
   $("code-form").hidden = true;
   $("phone-form").hidden = false;
-  say("phone_heading");
+  status.textContent = ""; // the form's own heading says what to do
   $("phone").focus();
 }
 
@@ -166,9 +167,24 @@ function handOff(token) {
   }
 }
 
+// The country picker defaults from the browser's locale (en-US: US); a typed "+..." number always wins.
+function pickCountry() {
+  const region = (navigator.languages?.[0] ?? navigator.language ?? "").split("-")[1]?.toUpperCase();
+  const option = region && document.querySelector(`#country option[data-region="${CSS.escape(region)}"]`);
+  if (option) option.selected = true;
+}
+
+function e164(typed) {
+  const digits = typed.replace(/[\s().-]/g, "");
+  if (digits.startsWith("+")) return digits;
+  const dial = $("country").value;
+  // A national number: the calling code before it, without its trunk prefix (0 in most countries).
+  return dial ? dial + digits.replace(/^0+/, "") : digits;
+}
+
 $("phone-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const phoneNumber = $("phone").value.replace(/[\s().-]/g, "");
+  const phoneNumber = e164($("phone").value);
   if (!/^\+[1-9][0-9]{6,14}$/.test(phoneNumber)) {
     say("invalid_phone");
     $("phone").focus();
