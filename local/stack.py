@@ -175,7 +175,12 @@ def run_local_stack(
             api_key=api_key,
             admin_key=admin_key,
             region=region,
-            environ={**os.environ, **stack_environment(server.url, os.environ)},
+            # /v1/track's url opens the hosted page on this stack, unless PUBLIC_BASE_URL names another base.
+            environ={
+                **os.environ,
+                **stack_environment(server.url, os.environ),
+                "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or server.url,
+            },
             provider_credentials=local_provider_credentials(os.environ),
         )
         environment = provisioned.environment

@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import replies, runtime
-from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body
+from otp_core.http import Response, caller_app, json_response, make_resolver, parse_body, public_base_url
 from otp_core.models import TrackRequest
 from otp_core.observability import logger, metrics, tracer
 
@@ -29,7 +29,8 @@ def track() -> Response:
         phone_number=attributes.phone_number,
         redirect_url=attributes.redirect_url,
     )
-    return json_response(200, replies.track_result(tracked))
+    base_url = public_base_url(app, runtime.settings().public_base_url)
+    return json_response(200, replies.track_result(tracked, base_url))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -22,6 +22,25 @@ _ROUTE = re.compile(
 )
 
 
+# Routes the contract names in prose, not as "METHOD /path": the hosted page is the `url` of /v1/track, and its
+# script, style and browser client are "the hosted page's static routes". Each counts as documented only while
+# the text that names it is there.
+PROSE_ROUTES = {
+    ("GET", "/v1/hosted/challenge"): "`<base>/v1/hosted/challenge#token=<client token>`",
+    ("GET", "/v1/hosted/challenge.js"): "the hosted page's static routes are public",
+    ("GET", "/v1/hosted/challenge.css"): "the hosted page's static routes are public",
+    ("GET", "/v1/hosted/sms-otp.js"): "the hosted page's static routes are public",
+}
+
+
+def documented(text: str) -> set[tuple[str, str]]:
+    """The routes a contract text documents: written as routes, or named by the prose of :data:`PROSE_ROUTES`."""
+    flat = " ".join(text.split())
+    return documented_routes(text) | {
+        route for route, phrase in PROSE_ROUTES.items() if " ".join(phrase.split()) in flat
+    }
+
+
 def template_routes() -> set[tuple[str, str]]:
     parsed, errors = decode_str((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
     assert not errors, [str(error) for error in errors]
@@ -116,15 +135,21 @@ def test_the_route_parser_resolves_shorthands_only_against_a_path_it_has_read():
 
 
 def test_every_template_route_is_in_the_repositorys_api_reference():
-    missing = template_routes() - documented_routes(DOCS.read_text(encoding="utf-8"))
+    missing = template_routes() - documented(DOCS.read_text(encoding="utf-8"))
     assert not missing, f"routes of template.yaml missing from docs/api.md: {sorted(missing)}"
 
 
 def test_every_template_route_is_in_the_contract():
     if not CONTRACT.exists():
         pytest.skip("the contract (../shared/api.md) is not beside this checkout")
-    missing = template_routes() - documented_routes(CONTRACT.read_text(encoding="utf-8"))
+    missing = template_routes() - documented(CONTRACT.read_text(encoding="utf-8"))
     assert not missing, f"routes of template.yaml missing from the contract: {sorted(missing)}"
+
+
+def test_prose_names_a_route_only_while_its_text_is_there():
+    text = "`<base>/v1/hosted/challenge#token=<client token>`; the hosted page's static\n   routes are public"
+    assert documented(text) == set(PROSE_ROUTES)
+    assert documented("the hosted page") == set()
 
 
 def test_the_reference_is_the_contracts_version():

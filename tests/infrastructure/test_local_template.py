@@ -107,6 +107,10 @@ def test_a_parameter_no_variable_is_bound_to_goes_by_its_upper_snake_name(templa
         ("/v1/health", "HealthFunction"),
         ("/.well-known/jwks.json", "JwksFunction"),
         ("/v1/openapi.json", "OpenApiFunction"),
+        ("/v1/hosted/challenge", "HostedPageFunction"),
+        ("/v1/hosted/challenge.js", "HostedPageFunction"),
+        ("/v1/hosted/challenge.css", "HostedPageFunction"),
+        ("/v1/hosted/sms-otp.js", "HostedPageFunction"),
     ],
 )
 def test_the_public_documents_are_served_without_an_authorizer(template: Template, path: str, function_id: str) -> None:
@@ -266,6 +270,22 @@ def test_the_api_description_may_call_no_aws_service(template: Template, resolve
     )
     assert not any(
         _allows(template, resolver, "OpenApiFunction", "secretsmanager:GetSecretValue", arn) for arn in SECRETS.values()
+    )
+
+
+def test_the_hosted_page_may_only_read_the_table(template: Template, resolver: Resolver) -> None:
+    # Given the hosted page function's policy as the local IAM check reads it (it lists the apps' origins)
+    policy = function_policy(template, resolver, "HostedPageFunction")
+
+    # Then it may read items and query the apps' partition, and nothing else: no write, no secret
+    assert not policy.unsupported
+    allowed = {
+        op for op in TABLE_OPERATIONS if _allows(template, resolver, "HostedPageFunction", f"dynamodb:{op}", TABLE_ARN)
+    }
+    assert allowed == {"GetItem", "Query"}
+    assert not any(
+        _allows(template, resolver, "HostedPageFunction", "secretsmanager:GetSecretValue", arn)
+        for arn in SECRETS.values()
     )
 
 

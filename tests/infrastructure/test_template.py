@@ -30,6 +30,10 @@ ROUTES = {
     ("GET", "/.well-known/jwks.json"): "JwksFunction",
     ("GET", "/v1/health"): "HealthFunction",
     ("GET", "/v1/openapi.json"): "OpenApiFunction",
+    ("GET", "/v1/hosted/challenge"): "HostedPageFunction",
+    ("GET", "/v1/hosted/challenge.js"): "HostedPageFunction",
+    ("GET", "/v1/hosted/challenge.css"): "HostedPageFunction",
+    ("GET", "/v1/hosted/sms-otp.js"): "HostedPageFunction",
     ("POST", "/v1/track"): "TrackFunction",
     ("POST", "/v1/validate"): "ValidateFunction",
     ("POST", "/v1/users/{userId}/authenticators"): "EnrollAuthenticatorFunction",
@@ -98,6 +102,10 @@ PUBLIC_ROUTES = {
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/hosted/challenge"),
+    ("GET", "/v1/hosted/challenge.js"),
+    ("GET", "/v1/hosted/challenge.css"),
+    ("GET", "/v1/hosted/sms-otp.js"),
     ("POST", "/v1/client/sms/enroll"),
     ("POST", "/v1/client/sms/challenge"),
     ("POST", "/v1/client/sms/verify"),
@@ -257,7 +265,8 @@ def test_every_function_has_its_own_code_uri_and_no_layers(functions: dict[str, 
     code_uris = [function["Properties"].get("CodeUri") for function in functions.values()]
 
     # Then each ships only its own folder, and none lists a layer of its own
-    assert len(functions) == len(ROUTES) + 1  # the routes' functions and the authorizer
+    # The routes' functions (the hosted page's one serves the page and its assets) and the authorizer
+    assert len(functions) == len(set(ROUTES.values())) + 1
     assert all(isinstance(uri, str) and uri.startswith("functions/") for uri in code_uris), code_uris
     assert len(set(code_uris)) == len(code_uris)
     for name, function in functions.items():
@@ -405,9 +414,10 @@ def test_only_senders_signed_in_verification_and_listing_admin_routes_may_query(
 
     # Then they are: the senders (the fraud guard reads every block and safe list in one query, cached a few
     # seconds, before a send), signed-in verification (the apps partition, cached 30 seconds: whose identity
-    # provider issued the user's token) and the operator routes that list blocks, apps or keys
+    # provider issued the user's token), the hosted page (the apps partition, cached 30 seconds: every app's
+    # allowedOrigins frame it) and the operator routes that list blocks, apps or keys
     listing_admin = {name for name, actions in ADMIN_TABLE_ACTIONS.items() if "dynamodb:Query" in actions}
-    assert querying == SENDERS | {"VerificationValidateFunction"} | listing_admin
+    assert querying == SENDERS | {"VerificationValidateFunction", "HostedPageFunction"} | listing_admin
     assert listing_admin == {
         "AdminListBlocksFunction",
         "AdminCreateAppFunction",
@@ -1080,3 +1090,28 @@ def test_the_dashboard_shows_conversion_by_country_sends_blocks_budget_latency_a
     (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
     listed = alarm_widget["properties"]["alarms"]
     assert len(listed) == len(set(listed)) == len(_alarms(resources))
+
+
+def test_the_hosted_page_only_reads_the_apps(functions: dict[str, Any]) -> None:
+    # Given the hosted page's function (its frame-ancestors are the live apps' allowedOrigins)
+    page = functions["HostedPageFunction"]
+    statements = _statements(page)
+
+    # Then it may only read the table: no write, no secret, no key, no SMS
+    assert {action for statement in statements for action in _actions(statement)} == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    }
+    assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in statements)
+    # And it ships its own folder, assets included, behind no authorizer on each of its four routes
+    assert page["Properties"]["CodeUri"] == "functions/hosted_page/"
+    for name in ("challenge.js", "challenge.css", "sms-otp.js"):
+        assert (REPO_ROOT / "functions" / "hosted_page" / "static" / name).is_file(), name
+    events = page["Properties"]["Events"].values()
+    assert {event["Properties"]["Path"] for event in events} == {
+        "/v1/hosted/challenge",
+        "/v1/hosted/challenge.js",
+        "/v1/hosted/challenge.css",
+        "/v1/hosted/sms-otp.js",
+    }
+    assert all(event["Properties"]["Auth"] == {"Authorizer": "NONE"} for event in events)

@@ -157,6 +157,7 @@ def test_sam_build_produces_an_arm64_layer(tmp_path: Path) -> None:
         "JwksFunction",
         "HealthFunction",
         "OpenApiFunction",
+        "HostedPageFunction",
         "ApiKeyAuthorizerFunction",
     ):
         function_dir = build_dir / function

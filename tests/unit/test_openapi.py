@@ -103,10 +103,10 @@ def test_every_template_route_is_in_the_document(spec: dict[str, Any], template:
 
 def test_a_template_route_missing_from_the_document_is_found(spec: dict[str, Any], template: Template) -> None:
     # Given a template with one route more than the document describes
-    routes = set(template_routes(template)) | {("GET", "/v1/hosted/challenge")}
+    routes = set(template_routes(template)) | {("GET", "/v1/hosted/missing")}
 
     # Then the check names that route, and only it
-    assert missing_from(spec, routes) == {("GET", "/v1/hosted/challenge")}
+    assert missing_from(spec, routes) == {("GET", "/v1/hosted/missing")}
     # And so does it for a known path with a method the document lacks
     assert missing_from(spec, {("PUT", "/v1/health")}) == {("PUT", "/v1/health")}
 
@@ -139,6 +139,10 @@ def test_each_route_names_the_credential_of_its_authorizer(spec: dict[str, Any],
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/v1/health"),
         ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/hosted/challenge"),
+        ("GET", "/v1/hosted/challenge.js"),
+        ("GET", "/v1/hosted/challenge.css"),
+        ("GET", "/v1/hosted/sms-otp.js"),
         ("POST", "/v1/delivery-status/{provider}"),
     }
 
@@ -197,10 +201,12 @@ def test_bodies_and_answers_are_the_handlers_models(spec: dict[str, Any]) -> Non
         if route.response is None:
             assert "content" not in success, route.operation_id
         else:
-            # A JSON answer of the route's model (or of a schema written for an answer no model describes)
-            assert success["content"]["application/json"]["schema"] == {
-                "$ref": f"#/components/schemas/{route.response}"
+            # A JSON answer of the route's model (or of a schema written for an answer no model describes); the
+            # hosted page's HTML, script and style in their own media types
+            assert success["content"] == {
+                route.media_type: {"schema": {"$ref": f"#/components/schemas/{route.response}"}}
             }
+            assert (route.media_type == "application/json") is not route.path.startswith("/v1/hosted/")
             assert route.response in schemas
         body = operation.get("requestBody")
         assert (body is None) is (route.request is None), route.operation_id

@@ -88,6 +88,9 @@ class RequestContext:
         self.authorizer: Mapping[str, Any] | None = authorizer if isinstance(authorizer, Mapping) else None
         path = context.get("path")
         self.path: str | None = path if isinstance(path, str) else None
+        domain, stage = context.get("domainName"), context.get("stage")
+        self.domain_name: str | None = domain if isinstance(domain, str) else None
+        self.stage: str | None = stage if isinstance(stage, str) else None
 
 
 class Event:
@@ -370,6 +373,23 @@ def caller_key(app: Router) -> str:
     authorizer = app.current_event.request_context.authorizer
     value = authorizer.get("keyId") if authorizer else None
     return value if isinstance(value, str) and value else principal(app)
+
+
+def public_base_url(app: Router, configured: str) -> str | None:
+    """The API's base URL for links to it: ``configured`` (a custom domain), else the stage URL this request
+    came in at, ``https://<domainName>/<stage>`` as API Gateway names them (the stack's ApiUrl output).
+
+    API Gateway sets both from the route it served, not from the client's Host header. None without either.
+    """
+    if configured:
+        return configured.rstrip("/")
+    context = app.current_event.request_context
+    if not context.domain_name or not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", context.domain_name):
+        return None
+    stage = context.stage if context.stage and context.stage != "$default" else None
+    if stage is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", stage):
+        return None
+    return f"https://{context.domain_name}" + (f"/{stage}" if stage else "")
 
 
 def query_parameter(app: Router, name: str) -> str | None:

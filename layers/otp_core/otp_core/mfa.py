@@ -344,6 +344,8 @@ class ClientFlows:
                 "trk": attempt.attempt_id,
                 # The hand-off the track allowed (a signed claim of the token this verify was authorised by).
                 "rdr": claims.get("rdr") if isinstance(claims.get("rdr"), str) else None,
+                # The origins the hosted page may postMessage this token to (its URL names no app).
+                "ori": list(policy.allowed_origins) or None,
                 "chl": challenge.challenge_id,
                 "state": CHALLENGE_SUCCEEDED,
                 "amr": ["sms"],

@@ -144,15 +144,24 @@ def challenge_view(challenge: Challenge, now: int) -> ChallengeView:
     )
 
 
-def track_result(tracked: Tracked) -> TrackResult:
+HOSTED_PAGE_PATH = "/v1/hosted/challenge"
+
+
+def track_result(tracked: Tracked, base_url: str | None = None) -> TrackResult:
+    """``/v1/track``: with ``url``, the hosted page at ``base_url`` with the client token in the fragment
+    (never in the query, so it reaches no server log), whenever the state is not BLOCK."""
     from otp_core.models import TrackResult  # only this answer's area is loaded
 
+    url = None
+    if base_url is not None and tracked.state != "BLOCK":
+        url = f"{base_url}{HOSTED_PAGE_PATH}#token={tracked.token}"
     return TrackResult.model_validate(
         {
             "state": tracked.state,
             "token": tracked.token,
             "is_enrolled": tracked.enrolled,
             "enrolled_verification_methods": ["SMS"] if tracked.enrolled else [],
+            "url": url,
         }
     )
 

@@ -281,6 +281,9 @@ class Settings(Policy):
     sms_circuit_window_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     sms_circuit_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     delivery_callback_base_url: str = ""
+    # Where /v1/track's url sends browsers: the API's public base URL (a custom domain); empty uses the stage
+    # URL the request came in at (API Gateway's domain name and stage, the ApiUrl output).
+    public_base_url: Annotated[str, StringConstraints(pattern=r"^(https?://[^\s?#]+)?$")] = ""
     delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
     # The operators' key of the /v1/admin routes (its own secret, never an app's API key).
     admin_key_secret_id: str = "sms-otp/admin-key"

@@ -1,0 +1,382 @@
+"""The hosted challenge page in a real browser (Playwright with Debian's chromium) against the local stack:
+enroll then verify, sign-in MFA, a wrong then the right code, the resend countdown, a reload that sends no
+second SMS, an expired token, the redirect and postMessage hand-offs, a forbidden redirectUrl, keyboard-only
+use, and an axe-core scan of each state with no serious or critical violation. Screenshots of each state go to
+artifacts/hosted-page/ (git-ignored)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Api
+from tests.e2e.test_apps import new_app  # noqa: F401 - the fixture: apps made for a test, deleted after it
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "hosted-page"
+STORAGE_KEY = "sms-otp:token"
+TIMEOUT_MS = 15_000
+# The page's English catalogue (otp_core.page_strings), as the user reads it.
+EN: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def browser(api: Api) -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not api.local:
+        pytest.skip("the browser tests read codes from the local stack's outbox")
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed: run `make install` (apt-get install chromium)")
+    from otp_core.page_strings import CATALOGUES
+
+    EN.update(CATALOGUES["en"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="en-US")
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    yield opened
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def status_is(page: Any, key: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#status")).to_have_text(EN[key])
+
+
+def no_serious_violation(page: Any, state: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    serious = [(v["id"], v["impact"]) for v in violations if v.get("impact") in ("serious", "critical")]
+    assert not serious, (state, serious)
+
+
+def track(api: Api, user: str, key: str | None = None, **attributes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"userId": user, "action": "signIn"}
+    if attributes:
+        body["attributes"] = attributes
+    reply = api.call("POST", "/v1/track", body, auth=None if key is None else f"Bearer {key}")
+    if key is None:
+        reply = api.call("POST", "/v1/track", body)
+    assert reply.status == 200, reply.body
+    assert reply.body["url"].startswith(f"{api.url}/v1/hosted/challenge#token=")
+    result: dict[str, Any] = reply.body
+    return result
+
+
+def enrolled_user(api: Api, phone: str) -> str:
+    user = f"e2e-{uuid.uuid4()}"
+    reply = api.call("POST", f"/v1/users/{user}/authenticators", {"verificationMethod": "SMS", "phoneNumber": phone})
+    assert reply.status == 201, reply.body
+    return user
+
+
+def code_of(api: Api, phone: str) -> str:
+    """The code of the newest SMS to ``phone``, waiting for the page's send to reach the outbox."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not api.outbox(phone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    match = re.search(r"\b(\d{4,10})\b", api.outbox(phone)[-1])
+    assert match is not None
+    return match.group(1)
+
+
+def claims(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def finish(page: Any) -> str:
+    """The success token the page handed off: read from the verify answer the page received."""
+    with page.expect_response(lambda r: r.url.endswith("/v1/client/sms/verify")) as answer:
+        page.locator("#code").press("Enter")
+    body = answer.value.json()
+    assert body["isVerified"] is True, body
+    token: str = body["token"]
+    return token
+
+
+def test_an_unenrolled_user_enrolls_then_verifies(api: Api, page: Any, phone: str) -> None:
+    # Given a user with no number, tracked
+    tracked = track(api, f"e2e-{uuid.uuid4()}")
+    assert tracked["state"] == "ALLOW"
+
+    # When the page opens, the token leaves the address bar for the tab's sessionStorage
+    page.goto(tracked["url"])
+    page.locator("#phone").wait_for(state="visible")
+    assert "#token" not in page.url and "token" not in page.url
+    assert page.evaluate(f"sessionStorage.getItem({STORAGE_KEY!r})") == tracked["token"]
+    assert page.locator("#phone-form h2").inner_text() == EN["phone_heading"]
+    shot(page, "1-phone")
+    no_serious_violation(page, "phone form")
+
+    # And the user types a number and presses Enter, then the code
+    page.locator("#phone").fill(phone)
+    page.locator("#phone").press("Enter")
+    page.locator("#code").wait_for(state="visible")
+    assert "2" in page.locator("#sent-to").inner_text()
+    shot(page, "2-code")
+    no_serious_violation(page, "code form")
+    page.locator("#code").fill(code_of(api, phone))
+    token = finish(page)
+
+    # Then the page says so and forgets the token; the success token validates once for the action
+    status_is(page, "success")
+    assert page.evaluate(f"sessionStorage.getItem({STORAGE_KEY!r})") is None
+    shot(page, "5-success")
+    no_serious_violation(page, "success")
+    validated = api.call("POST", "/v1/validate", {"token": token, "action": "signIn"})
+    assert validated.body["isValid"] is True, validated.body
+
+
+def test_an_enrolled_user_gets_the_code_at_once_and_a_reload_sends_no_second_sms(
+    api: Api, page: Any, phone: str
+) -> None:
+    # Given an enrolled user's sign-in, tracked
+    tracked = track(api, enrolled_user(api, phone))
+    assert tracked["state"] == "CHALLENGE_REQUIRED"
+
+    # When the page opens, the code is sent at once and the code field shows
+    page.goto(tracked["url"])
+    page.locator("#code").wait_for(state="visible")
+    assert len(api.outbox(phone)) == 1
+    # And a reload inside the cooldown shows the code field again without a second SMS
+    page.reload()
+    page.locator("#code").wait_for(state="visible")
+    status_is(page, "sent")
+    assert len(api.outbox(phone)) == 1
+
+    # Then the one code verifies
+    page.locator("#code").fill(code_of(api, phone))
+    finish(page)
+    status_is(page, "success")
+
+
+def test_a_wrong_code_then_the_right_one(api: Api, page: Any, phone: str) -> None:
+    tracked = track(api, enrolled_user(api, phone))
+    page.goto(tracked["url"])
+    page.locator("#code").wait_for(state="visible")
+    right = code_of(api, phone)
+    wrong = ("1" if right[0] != "1" else "2") + right[1:]
+
+    # When a wrong code is entered, the live region says it is wrong and how many attempts are left
+    page.locator("#code").fill(wrong)
+    page.locator("#code").press("Enter")
+    status_is(page, "wrong")
+    assert page.locator("#status").get_attribute("aria-live") == "polite"
+    assert re.search(r"\d", page.locator("#attempts").inner_text())
+    shot(page, "3-wrong")
+    no_serious_violation(page, "wrong code")
+
+    # Then the right one still verifies (a code keeps its leading zeros: the field holds text)
+    page.locator("#code").fill(right)
+    assert page.locator("#code").input_value() == right
+    finish(page)
+    status_is(page, "success")
+
+
+def test_resend_counts_down_and_is_disabled_on_click(api: Api, page: Any, phone: str) -> None:
+    tracked = track(api, enrolled_user(api, phone))
+    page.goto(tracked["url"])
+    page.locator("#code").wait_for(state="visible")
+
+    # Then inside the cooldown the resend button is disabled and a countdown in seconds shows
+    resend = page.locator("#resend")
+    assert resend.is_disabled()
+    first = page.locator("#countdown").inner_text()
+    assert re.search(r"\d+ s", first), first
+    shot(page, "4-countdown")
+    page.wait_for_timeout(2200)
+    later = page.locator("#countdown").inner_text()
+    assert int(re.findall(r"\d+", later)[0]) < int(re.findall(r"\d+", first)[0])
+
+    # When the cooldown is over (the page's clock is moved past resendAvailableAt), the button is enabled, and a
+    # click disables it at once and sends one more SMS
+    page.evaluate("(() => { const now = Date.now; Date.now = () => now() + 120000; })()")
+    from playwright.sync_api import expect
+
+    # (locator waits: the page's CSP forbids the string evaluation wait_for_function uses)
+    expect(resend).to_be_enabled()
+    resend.click()
+    assert resend.is_disabled()
+    expect(page.locator("#status")).not_to_have_text("")
+    deadline = time.monotonic() + 10
+    while len(api.outbox(phone)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # The server's cooldown (30 s) still runs, so the resend answers the pending challenge or a rate limit:
+    # either way the page shows a state, and never more than the allowed sends.
+    assert len(api.outbox(phone)) <= 2
+
+
+def test_an_expired_or_invalid_token_shows_that_the_link_expired(api: Api, page: Any) -> None:
+    # Given a token whose exp has passed (the page reads it without a call) and a token the API refuses
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256"}').rstrip(b"=").decode()
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) - 5}).encode()).rstrip(b"=").decode()
+    for token in (f"{header}.{payload}.sig", f"{header}.{base64.urlsafe_b64encode(b'{}').decode()}.x"):
+        page.goto(f"{api.url}/v1/hosted/challenge#token={token}")
+        # Then the page says the link expired, shows no form, and keeps no token
+        status_is(page, "session_expired")
+        assert page.locator("#code-form").is_hidden() and page.locator("#phone-form").is_hidden()
+        assert page.evaluate(f"sessionStorage.getItem({STORAGE_KEY!r})") is None
+    shot(page, "6-expired")
+    no_serious_violation(page, "expired")
+
+    # And a real token the API refuses (another stack's, or tampered) ends the same way
+    tracked = track(api, f"e2e-{uuid.uuid4()}")
+    page.goto(tracked["url"][:-4] + "AAAA")
+    status_is(page, "session_expired")
+
+
+def test_the_success_token_is_handed_to_the_allowed_redirect_url(api: Api, page: Any, new_app: Any, phone: str) -> None:  # noqa: F811
+    # Given an app that lists a redirect URL, and a track that names it
+    done = "http://localhost:8765/done"
+    _, key = new_app({"redirectUrls": [done]})
+    page.route(f"{done}*", lambda route: route.fulfill(status=200, content_type="text/html", body="<p>done</p>"))
+    tracked = track(api, f"e2e-{uuid.uuid4()}", key=key, redirectUrl=done)
+
+    # When the user enrolls and verifies on the page
+    page.goto(tracked["url"])
+    page.locator("#phone").fill(phone)
+    page.locator("#phone").press("Enter")
+    page.locator("#code").fill(code_of(api, phone))
+    page.locator("#code").press("Enter")
+
+    # Then the browser lands on the redirect URL with the success token in its fragment
+    page.wait_for_url(f"{done}#token=*")
+    token = page.url.split("#token=", 1)[1]
+    assert claims(token)["state"] == "CHALLENGE_SUCCEEDED"
+    assert claims(token)["rdr"] == done
+    validated = api.call("POST", "/v1/validate", {"token": token}, auth=f"Bearer {key}")
+    assert validated.body["isValid"] is True, validated.body
+
+
+def test_a_redirect_url_off_the_app_s_list_is_refused_at_track(api: Api, new_app: Any) -> None:  # noqa: F811
+    _, key = new_app({"redirectUrls": ["https://shop.example/done"]})
+    body = {"userId": f"e2e-{uuid.uuid4()}", "action": "signIn", "attributes": {"redirectUrl": "https://evil.example/"}}
+    refused = api.call("POST", "/v1/track", body, auth=f"Bearer {key}")
+    assert refused.status == 400
+    assert refused.body["code"] == "INVALID_REQUEST"
+
+
+def test_the_success_token_is_posted_to_the_opener_at_the_allowed_origin_only(
+    api: Api,
+    page: Any,
+    new_app: Any,  # noqa: F811
+    phone: str,
+) -> None:
+    # Given an app allowing one origin, whose page opens the hosted page in a popup and listens for messages
+    origin = "http://localhost:8766"
+    _, key = new_app({"allowedOrigins": [origin]})
+    opener = (
+        "<!doctype html><title>app</title><script>window.got = [];"
+        "addEventListener('message', (e) => window.got.push({origin: e.origin, data: e.data}));</script>"
+    )
+    page.route(f"{origin}/*", lambda route: route.fulfill(status=200, content_type="text/html", body=opener))
+    page.goto(f"{origin}/app")
+    tracked = track(api, f"e2e-{uuid.uuid4()}", key=key)
+    with page.context.expect_page() as popup_info:
+        page.evaluate("(url) => { window.open(url); }", tracked["url"])
+    popup = popup_info.value
+    popup.set_default_timeout(TIMEOUT_MS)
+
+    # When the user completes the challenge in the popup
+    popup.locator("#phone").fill(phone)
+    popup.locator("#phone").press("Enter")
+    popup.locator("#code").fill(code_of(api, phone))
+    token = finish(popup)
+
+    # Then the opener got exactly one message, of the contract's shape, from the stack's origin
+    page.wait_for_function("window.got.length > 0")
+    got = page.evaluate("window.got")
+    assert got == [{"origin": api.url, "data": {"type": "sms-otp:result", "token": token}}]
+    assert claims(token)["ori"] == [origin]
+
+
+def test_keyboard_only_completion(api: Api, page: Any, phone: str) -> None:
+    # Given the page of an unenrolled user
+    tracked = track(api, f"e2e-{uuid.uuid4()}")
+    page.goto(tracked["url"])
+    page.locator("#phone").wait_for(state="visible")
+
+    # When the user only uses the keyboard: Tab to the field, type, Enter; type the code, Enter
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Tab")
+    for _ in range(5):
+        if page.evaluate("document.activeElement.id") == "phone":
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "phone"
+    page.keyboard.type(phone)
+    page.keyboard.press("Enter")
+    page.locator("#code").wait_for(state="visible")
+    # (the code field takes the focus by itself)
+    assert page.evaluate("document.activeElement.id") == "code"
+    page.keyboard.type(code_of(api, phone))
+    # Focus is visible: the focused field has an outline
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+
+    # Then the challenge succeeds
+    status_is(page, "success")
+
+
+def test_the_country_picker_defaults_from_the_locale_and_takes_a_national_number(
+    api: Api, page: Any, phone: str
+) -> None:
+    # Given an en-US browser on the page of an unenrolled user
+    tracked = track(api, f"e2e-{uuid.uuid4()}")
+    page.goto(tracked["url"])
+    page.locator("#phone").wait_for(state="visible")
+
+    # Then the picker shows the United States' calling code
+    assert page.locator("#country").input_value() == "+1"
+
+    # When the user types the national number only, the code goes to the full E.164 number
+    page.locator("#phone").fill(phone.removeprefix("+1"))
+    page.locator("#phone").press("Enter")
+    page.locator("#code").wait_for(state="visible")
+    assert code_of(api, phone)
+
+
+def test_the_page_follows_the_browser_language_and_dark_mode(browser: Any, api: Api) -> None:
+    from otp_core.page_strings import CATALOGUES
+
+    context = browser.new_context(locale="de-DE", color_scheme="dark")
+    try:
+        page = context.new_page()
+        tracked = track(api, f"e2e-{uuid.uuid4()}")
+        page.goto(tracked["url"])
+        page.locator("#phone").wait_for(state="visible")
+        assert page.locator("h1").inner_text() == CATALOGUES["de"]["title"]
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background != "rgb(255, 255, 255)"
+        shot(page, "7-dark-de")
+        no_serious_violation(page, "dark German")
+    finally:
+        context.close()
