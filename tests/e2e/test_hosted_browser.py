@@ -324,6 +324,54 @@ def test_the_success_token_is_posted_to_the_opener_at_the_allowed_origin_only(
     assert claims(token)["ori"] == [origin]
 
 
+@pytest.fixture
+def framing_page(browser: Any) -> Iterator[Any]:
+    """A page of a browser without Chrome's local network access checks: the app page Playwright serves has no
+    address, so Chrome counts it as public and refuses to frame the stack's loopback address (a deployed stack
+    is public too, so the check never applies to it)."""
+    launched = browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-features=LocalNetworkAccessChecks"],
+    )
+    opened = launched.new_page(locale="en-US")
+    opened.set_default_timeout(TIMEOUT_MS)
+    yield opened
+    launched.close()
+
+
+def test_the_success_token_is_posted_to_the_framing_parent_at_the_allowed_origin(
+    api: Api,
+    framing_page: Any,
+    new_app: Any,  # noqa: F811
+    phone: str,
+) -> None:
+    page = framing_page
+    # Given an app page at an allowed origin that frames the hosted page (frame-ancestors lets it)
+    origin = "http://localhost:8767"
+    _, key = new_app({"allowedOrigins": [origin]})
+    tracked = track(api, f"e2e-{uuid.uuid4()}", key=key)
+    parent = (
+        "<!doctype html><title>app</title><script>window.got = [];"
+        "addEventListener('message', (e) => window.got.push({origin: e.origin, data: e.data}));</script>"
+        f'<iframe title="verify" src="{tracked["url"]}" width="600" height="700"></iframe>'
+    )
+    page.route(f"{origin}/*", lambda route: route.fulfill(status=200, content_type="text/html", body=parent))
+    page.goto(f"{origin}/app")
+    frame = page.frame_locator("iframe")
+
+    # When the user completes the challenge inside the frame
+    frame.locator("#phone").fill(phone)
+    frame.locator("#phone").press("Enter")
+    frame.locator("#code").fill(code_of(api, phone))
+    frame.locator("#code").press("Enter")
+
+    # Then the parent got the token from the stack's origin, once
+    page.wait_for_function("window.got.length > 0")
+    got = page.evaluate("window.got")
+    assert [(m["origin"], m["data"]["type"]) for m in got] == [(api.url, "sms-otp:result")]
+    assert claims(got[0]["data"]["token"])["state"] == "CHALLENGE_SUCCEEDED"
+
+
 def test_keyboard_only_completion(api: Api, page: Any, phone: str) -> None:
     # Given the page of an unenrolled user
     tracked = track(api, f"e2e-{uuid.uuid4()}")
