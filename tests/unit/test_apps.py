@@ -57,19 +57,31 @@ def directory(store: InMemoryAppStore) -> AppDirectory:
     return AppDirectory(store, BASE, allow_test_numbers=True)
 
 
-@pytest.fixture
-def admin(store: InMemoryAppStore, directory: AppDirectory, clock: FakeClock) -> AppAdmin:
+def _admin(
+    store: InMemoryAppStore,
+    directory: AppDirectory,
+    clock: FakeClock,
+    *,
+    allow_test_numbers: bool = True,
+    providers: tuple[str, ...] = ("sns",),
+    regions: Any = (),
+) -> AppAdmin:
     return AppAdmin(
         store,
         directory,
         clock,
-        allow_test_numbers=True,
-        providers=("sns", "twilio"),
+        allow_test_numbers=allow_test_numbers,
+        providers=providers,
         phone_check=check_phone_number,
         parse_routes=parse_country_routes,
         stack_secret=lambda: STACK_KEY,
-        regions=phonenumbers.SUPPORTED_REGIONS,
+        regions=regions,
     )
+
+
+@pytest.fixture
+def admin(store: InMemoryAppStore, directory: AppDirectory, clock: FakeClock) -> AppAdmin:
+    return _admin(store, directory, clock, providers=("sns", "twilio"), regions=phonenumbers.SUPPORTED_REGIONS)
 
 
 @pytest.fixture
@@ -359,31 +371,13 @@ def test_no_two_apps_share_an_identity_provider_and_audience(admin: AppAdmin, di
 def test_other_apps_do_not_inherit_the_stack_s_identity_provider(store: InMemoryAppStore, clock: FakeClock) -> None:
     stack = Settings(idp_issuer="https://idp.example", idp_audience="api", idp_jwks_url="https://idp.example/j").policy
     directory = AppDirectory(store, stack)
-    admin = AppAdmin(
-        store,
-        directory,
-        clock,
-        allow_test_numbers=False,
-        providers=("sns",),
-        phone_check=check_phone_number,
-        parse_routes=parse_country_routes,
-        stack_secret=lambda: STACK_KEY,
-    )
+    admin = _admin(store, directory, clock, allow_test_numbers=False)
     admin.create("shop", "Shop", {"codeLength": 8})
     assert directory.policy("shop").idp_issuer == ""
     assert directory.app_of_idp("https://idp.example", "api")[0] == "default"  # type: ignore[index]
     # A stack with only part of an identity provider still lets apps be made and changed
     partial = AppDirectory(store, Settings(idp_audience="api").policy)
-    AppAdmin(
-        store,
-        partial,
-        clock,
-        allow_test_numbers=False,
-        providers=("sns",),
-        phone_check=check_phone_number,
-        parse_routes=parse_country_routes,
-        stack_secret=lambda: STACK_KEY,
-    ).patch("default", None, {"codeLength": 7})
+    _admin(store, partial, clock, allow_test_numbers=False).patch("default", None, {"codeLength": 7})
 
 
 def test_default_cannot_be_created_and_names_and_descriptions_are_checked(admin: AppAdmin) -> None:
@@ -415,32 +409,16 @@ def test_a_deletion_that_failed_half_way_is_finished_by_the_next(store: InMemory
 def test_a_patch_repairs_settings_a_stack_update_broke(store: InMemoryAppStore, clock: FakeClock) -> None:
     # Given an app whose test code fits the stack's 6-digit codes
     numbers = [{"phoneNumber": "+14155550123", "code": "123456"}]
-    AppAdmin(
-        store,
-        AppDirectory(store, BASE, allow_test_numbers=True),
-        clock,
-        allow_test_numbers=True,
-        providers=("sns",),
-        phone_check=check_phone_number,
-        parse_routes=parse_country_routes,
-        stack_secret=lambda: STACK_KEY,
-    ).create("shop", "Shop", {"testNumbers": numbers})
+    _admin(store, AppDirectory(store, BASE, allow_test_numbers=True), clock, allow_test_numbers=True).create(
+        "shop", "Shop", {"testNumbers": numbers}
+    )
     # When the stack's code length changes, the app's requests fail (a 503 that names no secret)
     longer = Settings(code_length=8).policy
     directory = AppDirectory(store, longer, allow_test_numbers=True)
     with pytest.raises(DependencyError):
         directory.policy("shop")
     # Then a PATCH that fixes the settings is accepted (the old settings are not validated again)
-    admin = AppAdmin(
-        store,
-        directory,
-        clock,
-        allow_test_numbers=True,
-        providers=("sns",),
-        phone_check=check_phone_number,
-        parse_routes=parse_country_routes,
-        stack_secret=lambda: STACK_KEY,
-    )
+    admin = _admin(store, directory, clock, allow_test_numbers=True)
     admin.patch("shop", None, {"testNumbers": None})
     assert directory.policy("shop").code_length == 8
 

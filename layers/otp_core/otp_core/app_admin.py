@@ -66,7 +66,6 @@ class AppPolicy:
     """An app's policy as a request runs under it, or why there is none (``None``: unknown or deleted)."""
 
     policy: Policy | None
-    record: AppRecord | None = None
 
 
 class AppDirectory:
@@ -121,8 +120,8 @@ class AppDirectory:
         if record is None:
             return AppPolicy(self._base if app_id == DEFAULT_APP else None)
         if record.deleted_at is not None:
-            return AppPolicy(None, record)
-        return AppPolicy(self.effective(record), record)
+            return AppPolicy(None)
+        return AppPolicy(self.effective(record))
 
     def effective(self, record: AppRecord) -> Policy:
         if not record.settings and record.app_id == DEFAULT_APP:
