@@ -11,7 +11,8 @@ from otp_core import replies, runtime
 from otp_core.http import Response, json_response, make_resolver, require_no_body, source_ip
 from otp_core.observability import logger, metrics, tracer
 
-app = make_resolver()
+# Browsers at the app's allowedOrigins may read the answers (otp_core.cors).
+app = make_resolver(cors=runtime.client_origins)
 
 
 @app.post("/v1/client/sms/challenge")

@@ -12,7 +12,8 @@ from otp_core.http import Response, json_response, make_resolver, parse_body
 from otp_core.models import VerifyChallengeRequest
 from otp_core.observability import logger, metrics, tracer
 
-app = make_resolver()
+# Browsers at the app's allowedOrigins may read the answers (otp_core.cors).
+app = make_resolver(cors=runtime.client_origins)
 
 
 @app.post("/v1/client/sms/verify")

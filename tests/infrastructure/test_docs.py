@@ -23,13 +23,16 @@ _ROUTE = re.compile(
 
 
 # Routes the contract names in prose, not as "METHOD /path": the hosted page is the `url` of /v1/track, and its
-# script, style and browser client are "the hosted page's static routes". Each counts as documented only while
-# the text that names it is there.
+# script, style and browser client are "the hosted page's static routes"; the client routes' OPTIONS are their
+# "CORS preflights". Each counts as documented only while the text that names it is there.
 PROSE_ROUTES = {
     ("GET", "/v1/hosted/challenge"): "`<base>/v1/hosted/challenge#token=<client token>`",
     ("GET", "/v1/hosted/challenge.js"): "the hosted page's static routes are public",
     ("GET", "/v1/hosted/challenge.css"): "the hosted page's static routes are public",
     ("GET", "/v1/hosted/sms-otp.js"): "the hosted page's static routes are public",
+    ("OPTIONS", "/v1/client/sms/enroll"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
+    ("OPTIONS", "/v1/client/sms/challenge"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
+    ("OPTIONS", "/v1/client/sms/verify"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
 }
 
 
@@ -147,7 +150,10 @@ def test_every_template_route_is_in_the_contract():
 
 
 def test_prose_names_a_route_only_while_its_text_is_there():
-    text = "`<base>/v1/hosted/challenge#token=<client token>`; the hosted page's static\n   routes are public"
+    text = (
+        "`<base>/v1/hosted/challenge#token=<client token>`; the hosted page's static\n   routes are public. Client"
+        " routes answer CORS preflights\n  for the app's `allowedOrigins`"
+    )
     assert documented(text) == set(PROSE_ROUTES)
     assert documented("the hosted page") == set()
 

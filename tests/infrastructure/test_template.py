@@ -42,6 +42,9 @@ ROUTES = {
     ("POST", "/v1/client/sms/enroll"): "ClientEnrollFunction",
     ("POST", "/v1/client/sms/challenge"): "ClientChallengeFunction",
     ("POST", "/v1/client/sms/verify"): "ClientVerifyFunction",
+    ("OPTIONS", "/v1/client/sms/enroll"): "ClientPreflightFunction",
+    ("OPTIONS", "/v1/client/sms/challenge"): "ClientPreflightFunction",
+    ("OPTIONS", "/v1/client/sms/verify"): "ClientPreflightFunction",
     ("POST", "/v1/verification/sms/send"): "VerificationSendFunction",
     ("POST", "/v1/verification/sms/validate"): "VerificationValidateFunction",
     ("POST", "/v1/delivery-status/{provider}"): "DeliveryStatusFunction",
@@ -109,6 +112,9 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/client/sms/enroll"),
     ("POST", "/v1/client/sms/challenge"),
     ("POST", "/v1/client/sms/verify"),
+    ("OPTIONS", "/v1/client/sms/enroll"),
+    ("OPTIONS", "/v1/client/sms/challenge"),
+    ("OPTIONS", "/v1/client/sms/verify"),
     ("POST", "/v1/verification/sms/send"),
     ("POST", "/v1/verification/sms/validate"),
     ("POST", "/v1/delivery-status/{provider}"),
@@ -414,10 +420,12 @@ def test_only_senders_signed_in_verification_and_listing_admin_routes_may_query(
 
     # Then they are: the senders (the fraud guard reads every block and safe list in one query, cached a few
     # seconds, before a send), signed-in verification (the apps partition, cached 30 seconds: whose identity
-    # provider issued the user's token), the hosted page (the apps partition, cached 30 seconds: every app's
-    # allowedOrigins frame it) and the operator routes that list blocks, apps or keys
+    # provider issued the user's token), the hosted page and the client routes' preflights and answers (the apps
+    # partition, cached 30 seconds: every app's allowedOrigins frame the page and may call the client routes) and
+    # the operator routes that list blocks, apps or keys
     listing_admin = {name for name, actions in ADMIN_TABLE_ACTIONS.items() if "dynamodb:Query" in actions}
-    assert querying == SENDERS | {"VerificationValidateFunction", "HostedPageFunction"} | listing_admin
+    browser_facing = {"HostedPageFunction", "ClientPreflightFunction", "ClientVerifyFunction"}
+    assert querying == SENDERS | {"VerificationValidateFunction"} | browser_facing | listing_admin
     assert listing_admin == {
         "AdminListBlocksFunction",
         "AdminCreateAppFunction",
@@ -1090,6 +1098,27 @@ def test_the_dashboard_shows_conversion_by_country_sends_blocks_budget_latency_a
     (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
     listed = alarm_widget["properties"]["alarms"]
     assert len(listed) == len(set(listed)) == len(_alarms(resources))
+
+
+def test_the_client_preflights_only_read_the_apps(functions: dict[str, Any]) -> None:
+    # Given the preflight function of the client routes (a preflight is allowed for the live apps' allowedOrigins)
+    preflight = functions["ClientPreflightFunction"]
+    statements = _statements(preflight)
+
+    # Then it may only read the table
+    assert {action for statement in statements for action in _actions(statement)} == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    }
+    assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in statements)
+    # And it answers OPTIONS on exactly the three client routes, behind no authorizer (browsers send none)
+    events = preflight["Properties"]["Events"].values()
+    assert {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events} == {
+        ("options", "/v1/client/sms/enroll"),
+        ("options", "/v1/client/sms/challenge"),
+        ("options", "/v1/client/sms/verify"),
+    }
+    assert all(event["Properties"]["Auth"] == {"Authorizer": "NONE"} for event in events)
 
 
 def test_the_hosted_page_only_reads_the_apps(functions: dict[str, Any]) -> None:

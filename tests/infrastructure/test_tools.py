@@ -158,6 +158,7 @@ def test_sam_build_produces_an_arm64_layer(tmp_path: Path) -> None:
         "HealthFunction",
         "OpenApiFunction",
         "HostedPageFunction",
+        "ClientPreflightFunction",
         "ApiKeyAuthorizerFunction",
     ):
         function_dir = build_dir / function

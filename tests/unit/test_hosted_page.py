@@ -14,6 +14,7 @@ import pytest
 
 from functions.hosted_page import app as hosted
 from local.gateway import LambdaContext
+from otp_core.app_admin import AppDirectory
 from otp_core.page_strings import CATALOGUES, DEFAULT_LOCALE, choose_locale
 from otp_core.settings import Policy, Settings
 
@@ -31,6 +32,8 @@ class FakeDirectory:
     def apps(self) -> list[tuple[str, Policy]]:
         self.reads += 1
         return self._apps
+
+    allowed_origins = AppDirectory.allowed_origins  # the union over apps(), as the stack computes it
 
 
 @pytest.fixture

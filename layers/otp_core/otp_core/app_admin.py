@@ -162,6 +162,11 @@ class AppDirectory:
         apps: list[tuple[str, Policy]] = self._apps.get("apps", load)
         return apps
 
+    def allowed_origins(self) -> frozenset[str]:
+        """The ``allowedOrigins`` of every live app together: the hosted page's ``frame-ancestors`` and the
+        origins a client route's preflight allows (neither request names an app)."""
+        return frozenset(origin for _, policy in self.apps() for origin in policy.allowed_origins)
+
     def app_of_idp(self, issuer: str, audience: str) -> tuple[str, Policy] | None:
         """The app whose identity provider settings match a token's ``iss`` and ``aud`` (None: no app's)."""
         for app_id, policy in self.apps():

@@ -9,7 +9,7 @@ import math
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -114,9 +114,10 @@ class Router:
     it happened and answered with a body that reveals nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cors: Callable[[Event], Collection[str]] | None = None) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._event: Event | None = None
+        self._cors = cors
         self.lambda_context: Any = None
 
     def route(self, method: str, rule: str) -> Callable[[Handler], Handler]:
@@ -155,20 +156,23 @@ class Router:
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         self._event, self.lambda_context = Event(event), context
         try:
-            return self._dispatch(event).to_proxy()
+            response = self._answer(event)
+            if self._cors is not None:
+                response.headers.update(_cors_headers(self._event, self._cors))
+            return response.to_proxy()
+        finally:
+            self._event = None
+
+    def _answer(self, event: Mapping[str, Any]) -> Response:
+        try:
+            return self._dispatch(event)
         except OtpError as error:
             if error.status >= 500:
                 logger.warning("request failed", code=error.code, cause=type(error.__cause__).__name__)
-            return problem_response(to_problem(error)).to_proxy()
+            return problem_response(to_problem(error))
         except Exception as error:
-            # Exception messages can carry request values (numbers, codes): log where it failed, not what it said.
-            frames = traceback.extract_tb(error.__traceback__)
-            where = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames[-5:]]
-            logger.error("unhandled error", error_type=type(error).__name__, where=where)
-            bug = Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
-            return problem_response(bug).to_proxy()
-        finally:
-            self._event = None
+            _log_bug(error)
+            return problem_response(Problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred"))
 
     def _dispatch(self, event: Mapping[str, Any]) -> Response:
         method = str(event.get("httpMethod") or "").upper()
@@ -178,6 +182,31 @@ class Router:
             if matched and route_method == method:
                 return handler(**matched.groupdict())
         raise NotFoundError("no such route")
+
+
+def _cors_headers(event: Event, allowed: Callable[[Event], Collection[str]]) -> dict[str, str]:
+    """The CORS headers of an answer (see :mod:`otp_core.cors`) to a request whose readers ``allowed`` names: no
+    allow header for a request without an ``Origin`` (no browser's cross-origin call), and a failure to find the
+    origins only withholds them (the answer itself stands; the browser just may not read it)."""
+    from otp_core import cors
+
+    origin = event.headers.get("Origin")
+    if origin is None:
+        return {"Vary": "Origin"}
+    try:
+        origins = allowed(event)
+    except Exception as error:
+        if not isinstance(error, OtpError):
+            _log_bug(error)
+        origins = ()
+    return cors.response_headers(origin, origins)
+
+
+def _log_bug(error: Exception) -> None:
+    # Exception messages can carry request values (numbers, codes): log where it failed, not what it said.
+    frames = traceback.extract_tb(error.__traceback__)
+    where = [f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}" for frame in frames[-5:]]
+    logger.error("unhandled error", error_type=type(error).__name__, where=where)
 
 
 def problem_response(problem: Problem) -> Response:
@@ -194,9 +223,10 @@ def json_response(status: int, body: ToJson | dict[str, Any], headers: dict[str,
     return Response(status_code=status, content_type=JSON, body=json.dumps(payload), headers=headers or dict(_NO_STORE))
 
 
-def make_resolver() -> Router:
-    """The router of one function (see :class:`Router`)."""
-    return Router()
+def make_resolver(cors: Callable[[Event], Collection[str]] | None = None) -> Router:
+    """The router of one function (see :class:`Router`); ``cors`` gives the origins allowed to read a request's
+    answer (the client routes'), and every answer then carries the CORS headers of :mod:`otp_core.cors`."""
+    return Router(cors)
 
 
 def _reject_constant(name: str) -> NoReturn:

@@ -248,6 +248,25 @@ ROUTES: Final[tuple[Route, ...]] = (
         "VerifyChallengeRequest",
         errors=(400, 403),
     ),
+    *(
+        Route(
+            "OPTIONS",
+            path,
+            f"{name}Preflight",
+            "The CORS preflight of a browser at one of the apps' allowedOrigins (no credentials are allowed)",
+            _CLIENT,
+            None,
+            204,
+            None,
+            errors=(403,),
+            headers=("Origin", "Access-Control-Request-Method"),
+        )
+        for name, path in (
+            ("clientEnroll", "/v1/client/sms/enroll"),
+            ("clientChallenge", "/v1/client/sms/challenge"),
+            ("clientVerify", "/v1/client/sms/verify"),
+        )
+    ),
     Route(
         "POST",
         "/v1/verification/sms/send",
@@ -609,6 +628,21 @@ _HEADER_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "SMS, for an hour; scoped to the API key.",
         "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
     },
+    "Origin": {
+        "name": "Origin",
+        "in": "header",
+        "required": False,
+        "description": "The browser page's origin; a preflight is allowed for an origin of some live app's "
+        "allowedOrigins, and the request's answer is readable from the origins of its token's app.",
+        "schema": {"type": "string"},
+    },
+    "Access-Control-Request-Method": {
+        "name": "Access-Control-Request-Method",
+        "in": "header",
+        "required": False,
+        "description": "The method the browser asks to send: POST, the only one allowed.",
+        "schema": {"type": "string"},
+    },
     "Accept-Language": {
         "name": "Accept-Language",
         "in": "header",
@@ -628,8 +662,8 @@ _ERRORS: Final[dict[int, tuple[str, str]]] = {
     401: ("Unauthorized", "UNAUTHORIZED: a missing, malformed, unknown, expired or revoked credential."),
     403: (
         "Forbidden",
-        "FORBIDDEN (a valid credential that may not do this) or DESTINATION_BLOCKED (the fraud guard blocks "
-        "sends to this destination; nothing was sent or charged).",
+        "FORBIDDEN (a valid credential that may not do this, or a CORS preflight from an origin no app allows) or "
+        "DESTINATION_BLOCKED (the fraud guard blocks sends to this destination; nothing was sent or charged).",
     ),
     404: ("NotFound", "NOT_FOUND: the resource does not exist."),
     409: ("Conflict", "CONFLICT: the resource's state does not allow this."),

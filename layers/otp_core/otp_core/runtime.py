@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from otp_core.app_admin import AppAdmin, AppDirectory, KeyAuthority
     from otp_core.authenticators import AuthenticatorDirectory, AuthenticatorEnroller
     from otp_core.guard import SendGuard
+    from otp_core.http import Event
     from otp_core.idp import IdpTokenVerifier
     from otp_core.mfa import ClientFlows, TokenValidator, Tracker
     from otp_core.phone_verification import PhoneVerificationService
@@ -421,6 +422,18 @@ def client_app(authorization: str | None) -> tuple[str, Policy]:
     if not APP_ID.fullmatch(app_id):
         raise UnauthorizedError("the token is invalid or expired")
     return app_id, policy(app_id)
+
+
+def client_origins(event: Event) -> frozenset[str]:
+    """The origins that may read the answer to a client route's request: those of the app its verified token
+    names, else (no valid token: the answer names no app) those of every live app."""
+    from otp_core.errors import OtpError
+
+    try:
+        _, app_policy = client_app(event.headers.get("Authorization"))
+    except OtpError:
+        return apps().allowed_origins()
+    return frozenset(app_policy.allowed_origins)
 
 
 def signed_in_user(authorization: str | None) -> tuple[str, Policy, str]:

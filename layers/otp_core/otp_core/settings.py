@@ -79,6 +79,16 @@ def web_address(value: str, *, origin: bool) -> str:
         raise ValueError("must not have a fragment")
     if origin and (not _ORIGIN.fullmatch(value) or parts.path or parts.query):
         raise ValueError("must be an origin: scheme, host and optional port, nothing else")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the port must be 1-65535") from exc
+    if port == 0:
+        raise ValueError("the port must be 1-65535")
+    if origin and port == {"https": 443, "http": 80}[parts.scheme]:
+        # Browsers send an origin without its default port (the Origin header, postMessage's event.origin), and
+        # CORS compares origins exactly: https://shop.example:443 would never match.
+        raise ValueError(f"leave out the default port :{port}")
     return value
 
 
