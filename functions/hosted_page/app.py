@@ -27,6 +27,9 @@ STATIC = Path(__file__).parent / "static"
 HTML = "text/html; charset=utf-8"
 # Every answer: the type is the one sent, and no page of the API is read with a referrer.
 _COMMON = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# default-src covers scripts, styles, images and fetch; base-uri, form-action and frame-ancestors do not fall back
+# to it (the forms are sent by the script, never natively).
+_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'"
 # The assets change only with a deployment; the page itself is never stored (it is rendered per language).
 _ASSET_CACHE = "public, max-age=300"
 ASSETS = {
@@ -122,7 +125,7 @@ def page() -> Response:
     locale = choose_locale(app.current_event.headers.get("accept-language"))
     headers = {
         **_COMMON,
-        "Content-Security-Policy": f"default-src 'self'; frame-ancestors {frame_ancestors()}",
+        "Content-Security-Policy": f"{_CSP}; frame-ancestors {frame_ancestors()}",
         "Cache-Control": "no-store",
         "Content-Language": locale,
         "Vary": "Accept-Language",

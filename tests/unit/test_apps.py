@@ -524,16 +524,65 @@ def test_a_tracked_redirect_url_must_be_one_of_the_app_s(make_world: Any) -> Non
         return Client(world).track(TrackRequest.model_validate(request))
 
     listed = make_world(redirect_urls="https://shop.example/done,http://localhost:8080/cb")
-    for allowed in ("https://shop.example/done", "https://SHOP.example:443/done", "http://localhost:8080/cb"):
+    for allowed, entry in (
+        ("https://shop.example/done", "https://shop.example/done"),
+        ("http://localhost:8080/cb", "http://localhost:8080/cb"),
+        # Another spelling of a listed URL names it, and the token carries the operator's entry, not the spelling
+        ("https://SHOP.example:443/done", "https://shop.example/done"),
+        ("https://shop.example/done?next=/cart", "https://shop.example/done"),
+    ):
         token = track(listed, allowed).token
-        assert jwt.decode(token, options={"verify_signature": False})["rdr"] == allowed
-    for refused in ("https://shop.example/other", "https://evil.example/done", "http://shop.example/done", "nope"):
+        assert jwt.decode(token, options={"verify_signature": False})["rdr"] == entry
+    for refused in (
+        "https://shop.example/other",
+        "https://evil.example/done",
+        "http://shop.example/done",
+        "nope",
+        # Spellings Python reads as shop.example and a browser as evil.example (a backslash is "/" to a browser),
+        # and any user part: all refused, never signed
+        "https://evil.example\\@shop.example/done",
+        "https://evil.example\\\\@shop.example/done",
+        "https://evil.example\\\t@shop.example/done",
+        "https://x@evil.example\\@shop.example/done",
+        "https://evil@shop.example/done",
+        "https://shop.example\\done",
+        " https://shop.example/done",
+        "\x01https://shop.example/done",
+    ):
         with pytest.raises(InvalidRequestError) as error:
             track(listed, refused)
         assert "attributes.redirectUrl" in _errors(error)
     # Without a list the URL is ignored: it reaches no token
     token = track(make_world(), "https://anything.example/").token
     assert "rdr" not in jwt.decode(token, options={"verify_signature": False})
+
+
+def test_a_redirect_url_removed_from_the_list_after_the_track_receives_no_token(make_world: Any) -> None:
+    import jwt
+
+    from otp_core.models import TrackRequest
+    from tests.unit.conftest import Client
+
+    # Given a track whose redirectUrl was on the app's list
+    world = make_world(redirect_urls="https://old.example/done")
+    client = Client(world)
+    request = {"userId": "u-3", "action": "signIn", "attributes": {"redirectUrl": "https://old.example/done"}}
+    claims = client.authenticate(f"Bearer {client.track(TrackRequest.model_validate(request)).token}")
+    client.client_enroll(claims, "+14155552671")
+
+    # When the operator replaces the list (a lost domain) before the user verifies
+    world.policy = world.policy.model_copy(update={"redirect_urls": ("https://new.example/done",)})
+    verified = client.client_verify(claims, world.sender.last_code())
+
+    # Then the success token names no redirect: the page falls back to postMessage
+    assert verified.token is not None
+    assert "rdr" not in jwt.decode(verified.token, options={"verify_signature": False})
+
+
+def test_a_listed_url_with_a_backslash_is_refused_in_the_settings() -> None:
+    for value in ("https://evil.example\\.shop.example/done", "https://shop.example\\done"):
+        with pytest.raises(ValueError, match="backslash"):
+            Settings(redirect_urls=value)
 
 
 def test_the_success_token_carries_the_tracked_redirect(make_world: Any) -> None:

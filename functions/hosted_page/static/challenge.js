@@ -152,8 +152,9 @@ function handOff(token) {
   clearInterval(countdownTimer);
   $("code-form").hidden = true;
   say("success");
-  if (typeof claims.rdr === "string") {
-    location.replace(claims.rdr + "#token=" + encodeURIComponent(token));
+  const redirect = redirectTarget(claims.rdr);
+  if (redirect) {
+    location.replace(redirect + "#token=" + encodeURIComponent(token));
     return;
   }
   const target = window.opener || (window.parent !== window ? window.parent : null);
@@ -165,6 +166,22 @@ function handOff(token) {
       target.postMessage({ type: "sms-otp:result", token }, origin);
     }
   }
+}
+
+// The server signs only a URL of the app's own list; the browser's parse must agree that it is https (http only
+// for localhost), with no user part and no fragment, or the token is not sent there.
+function redirectTarget(value) {
+  if (typeof value !== "string") return null;
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  const local = url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
+  const scheme = url.protocol === "https:" || (url.protocol === "http:" && local);
+  if (!scheme || url.username || url.password || url.hash) return null;
+  return url.href;
 }
 
 // The country picker defaults from the browser's locale (en-US: US); a typed "+..." number always wins.

@@ -343,7 +343,9 @@ class ClientFlows:
                 "act": attempt.action,
                 "trk": attempt.attempt_id,
                 # The hand-off the track allowed (a signed claim of the token this verify was authorised by).
-                "rdr": claims.get("rdr") if isinstance(claims.get("rdr"), str) else None,
+                # Checked again against the app's list as it is now: a URL the operator removed since the track
+                # (a lost domain) receives no token.
+                "rdr": _still_listed(claims.get("rdr"), policy.redirect_urls),
                 # The origins the hosted page may postMessage this token to (its URL names no app).
                 "ori": list(policy.allowed_origins) or None,
                 "chl": challenge.challenge_id,
@@ -360,6 +362,10 @@ class ClientFlows:
         return ClientVerification(check, token)
 
 
+def _still_listed(redirect_url: object, allowed: tuple[str, ...]) -> str | None:
+    return listed_redirect(redirect_url, allowed) if isinstance(redirect_url, str) else None
+
+
 def allowed_redirect(redirect_url: str | None, allowed: tuple[str, ...]) -> str | None:
     """The redirect URL a track may hand the hosted page's result to: one of the app's ``redirectUrls``
     (compared by scheme, host, port and path), or None when the app lists none (the URL is then ignored).
@@ -371,24 +377,43 @@ def allowed_redirect(redirect_url: str | None, allowed: tuple[str, ...]) -> str 
     """
     if redirect_url is None or not allowed:
         return None
-    target = _redirect_parts(redirect_url)
-    if target is None or target not in {_redirect_parts(entry) for entry in allowed}:
+    entry = listed_redirect(redirect_url, allowed)
+    if entry is None:
         raise InvalidRequestError(
             "redirectUrl is not one of the app's redirect URLs",
             errors=[FieldError("attributes.redirectUrl", "must equal one of the app's redirectUrls")],
         )
-    return redirect_url
+    return entry
+
+
+def listed_redirect(redirect_url: str, allowed: tuple[str, ...]) -> str | None:
+    """The entry of ``allowed`` that ``redirect_url`` names (scheme, host, port and path), or None.
+
+    The answer is the operator's own entry, never the caller's spelling: the page redirects to the URL as listed,
+    so a spelling that Python and a browser parse apart cannot carry the token anywhere else.
+    """
+    target = _redirect_parts(redirect_url)
+    if target is None:
+        return None
+    return next((entry for entry in allowed if _redirect_parts(entry) == target), None)
 
 
 def _redirect_parts(url: str) -> tuple[str, str, int | None, str] | None:
     from urllib.parse import urlsplit
 
+    # Browsers read a backslash as "/" in http(s) URLs and drop tabs and newlines, where urlsplit does neither:
+    # refuse every spelling on which the two could disagree about the host, and any user part (never needed to
+    # name a page).
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F or char == "\\" for char in url):
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return None
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment or "#" in url:
+        return None
+    if "@" in parts.netloc:
         return None
     default = {"https": 443, "http": 80}[parts.scheme]
     return parts.scheme, parts.hostname, port if port is not None else default, parts.path or "/"

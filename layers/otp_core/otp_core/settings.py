@@ -70,6 +70,10 @@ def web_address(value: str, *, origin: bool) -> str:
 
     if len(value) > 2048 or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value):
         raise ValueError("must be an absolute URL without spaces")
+    if "\\" in value:
+        # Browsers read a backslash as "/" in http(s) URLs, Python's parser does not: the two would disagree on
+        # the host.
+        raise ValueError("must not contain a backslash")
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
         raise ValueError("must be an https URL (http only for localhost), without user or password")
