@@ -1,6 +1,7 @@
 """The client routes' CORS in a real browser (Playwright with Debian's chromium) against the local stack: a page at
-an app's allowed origin calls a client route with the app's client token and reads the answer; a page at an origin no app allows cannot (the browser refuses the preflight); a page at another app's
-origin cannot read this app's answers."""
+an app's allowed origin calls a client route with the app's client token and reads the answer; a page at an
+origin no app allows cannot (the browser refuses the preflight); a page at another app's origin cannot read this
+app's answers."""
 
 from __future__ import annotations
 
