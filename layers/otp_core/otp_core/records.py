@@ -177,6 +177,13 @@ class OutgoingSms:
     body: str
     sender_id: str | None
     challenge_id: str
+    # Which send of the challenge this is (0 the first, n the n-th resend): it travels with the message (the
+    # provider's context, callback URL or body), so a delivery receipt names its send without a record of it.
+    send: int = 0
+    # When the code expires (epoch seconds): a provider that takes a time-to-live drops the SMS after that.
+    expires_at: int | None = None
+    # The number's ISO 3166 region, for per-country sender identities.
+    region: str | None = None
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,9 @@ class ChallengeStarter:
             body=body,
             sender_id=challenge.sender_id or policy.sender_id,
             challenge_id=challenge.challenge_id,
+            send=challenge.resends,
+            expires_at=challenge.expires_at,
+            region=challenge.region,
         )
         try:
             sent = self._sender_for(challenge, policy).send(sms)

@@ -299,6 +299,19 @@ class Settings(Policy):
     # URL the request came in at (API Gateway's domain name and stage, the ApiUrl output).
     public_base_url: Annotated[str, StringConstraints(pattern=r"^(https?://[^\s?#]+)?$")] = ""
     delivery_callback_tolerance_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
+    # AWS End User Messaging SMS (provider "eum", otp_core.sms.vendors.eum): the origination identity per country
+    # ("US=arn:aws:sms-voice:...:pool/pool-1;GB=MyBrand;*=pool-2", "*" for every other country; empty lets the
+    # service pick), the configuration set its delivery events go through (the template's, when eum is routed),
+    # an optional protect configuration, a price cap per message in USD ("0.05"), a dry run that validates
+    # without sending (a smoke test), and the SNS topic the events arrive on (a receipt from any other is refused).
+    eum_origination_identities: Annotated[
+        str, StringConstraints(pattern=r"^(|(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256}(;(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256})*)$")
+    ] = ""
+    eum_configuration_set: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:/-]{0,256}$")] = ""
+    eum_protect_configuration_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:/-]{0,256}$")] = ""
+    eum_max_price: Annotated[str, StringConstraints(pattern=r"^([0-9]{0,2}\.[0-9]{1,5})?$")] = ""
+    eum_dry_run: bool = False
+    eum_events_topic_arn: str = ""
     # The operators' key of the /v1/admin routes (its own secret, never an app's API key).
     admin_key_secret_id: str = "sms-otp/admin-key"
     # Fraud guard trip thresholds (see otp_core.fraud and the contract's "Fraud guard"), and the stack's own

@@ -153,6 +153,9 @@ class DeliveryReport:
     challenge_id: str
     message_id: str | None
     status: str
+    # The send of the challenge the message was (OutgoingSms.send), when the provider carried it back; None for
+    # a message sent before sends travelled with it.
+    send: int | None = None
 
 
 @dataclass(frozen=True)
