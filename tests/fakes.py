@@ -44,6 +44,7 @@ from otp_core.records import (
     Challenge,
     ChallengeLink,
     ChallengeState,
+    Delivery,
     OutgoingSms,
     SentSms,
     TrackedAttempt,
@@ -70,20 +71,35 @@ class FakeClock(Clock):
 
 
 class FakeDeliveryLog(DeliveryLog):
-    def __init__(self) -> None:
-        self.records: list[tuple[str, SentSms, int]] = []
-        self.outcomes: list[tuple[str, str, str | None, str, int]] = []
+    """The table's rules of otp_core.sms.delivery over challenges held in memory: a receipt is recorded only for
+    a challenge's latest send, once per send; ``undelivered`` counts a challenge whose latest SMS failed."""
 
-    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
-        self.records.append((challenge_id, sent, at))
+    def __init__(self, *challenges: Challenge) -> None:
+        self.challenges: dict[str, Challenge] = {c.challenge_id: c for c in challenges}
+        self.outcomes: list[tuple[str, str, str | None, str, int | None, int]] = []
+        self.undelivered: dict[str, int] = defaultdict(int)
 
-    def record_outcome(self, challenge_id: str, provider: str, message_id: str | None, status: str, at: int) -> bool:
-        # Like the table's condition: only on this provider's latest send (and this message, when named).
-        latest = next((sent for chl, sent, _ in reversed(self.records) if chl == challenge_id), None)
-        if latest is None or latest.provider != provider or message_id not in (None, latest.message_id):
-            return False
-        self.outcomes.append((challenge_id, provider, message_id, status, at))
-        return True
+    def record_outcome(
+        self, challenge_id: str, provider: str, message_id: str | None, status: str, send: int | None, at: int
+    ) -> Challenge | None:
+        challenge = self.challenges.get(challenge_id)
+        if challenge is None or (send is not None and send != challenge.resends):
+            return None
+        previous = challenge.delivery
+        if (
+            previous is not None
+            and previous.status in ("delivered", "failed")
+            and (send is None or previous.send == send)
+        ):
+            return None
+        was_failed = previous is not None and previous.status == "failed"
+        self.undelivered[challenge_id] += (
+            1 if status == "failed" and not was_failed else -1 if was_failed and status == "delivered" else 0
+        )
+        recorded = dataclasses.replace(challenge, delivery=Delivery(status, provider, message_id, send))
+        self.challenges[challenge_id] = recorded
+        self.outcomes.append((challenge_id, provider, message_id, status, send, at))
+        return recorded
 
 
 class MemoryCircuitStore(CircuitStore):

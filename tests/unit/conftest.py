@@ -50,7 +50,7 @@ from otp_core.service import (
 from otp_core.settings import Settings
 from otp_core.token_verify import TokenVerifier
 from otp_core.tokens import TokenIssuer
-from tests.fakes import FakeClock, FakeDeliveryLog, FakeSender, FakeSigner, InMemoryFraudStore, InMemoryRepository
+from tests.fakes import FakeClock, FakeSender, FakeSigner, InMemoryFraudStore, InMemoryRepository
 
 
 @pytest.fixture(autouse=True)
@@ -192,7 +192,6 @@ class World:
         self.sender = FakeSender()
         self.test_sender = FakeSender(provider="test")
         self.signer = FakeSigner()
-        self.deliveries = FakeDeliveryLog()
         self.repository = InMemoryRepository()
         self.identities = self.repository.identities
         self.fraud = InMemoryFraudStore(self.repository)
@@ -214,7 +213,6 @@ class World:
             self.clock,
             self.codes,
             self.sender,
-            self.deliveries,
             check_phone_number,
             self.guard,
             test_sender=self.test_sender,

@@ -496,7 +496,6 @@ def test_a_send_goes_through_the_routes_of_its_app_s_policy(world: Any) -> None:
         world.clock,
         world.codes,
         lambda policy: senders[tuple(policy.sms_providers)],
-        world.deliveries,
         check_phone_number,
         world.guard,
         app_id="shop",

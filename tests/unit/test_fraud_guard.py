@@ -143,6 +143,26 @@ def test_conversion_needs_twenty_old_challenges_and_under_35_percent():
     assert judge(PREFIX, minutes((5 * MINUTE, 9, 0)), NOW, RULES) is None
 
 
+def test_conversion_leaves_out_the_challenges_a_receipt_reported_undelivered():
+    hour = NOW // HOUR
+    # 30 challenges, 7 verified: 23 % trips the conversion rule...
+    trip = judge(COUNTRY, Activity(hours={hour - 3: Slot(30, 7)}), NOW, RULES)
+    assert trip is not None and trip.reason is Reason.CONVERSION
+    # ...unless a carrier's receipts said 12 never arrived: 7 of the 18 delivered is 39 %
+    assert judge(COUNTRY, Activity(hours={hour - 3: Slot(30, 7, undelivered=12)}), NOW, RULES) is None
+    # And with fewer than 20 delivered there is too little to judge
+    assert judge(COUNTRY, Activity(hours={hour - 3: Slot(30, 0, undelivered=11)}), NOW, RULES) is None
+    # Undelivered counts never make a bucket look better than all-undelivered
+    assert last_day(Activity(hours={hour - 3: Slot(5, 0, undelivered=9)}), NOW, older_than=600).delivered == 0
+
+
+def test_a_country_s_verified_share_is_of_its_delivered_challenges():
+    found = {(NOW - 10 * MINUTE) // MINUTE: Slot(60, 5, undelivered=40)}
+    # 5 verified of 20 delivered (25 %) is fine; of 60 sent it would have been 8 %
+    assert judge(COUNTRY, Activity(minutes=found), NOW, RULES) is None
+    assert judge(COUNTRY, Activity(minutes={m: Slot(60, 5) for m in found}), NOW, RULES) is not None
+
+
 def test_at_the_defaults_a_legitimate_campaign_never_trips():
     # One sign-in every 2 seconds for an hour, each verified 30-120 seconds later
     found: dict[int, list[int]] = {}

@@ -85,15 +85,18 @@ def basic(user: str, password: str) -> str:
 
 
 def test_the_vendor_package_is_the_registry() -> None:
-    # Given the modules of otp_core.sms.vendors, a provider's name is its module's name
-    assert {"sns", *VENDORS} == KNOWN_PROVIDERS
+    # Given the modules of otp_core.sms.vendors, a provider's name is its module's name (SNS and End User
+    # Messaging are AWS clients of the function's role, the others HTTP vendors of the provider secret)
+    assert {"sns", "eum", *VENDORS} == KNOWN_PROVIDERS
 
     # Then each HTTP vendor's module names its sender, whose name is the provider's
     for name in VENDORS:
         assert issubclass(sender_class(name), VendorSender)
         assert sender_class(name).name == name
-    # And only the vendors with documented status callbacks have a reader
-    assert {name for name in KNOWN_PROVIDERS if callback_class(name)} == {"twilio", "webhook"}
+    # And only the vendors with documented, signed HTTP status callbacks have a reader (End User Messaging's
+    # receipts come through its SNS topic, otp_core.sms.sns_events)
+    assert {name for name in KNOWN_PROVIDERS if callback_class(name)} >= {"twilio", "webhook"}
+    assert callback_class("eum") is None
 
 
 @pytest.mark.parametrize("name", ["__init__", "os", "vendor", "twilio.x", "../twilio", "Twilio", ""])
@@ -222,7 +225,10 @@ def test_twilio_request_is_the_documented_create_message(fakes: dict[str, FakeVe
         "To": [NZ],
         "Body": [BODY],
         "From": ["MyBrand"],
-        "StatusCallback": [f"https://api.example.com/api/v1/delivery-status/twilio?challengeId={CHALLENGE_ID}"],
+        # The challenge and its send ride in the signed callback URL (nothing is recorded at send)
+        "StatusCallback": [f"https://api.example.com/api/v1/delivery-status/twilio?challengeId={CHALLENGE_ID}&send=0"],
+        # So that a verify can confirm the message (conversion feedback)
+        "ProvideFeedback": ["true"],
     }
     # And the message SID is the message ID
     assert sent.provider == "twilio"
@@ -531,6 +537,7 @@ def test_webhook_request_is_signed_json(fakes: dict[str, FakeVendor]) -> None:
         "body": BODY,
         "senderId": "MyBrand",
         "challengeId": CHALLENGE_ID,
+        "send": 0,
         "sentAt": rfc3339(clock.now()),
     }
     # And a receiver holding the secret can verify it over the raw body

@@ -18,6 +18,11 @@ Trips at the defaults (stack parameters, ``Policy`` fields ``fraud_*``):
 - conversion, any bucket: at least 20 challenges in the last 24 hours older than the code lifetime, of which
   fewer than 35 % were verified.
 
+Both conversion rules count only challenges no signed delivery receipt reported undelivered (``u`` slots,
+counted in the creation slot by the receipt's write): an SMS the carrier could not deliver can never be
+verified, so an outage does not look like pumping, while a pumper's messages are delivered to the numbers it
+controls and count in full.
+
 A tripped bucket is blocked for 12 hours, twice as long as the time before when it trips again within 7 days
 (:func:`block_seconds`); safe-listed numbers and prefixes are never blocked by a trip; manual blocks hold in
 every mode and over the safe list (:func:`refusing_block`).
@@ -134,6 +139,9 @@ class Slot:
     verified: int = 0
     # Resends in that minute (minute slots only): no new challenges, but SMS all the same.
     resent: int = 0
+    # Challenges of the slot whose SMS a provider's signed receipt reported undelivered: they could never be
+    # verified, so the conversion rules leave them out (a carrier's outage is no pumping).
+    undelivered: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,12 @@ class Counts:
     sends: int
     verified: int
     resent: int = 0
+    undelivered: int = 0
+
+    @property
+    def delivered(self) -> int:
+        """The challenges that may have reached their number: those no receipt reported undelivered."""
+        return max(self.sends - self.undelivered, 0)
 
 
 def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:
@@ -194,7 +208,12 @@ def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:
     current = now // MINUTE
     newest = current if older_than <= 0 else (now - older_than) // MINUTE - 1
     slots = [activity.minutes.get(m, Slot()) for m in range(current - 60, newest + 1)]
-    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots), sum(s.resent for s in slots))
+    return Counts(
+        sum(s.created for s in slots),
+        sum(s.verified for s in slots),
+        sum(s.resent for s in slots),
+        sum(s.undelivered for s in slots),
+    )
 
 
 def last_day(activity: Activity, now: int, *, older_than: int) -> Counts:
@@ -206,7 +225,9 @@ def last_day(activity: Activity, now: int, *, older_than: int) -> Counts:
     first_hour = -(-(now - DAY) // HOUR)  # the first hour that starts inside the last 24 hours
     hours = [s for h, s in activity.hours.items() if first_hour <= h <= hour - 2]
     slots = minutes + hours
-    return Counts(sum(s.created for s in slots), sum(s.verified for s in slots))
+    return Counts(
+        sum(s.created for s in slots), sum(s.verified for s in slots), undelivered=sum(s.undelivered for s in slots)
+    )
 
 
 def judge(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | None:
@@ -216,14 +237,15 @@ def judge(bucket: Bucket, activity: Activity, now: int, rules: Rules) -> Trip | 
         return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
     if bucket.level == "country" and hour.sends >= rules.country_velocity:
         old = last_hour(activity, now, older_than=rules.verification_lag_seconds)
-        poor = old.sends > 0 and old.verified * 100 < rules.country_min_verified_percent * old.sends
+        poor = old.delivered > 0 and old.verified * 100 < rules.country_min_verified_percent * old.delivered
         # A few verifications must not open a country to a burst the verification lag hides: each verified
         # challenge of the hour buys VERIFIED_ALLOWANCE more, no more.
         burst = hour.sends >= country_cap(rules, hour.verified)
         if hour.verified == 0 or poor or burst:
             return Trip(bucket, Reason.VELOCITY, hour.sends, hour.verified)
     day = last_day(activity, now, older_than=rules.code_ttl_seconds)
-    if day.sends >= rules.conversion_min_challenges and day.verified * 100 < rules.conversion_min_percent * day.sends:
+    delivered = day.delivered
+    if delivered >= rules.conversion_min_challenges and day.verified * 100 < rules.conversion_min_percent * delivered:
         return Trip(bucket, Reason.CONVERSION, day.sends, day.verified)
     return None
 

@@ -300,23 +300,35 @@ class SmsSender(ABC):
 
 
 class DeliveryLog(ABC):
-    """Records on a challenge which provider accepted its SMS, the message ID and the outcome (never the body)."""
+    """Records on a challenge what a provider's signed receipt reported of its SMS (never the body).
+
+    Nothing is written when an SMS is sent: the challenge ID and the send number travel with the message (the
+    provider's context, callback URL or body), so a receipt finds its challenge and send by itself.
+    """
 
     @abstractmethod
-    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
-        """Best effort: the SMS is already out, so implementations log failures instead of raising."""
+    def record_outcome(
+        self, challenge_id: str, provider: str, message_id: str | None, status: str, send: int | None, at: int
+    ) -> Challenge | None:
+        """Record a ``delivered`` / ``failed`` receipt of send ``send`` (None: a receipt that names no send), and
+        count an undelivered SMS in its challenge's fraud buckets, in one write.
 
-    @abstractmethod
-    def record_outcome(self, challenge_id: str, provider: str, message_id: str | None, status: str, at: int) -> bool:
-        """Record a provider's ``delivered`` / ``failed`` report, only on that provider's (and message's) send.
-
-        Returns False when nothing matched: an unknown or expired challenge, or a report about an earlier send.
+        Returns the challenge as it is now, or None when nothing was recorded: an unknown or expired challenge, a
+        receipt about an earlier send, or one about a send whose outcome is already recorded (a replay).
 
         Raises
         ------
         DependencyError
             The store failed (the provider retries its callback).
         """
+
+
+class ConversionFeedback(ABC):
+    """Tells a provider that the code its SMS carried was verified (EUM's message feedback, Twilio's)."""
+
+    @abstractmethod
+    def converted(self, provider: str, message_id: str) -> None:
+        """Best effort, within a short time budget: never raises, whatever the provider answers."""
 
 
 class Signer(ABC):

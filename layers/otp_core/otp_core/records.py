@@ -32,6 +32,17 @@ class ChallengeState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """What a provider's signed receipt reported of a challenge's SMS: the send it was about, the provider, its
+    message ID and ``delivered`` or ``failed`` (``sent`` in records made before receipts named their send)."""
+
+    status: str
+    provider: str | None = None
+    message_id: str | None = None
+    send: int | None = None
+
+
+@dataclass(frozen=True)
 class Challenge:
     """A stored SMS challenge. ``state`` is the stored state; :meth:`state_at` derives the visible one."""
 
@@ -76,6 +87,8 @@ class Challenge:
     fraud_app: str | None = None
     # Sent to one of the app's test numbers: no provider, no budget, no bucket, never enrolled.
     test: bool = False
+    # The last delivery receipt recorded on it (None: none arrived).
+    delivery: Delivery | None = None
 
     @property
     def owner(self) -> bool:

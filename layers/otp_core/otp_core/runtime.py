@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from otp_core.idp import IdpTokenVerifier
     from otp_core.mfa import ClientFlows, TokenValidator, Tracker
     from otp_core.phone_verification import PhoneVerificationService
-    from otp_core.ports import SmsSender
+    from otp_core.ports import ConversionFeedback, SmsSender
     from otp_core.rules import RuleSet
     from otp_core.service import ChallengeRecords, ChallengeStarter, ChallengeVerifier, CodeChecker
     from otp_core.sms.circuit_store import DynamoCircuitStore
@@ -211,9 +211,62 @@ def _routed_sender(providers: tuple[str, ...], routes: str) -> SmsSender:
         config,
         load_credentials=ProviderSecret(config.sms_provider_secret_id, secret).document,
         sns_client=lambda: _client("sns", sns_config),
+        eum_client=lambda: eum_client(config.sms_provider_timeout_seconds),
         circuit_store=circuit_store,
         clock=clock(),
     )
+
+
+@lru_cache(maxsize=4)
+def eum_client(timeout: float) -> Any:
+    """The End User Messaging SMS client (``pinpoint-sms-voice-v2``): one attempt of at most ``timeout``
+    seconds (failover is the retry), at the endpoint override of the local stack and tests if there is one."""
+    import boto3
+
+    from otp_core.sms.factory import parse_endpoints
+    from otp_core.sms.vendors.eum import eum_client_config
+
+    endpoint = parse_endpoints(settings().sms_provider_endpoints).get("eum")
+    return boto3.client(  # type: ignore[call-overload]
+        "pinpoint-sms-voice-v2", config=eum_client_config(timeout), endpoint_url=endpoint
+    )
+
+
+@cache
+def conversion_feedback() -> ConversionFeedback | None:
+    """Feedback to the providers with a feedback API that this stack routes to (None: none of them)."""
+    from otp_core.sms.factory import parse_endpoints, stack_providers
+    from otp_core.sms.feedback import FEEDBACK_TIMEOUT_SECONDS, ProviderFeedback
+
+    config = settings()
+    held = set(stack_providers(config))
+    factories: dict[str, Callable[[], Callable[[str], bool]]] = {}
+    if "eum" in held:
+
+        def eum() -> Callable[[str], bool]:
+            from otp_core.sms.vendors.eum import EumConfig, EumSmsSender
+
+            sender = EumSmsSender(eum_client(FEEDBACK_TIMEOUT_SECONDS), EumConfig.from_settings(config, clock()))
+            return sender.feedback
+
+        factories["eum"] = eum
+    if "twilio" in held:
+
+        def twilio() -> Callable[[str], bool]:
+            from otp_core.sms.secret import ProviderSecret
+            from otp_core.sms.vendor import VendorConfig
+            from otp_core.sms.vendors.twilio import TwilioSender
+
+            vendor = VendorConfig(
+                load_credentials=ProviderSecret(config.sms_provider_secret_id, secret).document,
+                timeout=FEEDBACK_TIMEOUT_SECONDS,
+                base_url=parse_endpoints(config.sms_provider_endpoints).get("twilio"),
+                clock=clock(),
+            )
+            return TwilioSender(vendor).feedback
+
+        factories["twilio"] = twilio
+    return ProviderFeedback(factories) if factories else None
 
 
 # Where sends to test numbers go: nowhere in a deployed stack; the local stack points this at its outbox.
@@ -251,6 +304,7 @@ def delivery_reports() -> DeliveryReports:
         clock(),
         base_url=config.delivery_callback_base_url,
         tolerance_seconds=config.delivery_callback_tolerance_seconds,
+        feedback=conversion_feedback(),
     )
 
 
@@ -319,7 +373,6 @@ def challenge_starter(app_id: str = DEFAULT_APP) -> ChallengeStarter:
         clock(),
         code_book(),
         sms_sender,
-        delivery_recorder(),
         check_phone_number,
         send_guard(),
         test_sender=test_sender(),
@@ -356,7 +409,7 @@ def send_guard() -> SendGuard:
 def code_checker(app_id: str = DEFAULT_APP) -> CodeChecker:
     from otp_core.service import CodeChecker
 
-    return CodeChecker(repository(app_id), identities(app_id), clock(), code_book())
+    return CodeChecker(repository(app_id), identities(app_id), clock(), code_book(), conversion_feedback())
 
 
 @lru_cache(maxsize=_APPS)

@@ -40,7 +40,7 @@ from otp_core.policy import (
     lock_subjects,
     send_charge,
 )
-from otp_core.ports import ChallengeRepository, Clock, DeliveryLog, IdentityRepository, SmsSender
+from otp_core.ports import ChallengeRepository, Clock, ConversionFeedback, IdentityRepository, SmsSender
 from otp_core.records import (
     DEFAULT_APP,
     Authenticator,
@@ -144,8 +144,6 @@ class ChallengeStarter:
         Keyed code operations (its key comes from Secrets Manager).
     sender:
         The SMS port (routing and failover behind it).
-    deliveries:
-        Where the provider and message ID of each accepted SMS are recorded on its challenge.
     phone_check:
         Validates a number against the policy and returns its region.
     guard:
@@ -163,7 +161,6 @@ class ChallengeStarter:
         clock: Clock,
         codes: CodeBook,
         sender: SmsSender | Callable[[Policy], SmsSender],
-        deliveries: DeliveryLog,
         phone_check: PhoneCheck,
         guard: SendGuard,
         *,
@@ -178,7 +175,6 @@ class ChallengeStarter:
         self._clock = clock
         self._codes = codes
         self._sender = sender
-        self._deliveries = deliveries
         self._phone_check = phone_check
 
     @tracer.capture_method(capture_response=False)
@@ -488,7 +484,7 @@ class ChallengeStarter:
             logger.warning("sms delivery failed", challenge_id=challenge.challenge_id)
             raise
         self._repository.charge_attempts(receipt, sent.attempts - 1, charge.now)
-        self._deliveries.record_sent(challenge.challenge_id, sent, self._clock.now())
+        # Nothing is recorded: the challenge ID and send number travel with the message (otp_core.sms.delivery).
         if challenge.test:
             metrics.add_metric(name="TestNumberSent", unit="Count", value=1)
             logger.info("test number sent", challenge_id=challenge.challenge_id)
@@ -504,15 +500,24 @@ class CodeChecker:
     ----------
     repository, identities, clock, codes:
         As for :class:`ChallengeStarter`; identities are read when a success may enroll the number.
+    feedback:
+        Told that a verified challenge's SMS converted, when its delivery receipt (with the provider's message
+        ID) arrived before the code did; the receipt tells it otherwise (otp_core.sms.reports).
     """
 
     def __init__(
-        self, repository: ChallengeRepository, identities: IdentityRepository, clock: Clock, codes: CodeBook
+        self,
+        repository: ChallengeRepository,
+        identities: IdentityRepository,
+        clock: Clock,
+        codes: CodeBook,
+        feedback: ConversionFeedback | None = None,
     ) -> None:
         self._repository = repository
         self._identities = identities
         self._clock = clock
         self._codes = codes
+        self._feedback = feedback
 
     @tracer.capture_method(capture_response=False)
     def check_code(
@@ -572,6 +577,7 @@ class CodeChecker:
             metrics.add_metric(name="ChallengeVerified", unit="Count", value=1)
             count("SmsVerified", challenge.region)
             logger.info("challenge verified", challenge_id=challenge_id, enrolled=enrolled)
+            self._converted(challenge)
             return CodeCheck(True, "", 0, challenge, enrolled=enrolled)
         metrics.add_metric(name="VerificationFailed", unit="Count", value=1)
         logger.info("verification failed", challenge_id=challenge_id, outcome=outcome.value)
@@ -580,6 +586,14 @@ class CodeChecker:
         if outcome is VerifyOutcome.EXHAUSTED:
             return CodeCheck(False, "MAX_ATTEMPTS_EXCEEDED", 0, challenge)
         return CodeCheck(False, "CODE_INVALID_OR_EXPIRED", 0, challenge)
+
+    def _converted(self, challenge: Challenge) -> None:
+        """Conversion feedback for the latest send's message, when its delivery receipt came first."""
+        delivery = challenge.delivery
+        if self._feedback is None or delivery is None or delivery.status != "delivered":
+            return
+        if delivery.provider and delivery.message_id and delivery.send == challenge.resends:
+            self._feedback.converted(delivery.provider, delivery.message_id)
 
     def _verified(
         self,

@@ -48,6 +48,7 @@ from otp_core.records import (
     Challenge,
     ChallengeLink,
     ChallengeState,
+    Delivery,
     VerifiedEffects,
     VerifyOutcome,
 )
@@ -125,6 +126,24 @@ def to_item(challenge: Challenge, ttl: int, app_id: str = DEFAULT_APP) -> Item:
     return item
 
 
+def _delivery(value: Any) -> Delivery | None:
+    """The ``delivery`` map of a challenge item (see otp_core.sms.delivery), None when there is none."""
+    fields = value.get("M") if isinstance(value, dict) else None
+    if not isinstance(fields, dict) or "status" not in fields:
+        return None
+
+    def text(name: str) -> str | None:
+        return fields[name]["S"] if name in fields else None
+
+    send = fields.get("send")
+    return Delivery(
+        status=fields["status"]["S"],
+        provider=text("provider"),
+        message_id=text("messageId"),
+        send=int(send["N"]) if send is not None else None,
+    )
+
+
 def from_item(item: Item) -> Challenge:
     def text(name: str) -> str | None:
         return item[name]["S"] if name in item else None
@@ -163,6 +182,7 @@ def from_item(item: Item) -> Challenge:
         proof_expires_at=number("proofExpiresAt"),
         region=text("region"),
         fraud_app=text("fraudApp"),
+        delivery=_delivery(item.get("delivery")),
         test=bool(item.get("test", {}).get("BOOL", False)),
     )
 
@@ -1013,32 +1033,28 @@ class DynamoChallengeRepository(ChallengeRepository):
     def _verified_ops(self, challenge: Challenge, now: int) -> list[_Check]:
         """A verified challenge counts in its buckets' creation slots (while those are still read)."""
         # The guards' modules load with the first send or verify, not in every function's import.
-        from otp_core import fraud as fr
         from otp_core.adapters import fraud_items as fi
 
         if challenge.fraud_app is None or challenge.region is None:
             return []
         ops = []
-        hour, minute = fi.minute_of(challenge.created_at)
-        day, hour_of_day = fi.hour_of(challenge.created_at)
-        for destination in fr.destination_buckets(challenge.phone_number, challenge.region):
-            shard = fr.country_shard(challenge.challenge_id) % destination.shards
-            targets = []
-            if hour >= now // fr.HOUR - 1:
-                key = fi.hour_key(challenge.fraud_app, destination, shard, hour)
-                targets.append((key, f"v{minute}", fi.hour_ttl(hour)))
-            if day >= now // fr.DAY - 1:
-                key = fi.day_key(challenge.fraud_app, destination, shard, day)
-                targets.append((key, f"v{hour_of_day}", fi.day_ttl(day)))
-            for key, slot, ttl in targets:
-                update = {
-                    "TableName": self._table,
-                    "Key": key,
-                    "UpdateExpression": "ADD #v :one SET #ttl = if_not_exists(#ttl, :ttl)",
-                    "ExpressionAttributeNames": {"#v": slot, "#ttl": "ttl"},
-                    "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(ttl)},
-                }
-                ops.append(_Check({"Update": update}, lambda _: None))
+        targets = fi.creation_slots(
+            challenge.fraud_app,
+            challenge.phone_number,
+            challenge.region,
+            challenge.challenge_id,
+            challenge.created_at,
+            now,
+        )
+        for key, slot, ttl in targets:
+            update = {
+                "TableName": self._table,
+                "Key": key,
+                "UpdateExpression": "ADD #v :one SET #ttl = if_not_exists(#ttl, :ttl)",
+                "ExpressionAttributeNames": {"#v": f"v{slot}", "#ttl": "ttl"},
+                "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(ttl)},
+            }
+            ops.append(_Check({"Update": update}, lambda _: None))
         return ops
 
     def _charges(self, charge: SendCharge, items: dict[tuple[str, str], Item]) -> list[_Check]:

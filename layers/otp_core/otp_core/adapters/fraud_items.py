@@ -1,9 +1,10 @@
 """Table items of the fraud guard and the spend guard (keys and decoding; the writes are the repository's).
 
 - ``FG#<app>#<bucket>#<shard>`` / ``H#<hour>``: a bucket's challenges per minute of that hour (``c<minute>``),
-  the verified ones by creation minute (``v<minute>``), resends (``r<minute>``) and the hour's total of
-  challenges (``ct``, the write's condition of the velocity caps). ``D#<day>``: the same per hour of that day
-  (``c<hour>``, ``v<hour>``). A country has :data:`otp_core.fraud.COUNTRY_SHARDS` shards, a prefix one.
+  the verified ones by creation minute (``v<minute>``), those a signed receipt reported undelivered
+  (``u<minute>``), resends (``r<minute>``) and the hour's total of challenges (``ct``, the write's condition
+  of the velocity caps). ``D#<day>``: the same per hour of that day (``c<hour>``, ``v<hour>``, ``u<hour>``).
+  A country has :data:`otp_core.fraud.COUNTRY_SHARDS` shards, a prefix one.
 - ``BUDGET#<scope>#<window>#<shard>`` / ``<window index>``: parts sent (``n``) in that window.
 - ``FRAUD`` / ``BLOCK#<app>#<bucket>`` and ``SAFE#<app>``: blocks (with their trip history) and safe lists,
   one partition the functions read with one cached query.
@@ -68,8 +69,8 @@ def activity(
 ) -> Activity:
     """A bucket's activity from its items as read (absent items count nothing), summed over its shards or
     over ``shards`` only."""
-    minutes: dict[int, tuple[int, int, int]] = {}
-    hours: dict[int, tuple[int, int, int]] = {}
+    minutes: dict[int, tuple[int, int, int, int]] = {}
+    hours: dict[int, tuple[int, int, int, int]] = {}
     hour, day = now // HOUR, now // DAY
     for shard in range(bucket.shards) if shards is None else shards:
         for h in (hour, hour - 1):
@@ -77,28 +78,44 @@ def activity(
         for d in (day, day - 1):
             _add(hours, items.get(ref(day_key(app_id, bucket, shard, d))), d * 24, 24)
     return Activity(
-        minutes={m: Slot(c, v, r) for m, (c, v, r) in minutes.items()},
-        hours={h: Slot(c, v) for h, (c, v, _) in hours.items()},
+        minutes={m: Slot(c, v, r, u) for m, (c, v, r, u) in minutes.items()},
+        hours={h: Slot(c, v, undelivered=u) for h, (c, v, _, u) in hours.items()},
     )
 
 
-def _add(into: dict[int, tuple[int, int, int]], item: Item | None, base: int, slots: int) -> None:
-    """Add an item's ``c<slot>``/``v<slot>``/``r<slot>`` counts (only those present) into ``into``."""
+_KINDS = "cvru"
+
+
+def _add(into: dict[int, tuple[int, int, int, int]], item: Item | None, base: int, slots: int) -> None:
+    """Add an item's ``c<slot>``/``v<slot>``/``r<slot>``/``u<slot>`` counts (only those present) into ``into``."""
     if not item:
         return
     for name, value in item.items():
         kind, index = name[:1], name[1:]
-        if kind not in ("c", "v", "r") or not index.isdigit() or int(index) >= slots:
+        if kind not in _KINDS or not kind or not index.isdigit() or int(index) >= slots:
             continue
-        count = int(value["N"])
-        c, v, r = into.get(base + int(index), (0, 0, 0))
-        if kind == "c":
-            c += count
-        elif kind == "v":
-            v += count
-        else:
-            r += count
-        into[base + int(index)] = (c, v, r)
+        counts = list(into.get(base + int(index), (0, 0, 0, 0)))
+        counts[_KINDS.index(kind)] += int(value["N"])
+        into[base + int(index)] = (counts[0], counts[1], counts[2], counts[3])
+
+
+def creation_slots(
+    app_id: str, phone_number: str, region: str, challenge_id: str, created_at: int, now: int
+) -> list[tuple[Item, str, int]]:
+    """Where a challenge's later outcome (verified ``v``, undelivered ``u``) is counted: (item key, slot suffix,
+    item TTL) of its creation minute and hour in each of its buckets, while those items are still read."""
+    from otp_core import fraud as fr
+
+    targets = []
+    hour, minute = minute_of(created_at)
+    day, hour_of_day = hour_of(created_at)
+    for destination in fr.destination_buckets(phone_number, region):
+        shard = fr.country_shard(challenge_id) % destination.shards
+        if hour >= now // fr.HOUR - 1:
+            targets.append((hour_key(app_id, destination, shard, hour), str(minute), hour_ttl(hour)))
+        if day >= now // fr.DAY - 1:
+            targets.append((day_key(app_id, destination, shard, day), str(hour_of_day), day_ttl(day)))
+    return targets
 
 
 def hour_total(item: Item | None) -> int:

@@ -70,15 +70,19 @@ class CallbackRequest:
         values = self.headers.get(name.lower(), ())
         return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
-    def only_query_value(self, name: str) -> str | None:
-        """The value of query parameter ``name`` when it is the only parameter and given once, else None.
-
-        Only URLs this service generated are signed, and they carry exactly this one parameter.
-        """
-        found = self.query.get(name) if self.query is not None and set(self.query) == {name} else None
-        if not isinstance(found, list) or len(found) != 1 or not isinstance(found[0], str):
+    def query_values(self, required: str, *, optional: tuple[str, ...] = ()) -> dict[str, str] | None:
+        """The query's values when it has parameter ``required`` and at most the ``optional`` ones besides, each
+        given once as a string; None for any other query. Only URLs this service generated are signed."""
+        if self.query is None or required not in self.query or not set(self.query) <= {required, *optional}:
             return None
-        return found[0]
+        found: dict[str, str] = {}
+        for name, listed in self.query.items():
+            if not isinstance(name, str) or not isinstance(listed, list) or len(listed) != 1:
+                return None
+            if not isinstance(listed[0], str):
+                return None
+            found[name] = listed[0]
+        return found
 
     def signed_body(self) -> bytes:
         """The body exactly as the provider sent it (what its signature covers).

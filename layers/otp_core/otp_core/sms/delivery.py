@@ -1,8 +1,21 @@
-"""Each challenge's delivery record in DynamoDB: which provider took its SMS, the message ID and the outcome.
+"""Each challenge's delivery record in DynamoDB: what a provider's signed receipt reported of its SMS.
 
-On the challenge item ``CHL#<challengeId>`` / ``CHL``: ``delivery`` = ``{provider, messageId, status, updatedAt}``
-(never the body or the code). Every write is one ``UpdateItem`` whose condition carries the rule, so a late or
-replayed callback cannot overwrite a newer send, and a send record cannot hide an outcome already reported.
+Nothing is written when an SMS goes out: the challenge ID and the send number (0 the first, n the n-th resend)
+travel with the message (EUM's ``Context``, Twilio's signed callback URL, the webhook's body, Vonage's
+``client-ref``, MessageMedia's metadata), so a create costs one table write and one send. A receipt then sets,
+on the challenge item ``CHL#<challengeId>`` / ``CHL``, ``delivery`` = ``{provider, messageId, status, send,
+updatedAt}`` (never the body or the code), in one transaction whose conditions carry the rules:
+
+- only a receipt about the challenge's latest send is recorded (``resends`` equals its send), so a late receipt
+  of an earlier send changes nothing;
+- a send's outcome is recorded once: a replayed or duplicate receipt (the same send, already recorded) changes
+  nothing and counts nothing;
+- an undelivered SMS is counted (``u`` slot) in the fraud buckets of the challenge's creation slot, in the same
+  transaction, and a later delivered send of the same challenge takes that count back, so the conversion rules
+  see exactly the challenges whose latest SMS was not delivered.
+
+The challenge is read first for what the write needs (its buckets, its previous record); the conditions pin
+that record, so a concurrent receipt makes one of the two writes fail and change nothing.
 """
 
 from __future__ import annotations
@@ -12,12 +25,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otp_core.errors import DependencyError
-from otp_core.observability import logger, tracer
+from otp_core.observability import tracer
 from otp_core.ports import DeliveryLog
-from otp_core.records import SentSms
+from otp_core.records import Challenge
 
 SENT, DELIVERED, FAILED = "sent", "delivered", "failed"
-DELIVERY_STATUSES = frozenset({SENT, DELIVERED, FAILED})
+OUTCOMES = frozenset({DELIVERED, FAILED})
 
 
 def _n(value: int) -> dict[str, str]:
@@ -28,103 +41,8 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-def record_delivery(
-    dynamodb_client: Any,
-    table: str,
-    challenge_id: str,
-    provider: str,
-    message_id: str | None,
-    status: str,
-    at: int,
-    *,
-    callback: bool = False,
-) -> bool:
-    """Record which provider sent a challenge's SMS, its message ID and the outcome (never the body or code).
-
-    Parameters
-    ----------
-    dynamodb_client:
-        A boto3 DynamoDB client.
-    table:
-        The table name.
-    challenge_id:
-        The challenge the SMS belongs to.
-    provider:
-        The provider that accepted it.
-    message_id:
-        The provider's message ID (None when it returned none).
-    status:
-        ``sent`` (after sending), ``delivered`` or ``failed`` (from a status callback).
-    at:
-        Epoch seconds of the event.
-    callback:
-        False after sending: replace ``delivery`` with this send (a resend replaces the previous one).
-        True for a status callback: update only ``status`` and ``updatedAt``, and only if the recorded delivery
-        is this provider's (and this ``message_id``, when given). A callback for an earlier send of the
-        challenge, or one naming another message, then changes nothing, and a replayed callback writes what is
-        already there.
-
-    Returns
-    -------
-    bool
-        True when written; False when the challenge does not exist (unknown, or expired and removed) or the
-        condition refused the write.
-
-    Raises
-    ------
-    ValueError
-        An unknown status.
-    DependencyError
-        DynamoDB failed.
-    """
-    if status not in DELIVERY_STATUSES:
-        raise ValueError(f"unknown delivery status: {status}")
-    names = {"#delivery": "delivery"}
-    values: dict[str, Any]
-    if callback:
-        update = "SET #delivery.#status = :status, #delivery.updatedAt = :at"
-        condition = "attribute_exists(pk) AND #delivery.provider = :provider"
-        names["#status"] = "status"
-        values = {":status": _s(status), ":at": _n(at), ":provider": _s(provider)}
-        if message_id is not None:
-            condition += " AND #delivery.messageId = :message"
-            values[":message"] = _s(message_id)
-    else:
-        delivery: dict[str, Any] = {"provider": _s(provider), "status": _s(status), "updatedAt": _n(at)}
-        if message_id is not None:
-            delivery["messageId"] = _s(message_id)
-        update = "SET #delivery = :delivery"
-        condition = "attribute_exists(pk)"
-        values = {":delivery": {"M": delivery}}
-        if message_id is not None:
-            # A fast callback can overtake the write made after sending: never turn its outcome back into "sent".
-            condition += " AND NOT (#delivery.messageId = :message AND #delivery.#status IN (:delivered, :failed))"
-            names["#status"] = "status"
-            values.update({":message": _s(message_id), ":delivered": _s(DELIVERED), ":failed": _s(FAILED)})
-    try:
-        dynamodb_client.update_item(
-            TableName=table,
-            Key={"pk": _s(f"CHL#{challenge_id}"), "sk": _s("CHL")},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise DependencyError("the challenge store is unavailable; retry later") from exc
-    except BotoCoreError as exc:
-        raise DependencyError("the challenge store is unavailable; retry later") from exc
-    return True
-
-
 class DeliveryRecorder(DeliveryLog):
-    """Records each accepted send on its challenge, and the outcome a provider's callback reports later.
-
-    The SMS has already gone out when :meth:`record_sent` runs, so a failure to record it is logged and
-    swallowed: the caller still gets its 201/200, and the delivery-status callback for that message is simply
-    not matched later.
+    """Records the outcome a provider's receipt reports on its challenge (see the module's rules).
 
     Parameters
     ----------
@@ -139,12 +57,92 @@ class DeliveryRecorder(DeliveryLog):
         self._table = table
 
     @tracer.capture_method(capture_response=False)
-    def record_sent(self, challenge_id: str, sent: SentSms, at: int) -> None:
-        try:
-            record_delivery(self._client, self._table, challenge_id, sent.provider, sent.message_id, SENT, at)
-        except DependencyError as exc:
-            logger.warning("delivery record failed", challenge_id=challenge_id, error_type=type(exc.__cause__).__name__)
+    def record_outcome(
+        self, challenge_id: str, provider: str, message_id: str | None, status: str, send: int | None, at: int
+    ) -> Challenge | None:
+        if status not in OUTCOMES:
+            raise ValueError(f"unknown delivery status: {status}")
+        # The adapters' modules load with the first receipt, not in every function's import.
+        from otp_core.adapters.dynamodb import challenge_key, from_item
 
-    @tracer.capture_method(capture_response=False)
-    def record_outcome(self, challenge_id: str, provider: str, message_id: str | None, status: str, at: int) -> bool:
-        return record_delivery(self._client, self._table, challenge_id, provider, message_id, status, at, callback=True)
+        key = challenge_key(challenge_id)
+        found = self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if not found:
+            return None
+        challenge = from_item(found)
+        if send is not None and send != challenge.resends:
+            return None  # a receipt of an earlier send (or one this challenge never made)
+        previous = challenge.delivery
+        if previous is not None and previous.status in OUTCOMES and (send is None or previous.send == send):
+            return None  # this send's outcome is recorded: a replay or a duplicate changes nothing
+
+        delivery: dict[str, Any] = {"provider": _s(provider), "status": _s(status), "updatedAt": _n(at)}
+        if message_id is not None:
+            delivery["messageId"] = _s(message_id)
+        if send is not None:
+            delivery["send"] = _n(send)
+        names = {"#delivery": "delivery"}
+        values: dict[str, Any] = {":delivery": {"M": delivery}, ":resends": _n(challenge.resends)}
+        condition = "attribute_exists(pk) AND resends = :resends"
+        if previous is None:
+            condition += " AND attribute_not_exists(#delivery)"
+        else:
+            # The record read, exactly: a concurrent receipt's write makes this one fail.
+            condition += " AND #delivery.#status = :previous AND #delivery.updatedAt = :previousAt"
+            names["#status"] = "status"
+            values[":previous"] = _s(previous.status)
+            values[":previousAt"] = found["delivery"]["M"].get("updatedAt", _n(-1))
+        update = {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": "SET #delivery = :delivery",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        was_failed = previous is not None and previous.status == FAILED
+        change = 1 if status == FAILED and not was_failed else -1 if status == DELIVERED and was_failed else 0
+        operations = [{"Update": update}, *self._undelivered(challenge, change, at)]
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return None  # a concurrent receipt (or a resend) got there first
+            raise DependencyError("the challenge store is unavailable; retry later") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("the challenge store is unavailable; retry later") from exc
+        return from_item({**found, "delivery": {"M": delivery}})
+
+    def _undelivered(self, challenge: Challenge, change: int, now: int) -> list[dict[str, Any]]:
+        """The fraud buckets' ``u`` counts of the challenge's creation slot, moved by ``change``."""
+        if change == 0 or challenge.test or challenge.fraud_app is None or challenge.region is None:
+            return []
+        from otp_core.adapters import fraud_items as fi
+
+        targets = fi.creation_slots(
+            challenge.fraud_app,
+            challenge.phone_number,
+            challenge.region,
+            challenge.challenge_id,
+            challenge.created_at,
+            now,
+        )
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": "ADD #u :change SET #ttl = if_not_exists(#ttl, :ttl)",
+                    "ExpressionAttributeNames": {"#u": f"u{slot}", "#ttl": "ttl"},
+                    "ExpressionAttributeValues": {":change": _n(change), ":ttl": _n(ttl)},
+                }
+            }
+            for key, slot, ttl in targets
+        ]
+
+    def _call(self, operation: str, **request: Any) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = getattr(self._client, operation)(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError("the challenge store is unavailable; retry later") from exc
+        return answer

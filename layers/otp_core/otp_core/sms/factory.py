@@ -12,7 +12,7 @@ from otp_core.settings import Settings
 from otp_core.sms.breaker import CircuitBreaker, CircuitStore
 from otp_core.sms.routing import FailoverSender, parse_country_routes
 from otp_core.sms.vendor import VendorConfig
-from otp_core.sms.vendors import KNOWN_PROVIDERS, SNS, sender_class
+from otp_core.sms.vendors import EUM, KNOWN_PROVIDERS, SNS, sender_class
 
 _ENDPOINT = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)=(?P<url>https?://\S+)$")
 
@@ -56,6 +56,7 @@ def build_sender(
     sns_client: Callable[[], Any],
     circuit_store: Callable[[], CircuitStore],
     clock: Clock,
+    eum_client: Callable[[], Any] | None = None,
 ) -> SmsSender:
     """The SMS sender for this stack.
 
@@ -70,6 +71,8 @@ def build_sender(
         an SNS-only stack never reads it.
     sns_client:
         Builds the boto3 SNS client, called only when ``sns`` is routed.
+    eum_client:
+        Builds the boto3 End User Messaging SMS client, called only when ``eum`` is routed.
     circuit_store:
         Builds the shared circuit state (DynamoDB in a stack), called only when there is more than one
         provider to fail over between.
@@ -105,6 +108,12 @@ def build_sender(
             from otp_core.sms.vendors.sns import SnsSmsSender
 
             providers[name] = SnsSmsSender(sns_client())
+        elif name == EUM:
+            from otp_core.sms.vendors.eum import EumConfig, EumSmsSender
+
+            if eum_client is None:
+                raise ProviderConfigError("the SMS provider configuration is invalid")
+            providers[name] = EumSmsSender(eum_client(), EumConfig.from_settings(settings, clock))
         else:
             config = VendorConfig(
                 load_credentials=load_credentials,

@@ -8,8 +8,9 @@ callbacks, or without credentials in this stack's provider secret, has no such r
 from __future__ import annotations
 
 from otp_core.errors import DependencyError, NotFoundError
-from otp_core.observability import logger, metrics, tracer
-from otp_core.ports import Clock, DeliveryLog
+from otp_core.observability import count, logger, tracer
+from otp_core.ports import Clock, ConversionFeedback, DeliveryLog
+from otp_core.records import ChallengeState
 from otp_core.sms.callbacks import CallbackConfig, CallbackRequest, DeliveryReport
 from otp_core.sms.delivery import DELIVERED
 from otp_core.sms.secret import ProviderSecret
@@ -31,15 +32,25 @@ class DeliveryReports:
         The callbacks' public base URL (``delivery_callback_base_url``); empty to use the request's host.
     tolerance_seconds:
         How old a signed webhook report may be (``delivery_callback_tolerance_seconds``).
+    feedback:
+        Told when a delivered SMS's code was verified before its receipt arrived (the verify tells it otherwise).
     """
 
     def __init__(
-        self, secret: ProviderSecret, log: DeliveryLog, clock: Clock, *, base_url: str, tolerance_seconds: int
+        self,
+        secret: ProviderSecret,
+        log: DeliveryLog,
+        clock: Clock,
+        *,
+        base_url: str,
+        tolerance_seconds: int,
+        feedback: ConversionFeedback | None = None,
     ) -> None:
         self._secret = secret
         self._log = log
         self._clock = clock
         self._config = CallbackConfig(clock, base_url, tolerance_seconds)
+        self._feedback = feedback
 
     @tracer.capture_method(capture_response=False)
     def receive(self, provider: str, request: CallbackRequest) -> DeliveryReport | None:
@@ -72,12 +83,28 @@ class DeliveryReports:
         report = reader(self._config).read(request, credential)
         if report is None:
             return None
-        recorded = self._log.record_outcome(
-            report.challenge_id, provider, report.message_id, report.status, self._clock.now()
+        self.record(provider, report)
+        return report
+
+    def record(self, provider: str, report: DeliveryReport) -> bool:
+        """Record a verified report (any provider's, EUM's from its SNS events too), count it per country, and
+        give the provider its conversion feedback when the code was verified already. True when recorded.
+
+        Raises
+        ------
+        DependencyError
+            The challenge store is unavailable (the provider retries).
+        """
+        challenge = self._log.record_outcome(
+            report.challenge_id, provider, report.message_id, report.status, report.send, self._clock.now()
         )
-        metrics.add_metric(
-            name="SmsDelivered" if report.status == DELIVERED else "SmsUndelivered", unit="Count", value=1
-        )
+        recorded = challenge is not None
+        if challenge is not None:
+            # Counted once per send (a replay records nothing), by the number's country, never the number.
+            count("SmsDelivered" if report.status == DELIVERED else "SmsUndelivered", challenge.region)
+            verified = challenge.state is ChallengeState.VERIFIED
+            if verified and report.status == DELIVERED and report.message_id and self._feedback is not None:
+                self._feedback.converted(provider, report.message_id)
         logger.info(
             "delivery status",
             provider=provider,
@@ -85,4 +112,4 @@ class DeliveryReports:
             status=report.status,
             recorded=recorded,
         )
-        return report
+        return recorded

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from otp_core.sms.callbacks import DeliveryCallback
     from otp_core.sms.vendor import VendorSender
 
-# SNS is the one vendor built from a boto3 client instead of a provider-secret section (vendors/sns.py).
+# SNS and End User Messaging are built from a boto3 client instead of a provider-secret section (their
+# credentials are the function's role): vendors/sns.py, vendors/eum.py.
 SNS = "sns"
+EUM = "eum"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 # The vendor modules of this package, listed from its directory without importing any of them.
 KNOWN_PROVIDERS = frozenset(

@@ -6,7 +6,8 @@ https://www.twilio.com/docs/api/errors (error codes) and https://www.twilio.com/
 
 Request: ``POST https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Messages.json``, HTTP Basic auth
 (Account SID : Auth Token), ``application/x-www-form-urlencoded`` body with ``To``, ``Body``, ``From`` and/or
-``MessagingServiceSid``, and ``StatusCallback`` when the stack has a public callback URL. ``From`` is the
+``MessagingServiceSid``, ``ProvideFeedback=true`` (the verify confirms the message with the Message Feedback
+resource), and ``StatusCallback`` when the stack has a public callback URL. ``From`` is the
 request's alphanumeric sender ID where Twilio allows one (not towards +1 numbers), else the configured number.
 
 Replies: ``201 Created`` with the Message JSON (its ``sid`` is the message ID); errors are
@@ -17,9 +18,10 @@ provider failing.
 
 Callbacks: Twilio posts the message's status, form-encoded, to the ``StatusCallback`` URL, signed with
 ``X-Twilio-Signature`` (base64 HMAC-SHA1, under the auth token, of the full URL followed by each POST parameter).
-The challenge ID rides in that URL's query, so a callback cannot be redirected to another challenge without
-breaking its signature. ``delivered`` and ``read`` are recorded as delivered, ``undelivered`` and ``failed`` as
-failed; every other status (``queued``, ``sending``, ``sent``...) is a progress report and changes nothing.
+The challenge ID and the send number ride in that URL's query, so a callback cannot be redirected to another
+challenge or send without breaking its signature. ``delivered`` and ``read`` are recorded as delivered,
+``undelivered`` and ``failed`` as failed; every other status (``queued``, ``sending``, ``sent``...) is a progress
+report and changes nothing.
 
 Secret (``twilio``): ``{"accountSid", "authToken", "from"?, "messagingServiceSid"?}`` (``from`` or
 ``messagingServiceSid`` required).
@@ -35,7 +37,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
-from otp_core.observability import tracer
+from otp_core.observability import logger, tracer
 from otp_core.records import OutgoingSms, SentSms, is_challenge_id
 from otp_core.sms.callbacks import (
     CallbackRequest,
@@ -77,6 +79,9 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 OUTCOMES = {"delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed"}
 # Base64 of a 20-byte SHA-1 digest is 28 characters; the cap only bounds what is compared.
 _SIGNATURE = re.compile(r"[A-Za-z0-9+/]{1,64}={0,2}")
+# A send number as this service writes it into the callback URL, and a Message SID.
+_SEND = re.compile(r"(0|[1-9][0-9]{0,5})")
+_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
 # Twilio's status callbacks carry about twenty fields; a body with far more cannot be one.
 _MAX_FORM_FIELDS = 100
 
@@ -103,7 +108,9 @@ class TwilioSender(VendorSender):
         if service_sid is not None:
             form["MessagingServiceSid"] = service_sid
         if self._config.callback_base_url:
-            form["StatusCallback"] = twilio_callback_url(self._config.callback_base_url, sms.challenge_id)
+            form["StatusCallback"] = twilio_callback_url(self._config.callback_base_url, sms.challenge_id, sms.send)
+        # Lets the verify confirm the message with the Message Feedback API (conversion feedback).
+        form["ProvideFeedback"] = "true"
 
         url = f"{self.base_url}/2010-04-01/Accounts/{quote(account_sid, safe='')}/Messages.json"
         headers = {
@@ -135,11 +142,47 @@ class TwilioSender(VendorSender):
             raise ProviderError(self.name, "throttled")
         raise self.failure_for_status(reply.status)
 
+    def feedback(self, message_id: str, timeout: float = 1.0) -> bool:
+        """Confirm that ``message_id`` converted (its code was verified): ``Outcome=confirmed`` to the Message
+        Feedback resource. Best effort: False on any failure, never an exception.
 
-def twilio_callback_url(base_url: str, challenge_id: str) -> str:
-    """The StatusCallback URL for one challenge (the challenge ID in the query, which Twilio signs)."""
-    query = urlencode({"challengeId": challenge_id})
-    return f"{base_url.rstrip('/')}/v1/delivery-status/twilio?{query}"
+        Reference: https://www.twilio.com/docs/messaging/api/message-feedback-resource
+        """
+        if not _MESSAGE_SID.fullmatch(message_id):
+            return False
+        try:
+            credentials = self.credentials()
+            account_sid = self.required(credentials, "accountSid")
+            auth_token = self.required(credentials, "authToken")
+            account, message = quote(account_sid, safe=""), quote(message_id, safe="")
+            reply = post(
+                f"{self.base_url}/2010-04-01/Accounts/{account}/Messages/{message}/Feedback.json",
+                body=form_body({"Outcome": "confirmed"}),
+                headers={
+                    "Authorization": basic_auth(account_sid, auth_token),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                timeout=timeout,
+            )
+        except (ProviderError, TransportError) as exc:
+            logger.warning("conversion feedback failed", provider=self.name, reason=type(exc).__name__)
+            return False
+        if reply.status not in (200, 201):
+            logger.warning("conversion feedback refused", provider=self.name, status=reply.status)
+            return False
+        return True
+
+
+def twilio_callback_url(base_url: str, challenge_id: str, send: int | None = None) -> str:
+    """The StatusCallback URL for one send of a challenge (the challenge ID and the send number in the query,
+    which Twilio signs)."""
+    return f"{base_url.rstrip('/')}/v1/delivery-status/twilio?{_callback_query(challenge_id, send)}"
+
+
+def _callback_query(challenge_id: str, send: int | None) -> str:
+    fields = {"challengeId": challenge_id} if send is None else {"challengeId": challenge_id, "send": str(send)}
+    return urlencode(fields)
 
 
 def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -181,16 +224,21 @@ class TwilioCallback(DeliveryCallback):
     credential: ClassVar[str] = "authToken"
 
     def read(self, request: CallbackRequest, credential: str) -> DeliveryReport | None:
-        challenge_id = request.only_query_value("challengeId")
-        if challenge_id is None or not is_challenge_id(challenge_id):
+        query = request.query_values("challengeId", optional=("send",))
+        challenge_id = query.get("challengeId") if query is not None else None
+        if query is None or challenge_id is None or not is_challenge_id(challenge_id):
             # Only URLs this service generated are signed, and each carries a challenge ID it generated.
+            raise bad_signature()
+        sent = query.get("send")
+        send = int(sent) if sent is not None and _SEND.fullmatch(sent) else None
+        if sent is not None and send is None:
             raise bad_signature()
         params = _form(request.signed_body())
         if self._config.base_url:
-            url = twilio_callback_url(self._config.base_url, challenge_id)
+            url = twilio_callback_url(self._config.base_url, challenge_id, send)
         else:
             # No public base URL configured: Twilio signed the URL this request came in on.
-            url = f"{request.url()}?{urlencode({'challengeId': challenge_id})}"
+            url = f"{request.url()}?{_callback_query(challenge_id, send)}"
         if not verify_twilio(credential, url=url, params=params, signature=request.header(SIGNATURE_HEADER)):
             raise bad_signature()
 
@@ -202,7 +250,7 @@ class TwilioCallback(DeliveryCallback):
         if outcome is None or len(sids) > 1:
             # Progress reports, and anything Twilio does not send (a repeated status or SID), change nothing.
             return None
-        return DeliveryReport(challenge_id, sids[0] if sids and sids[0] else None, outcome)
+        return DeliveryReport(challenge_id, sids[0] if sids and sids[0] else None, outcome, send)
 
 
 def _form(body: bytes) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ receivers.
 
 Request: ``POST <url>`` with ``Content-Type: application/json`` and the body::
 
-    {"to": "+6421...", "body": "...", "senderId": "MyBrand" | null, "challengeId": "...",
+    {"to": "+6421...", "body": "...", "senderId": "MyBrand" | null, "challengeId": "...", "send": 0,
      "sentAt": "2026-11-21T22:10:00Z"}
 
 plus ``X-Otp-Timestamp`` (epoch seconds) and ``X-Otp-Signature``: the hex HMAC-SHA256, under the shared
@@ -17,7 +17,8 @@ Replies: any 2xx accepts the message; a JSON ``{"messageId": "..."}`` in it is r
 (for a request that had a ``senderId``) or ``{"code": "INVALID_MESSAGE"}`` it refuses this message's sender or
 text: the next provider is tried, and the refusal does not count against this one's circuit. Any other status
 is this provider failing. Delivery outcomes may be posted back to ``/v1/delivery-status/webhook`` as
-``{"challengeId", "messageId"?, "status": "delivered" | "failed"}``, signed the same way (the timestamp within
+``{"challengeId", "send"?, "messageId"?, "status": "delivered" | "failed"}`` (``send`` as the message had it:
+0 for the first send, n for the n-th resend), signed the same way (the timestamp within
 ``delivery_callback_tolerance_seconds`` of this service's clock).
 
 Secret (``webhook``): ``{"url", "secret"}``.
@@ -79,6 +80,7 @@ class WebhookSender(VendorSender):
                 "body": sms.body,
                 "senderId": sms.sender_id,
                 "challengeId": sms.challenge_id,
+                "send": sms.send,
                 "sentAt": rfc3339(now),
             }
         )
@@ -168,6 +170,7 @@ class WebhookReport(BaseModel):
     challenge_id: Annotated[str, AfterValidator(_challenge_id)] = Field(alias="challengeId")
     message_id: str | None = Field(default=None, alias="messageId", min_length=1, max_length=256)
     status: Literal["delivered", "failed"]
+    send: Annotated[int, Field(ge=0, le=1_000_000, strict=True)] | None = None
 
 
 class WebhookCallback(DeliveryCallback):
@@ -188,7 +191,7 @@ class WebhookCallback(DeliveryCallback):
         if not valid:
             raise bad_signature()
         report = parse_document(body, WebhookReport)
-        return DeliveryReport(report.challenge_id, report.message_id, report.status)
+        return DeliveryReport(report.challenge_id, report.message_id, report.status, report.send)
 
 
 SENDER = WebhookSender
