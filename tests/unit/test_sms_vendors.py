@@ -95,7 +95,7 @@ def test_the_vendor_package_is_the_registry() -> None:
         assert sender_class(name).name == name
     # And only the vendors with documented, signed HTTP status callbacks have a reader (End User Messaging's
     # receipts come through its SNS topic, otp_core.sms.sns_events)
-    assert {name for name in KNOWN_PROVIDERS if callback_class(name)} >= {"twilio", "webhook"}
+    assert {name for name in KNOWN_PROVIDERS if callback_class(name)} == {"twilio", "webhook", "vonage", "messagemedia"}
     assert callback_class("eum") is None
 
 

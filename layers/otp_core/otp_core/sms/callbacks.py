@@ -189,6 +189,9 @@ class DeliveryCallback(ABC):
     """
 
     credential: ClassVar[str]
+    # A further field of the provider's secret section that says how its callbacks are signed (Vonage's
+    # ``signatureMethod``): passed to :meth:`read` as ``signature_method`` when the reader names one.
+    signature_method_field: ClassVar[str | None] = None
 
     def __init__(self, config: CallbackConfig) -> None:
         self._config = config

@@ -80,7 +80,13 @@ class DeliveryReports:
         if credential is None:
             # A provider without credentials in this stack has no callbacks to receive.
             raise NotFoundError("no such route")
-        report = reader(self._config).read(request, credential)
+        method_field = reader.signature_method_field
+        if method_field is None:
+            report = reader(self._config).read(request, credential)
+        else:
+            # The configured method is enforced: a receipt signed another (weaker) way is refused.
+            method = self._secret.field(provider, method_field)
+            report = reader(self._config).read(request, credential, signature_method=method)  # type: ignore[call-arg]
         if report is None:
             return None
         self.record(provider, report)
