@@ -259,6 +259,38 @@ def test_the_script_and_style_use_nothing_from_elsewhere() -> None:
     assert ":focus-visible" in (static / "challenge.css").read_text(encoding="utf-8")
 
 
+def test_the_script_writes_text_only_and_keeps_the_token_out_of_queries() -> None:
+    script = (ROOT / "functions" / "hosted_page" / "static" / "challenge.js").read_text(encoding="utf-8")
+    # No markup from strings: every text goes in through textContent, and no code is made of a string
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    assert re.search(r"set(Timeout|Interval)\(\s*[\"'`]", script) is None
+    assert ".textContent = " in script
+    # The token is read from the fragment only and never goes into a URL's query
+    assert "location.search" not in script.replace("location.pathname + location.search", "")
+    assert not re.search(r"[?&]token=", script)
+    assert "location.hash" in script
+    # And a new link opened in the same tab (the fragment changes, no load) is taken like the first
+    assert re.search(r'addEventListener\("hashchange"', script)
+
+
+def test_the_script_knows_every_failure_reason_a_verify_answers() -> None:
+    from typing import get_args
+
+    from otp_core.models import ClientVerifyResult
+
+    script = (ROOT / "functions" / "hosted_page" / "static" / "challenge.js").read_text(encoding="utf-8")
+    annotation = ClientVerifyResult.model_fields["failure_reason"].annotation
+    reasons = {value for member in get_args(annotation) for value in get_args(member)}
+    # The page tells exhausted, wrong and expired apart from these two (an expired code, the last allowed wrong
+    # code and a wrong one all answer CODE_INVALID_OR_EXPIRED; attemptsRemaining and expiresAt tell which): a new
+    # reason needs a look at its failureKey
+    assert reasons == {"CODE_INVALID_OR_EXPIRED", "MAX_ATTEMPTS_EXCEEDED"}
+    assert '"MAX_ATTEMPTS_EXCEEDED"' in script
+    # And a refused send's Retry-After (the browser client's retryAfter) holds the send buttons back
+    assert "error.retryAfter" in script
+
+
 def test_the_success_token_names_the_app_s_origins_for_the_hand_off(make_world: Any) -> None:
     import jwt
 
