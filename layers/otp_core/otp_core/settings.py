@@ -305,7 +305,10 @@ class Settings(Policy):
     # an optional protect configuration, a price cap per message in USD ("0.05"), a dry run that validates
     # without sending (a smoke test), and the SNS topic the events arrive on (a receipt from any other is refused).
     eum_origination_identities: Annotated[
-        str, StringConstraints(pattern=r"^(|(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256}(;(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256})*)$")
+        str,
+        StringConstraints(
+            pattern=r"^(|(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256}(;(\*|[A-Z]{2})=[A-Za-z0-9_:/+-]{1,256})*)$"
+        ),
     ] = ""
     eum_configuration_set: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:/-]{0,256}$")] = ""
     eum_protect_configuration_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:/-]{0,256}$")] = ""
