@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from otp_core.service import ChallengeRecords, ChallengeStarter, ChallengeVerifier, CodeChecker
     from otp_core.sms.circuit_store import DynamoCircuitStore
     from otp_core.sms.delivery import DeliveryRecorder
-    from otp_core.sms.reports import DeliveryReports
+    from otp_core.sms.reports import DeliveryReports, EumReceipts
     from otp_core.sms.test_numbers import TestNumberSender
     from otp_core.token_verify import TokenVerifier
     from otp_core.tokens import TokenIssuer
@@ -267,6 +267,29 @@ def conversion_feedback() -> ConversionFeedback | None:
 
         factories["twilio"] = twilio
     return ProviderFeedback(factories) if factories else None
+
+
+# The local stack serves its own SNS signing certificate; a deployed stack trusts only SNS's hosts.
+_sns_certificates: list[Any] = [None]
+
+
+def use_local_sns_certificates(pattern: Any) -> None:
+    """Trust SNS signing certificates at URLs matching ``pattern`` (the local stack's); never in a deployed stack."""
+    _sns_certificates[0] = pattern
+    eum_receipts.cache_clear()
+
+
+@cache
+def eum_receipts() -> EumReceipts:
+    """End User Messaging's delivery events from its SNS topic (DeliveryEventsFunction)."""
+    from otp_core.sms.reports import EumReceipts
+    from otp_core.sms.sns_events import EumEventReader, SnsSignatureVerifier
+
+    config = settings()
+    verifier = SnsSignatureVerifier(
+        topic_arns=[config.eum_events_topic_arn], clock=clock(), trusted_cert_url=_sns_certificates[0]
+    )
+    return EumReceipts(verifier, EumEventReader(), delivery_reports())
 
 
 # Where sends to test numbers go: nowhere in a deployed stack; the local stack points this at its outbox.

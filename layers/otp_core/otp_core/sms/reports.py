@@ -1,20 +1,28 @@
-"""The delivery-status use case: verify a provider's callback, then record the outcome on its challenge.
+"""The delivery-status use cases: verify a provider's receipt, then record the outcome on its challenge.
 
 ``POST /v1/delivery-status/{provider}`` is public (providers cannot send the API key): each provider's own
 signature authenticates its reports (see the ``DeliveryCallback`` of its vendor module). A provider without
-callbacks, or without credentials in this stack's provider secret, has no such route.
+callbacks, or without credentials in this stack's provider secret, has no such route. End User Messaging's
+receipts arrive instead as SNS notifications from the configuration set's event destination, each verified by
+its SNS signature (:class:`EumReceipts`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from otp_core.errors import DependencyError, NotFoundError
-from otp_core.observability import count, logger, tracer
+from otp_core.observability import count, logger, metrics, tracer
 from otp_core.ports import Clock, ConversionFeedback, DeliveryLog
 from otp_core.records import ChallengeState
 from otp_core.sms.callbacks import CallbackConfig, CallbackRequest, DeliveryReport
 from otp_core.sms.delivery import DELIVERED
 from otp_core.sms.secret import ProviderSecret
 from otp_core.sms.vendors import callback_class
+
+if TYPE_CHECKING:
+    from otp_core.sms.sns_events import EumEventReader, SnsSignatureVerifier
 
 
 class DeliveryReports:
@@ -119,3 +127,65 @@ class DeliveryReports:
             recorded=recorded,
         )
         return recorded
+
+
+class EumReceipts:
+    """Receives End User Messaging's delivery events from its SNS topic (the configuration set's event
+    destination): each notification's SNS signature, topic and age are verified, its event read, and its outcome
+    recorded like any provider's receipt (once per send, counted per country, conversion feedback).
+
+    A notification that fails verification, or a verified one that is malformed, is dropped and logged: SNS
+    retrying it could not change the answer. Only a store or certificate that is unavailable raises, so Lambda's
+    retries (and then SNS's) deliver the event again.
+
+    Parameters
+    ----------
+    verifier, reader:
+        :class:`~otp_core.sms.sns_events.SnsSignatureVerifier` and
+        :class:`~otp_core.sms.sns_events.EumEventReader`.
+    reports:
+        Records each outcome (:meth:`DeliveryReports.record`).
+    """
+
+    def __init__(self, verifier: SnsSignatureVerifier, reader: EumEventReader, reports: DeliveryReports) -> None:
+        self._verifier = verifier
+        self._reader = reader
+        self._reports = reports
+
+    @tracer.capture_method(capture_response=False)
+    def receive(self, records: list[Mapping[str, object]]) -> dict[str, int]:
+        """Verify, read and record each SNS record's event; the counts of each result (for the invocation's log).
+
+        Raises
+        ------
+        DependencyError
+            The challenge store or the SNS signing certificate is unavailable (the event is delivered again;
+            what was recorded already is not recorded twice).
+        """
+        from otp_core.errors import InvalidRequestError, UnauthorizedError
+
+        counts = {"recorded": 0, "ignored": 0, "refused": 0, "malformed": 0}
+        for record in records:
+            try:
+                self._verifier.verify(record)
+                receipt = self._reader.read(str(record.get("Message")))
+            except UnauthorizedError:
+                counts["refused"] += 1
+                metrics.add_metric(name="DeliveryReceiptRefused", unit="Count", value=1)
+                continue
+            except InvalidRequestError:
+                counts["malformed"] += 1
+                continue
+            if receipt is None:
+                counts["ignored"] += 1
+                continue
+            recorded = self._reports.record("eum", receipt.report)
+            counts["recorded" if recorded else "ignored"] += 1
+        logger.info(
+            "delivery events",
+            recorded=counts["recorded"],
+            ignored=counts["ignored"],
+            refused=counts["refused"],
+            malformed=counts["malformed"],
+        )
+        return counts
