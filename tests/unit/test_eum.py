@@ -596,3 +596,25 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def test_the_runtime_s_clients_withhold_aws_error_messages_from_traces_and_errors(fake: FakeEum) -> None:
+    """AWS validation messages quote the request's values, and X-Ray's botocore patch records each exception's
+    text: the clients the runtime builds replace the message before the ClientError is made from it."""
+    from botocore.exceptions import ClientError
+
+    from otp_core.observability import REDACTED_AWS_MESSAGE, redact_aws_errors
+
+    fake.mode = "bad_number"
+    plain, redacted = make_client(fake), redact_aws_errors(make_client(fake))
+    request = {"DestinationPhoneNumber": GB, "MessageBody": BODY, "MessageType": "TRANSACTIONAL"}
+    with pytest.raises(ClientError) as quoted:
+        plain.send_text_message(**request)
+    with pytest.raises(ClientError) as withheld:
+        redacted.send_text_message(**request)
+    # The fake quotes the value as the service does; the runtime's client keeps the code and reason only
+    assert GB in str(quoted.value)
+    assert GB not in str(withheld.value)
+    assert REDACTED_AWS_MESSAGE in str(withheld.value)
+    assert withheld.value.response["Error"]["Code"] == "ValidationException"
+    assert withheld.value.response.get("Reason") == quoted.value.response.get("Reason")

@@ -6,6 +6,7 @@ Codes, tokens, secrets and full phone numbers never reach any of them: log ``mas
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -16,6 +17,30 @@ metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "SmsOtp"),
 # Only what the service calls out through: AWS SDK calls and the vendors' HTTP (urllib3 on http.client).
 # Patching everything X-Ray knows would also import libraries the functions never use.
 tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
+
+
+REDACTED_AWS_MESSAGE = "(the service's message is withheld: AWS error messages can quote request values)"
+
+
+def redact_aws_errors(client: Any) -> Any:
+    """Withhold the message of every AWS error ``client`` raises; its code (and modeled fields such as
+    ``Reason``) stay.
+
+    AWS validation messages quote request values ("Value '+6421...' at 'destinationPhoneNumber' failed to
+    satisfy constraint"), and X-Ray's botocore patch records every exception's text on the call's subsegment: a
+    phone number would reach a trace. The message is replaced when botocore has parsed the answer, before the
+    ``ClientError`` is made from it, so neither the trace, a log line nor an error chain can carry it.
+    """
+    client.meta.events.register("after-call", _redact_message)
+    return client
+
+
+def _redact_message(parsed: Any = None, **_: Any) -> None:
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and "Message" in error:
+        error["Message"] = REDACTED_AWS_MESSAGE
+    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str) and "Error" in parsed:
+        parsed["Message"] = REDACTED_AWS_MESSAGE
 
 
 def mask_phone(phone_number: str) -> str:

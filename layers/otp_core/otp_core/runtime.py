@@ -62,7 +62,9 @@ def _client(service: str, config: Config) -> Any:
     # boto3 (with s3transfer and multiprocessing, ~50 ms) is imported with the first client, not at import.
     import boto3
 
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    from otp_core.observability import redact_aws_errors
+
+    return redact_aws_errors(boto3.client(service, config=config))  # type: ignore[call-overload]
 
 
 def secret(secret_id: str) -> str:
@@ -226,10 +228,13 @@ def eum_client(timeout: float) -> Any:
     from otp_core.sms.factory import parse_endpoints
     from otp_core.sms.vendors.eum import eum_client_config
 
+    from otp_core.observability import redact_aws_errors
+
     endpoint = parse_endpoints(settings().sms_provider_endpoints).get("eum")
-    return boto3.client(  # type: ignore[call-overload]
+    client = boto3.client(  # type: ignore[call-overload]
         "pinpoint-sms-voice-v2", config=eum_client_config(timeout), endpoint_url=endpoint
     )
+    return redact_aws_errors(client)
 
 
 @cache
