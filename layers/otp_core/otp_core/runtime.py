@@ -225,10 +225,9 @@ def eum_client(timeout: float) -> Any:
     seconds (failover is the retry), at the endpoint override of the local stack and tests if there is one."""
     import boto3
 
+    from otp_core.observability import redact_aws_errors
     from otp_core.sms.factory import parse_endpoints
     from otp_core.sms.vendors.eum import eum_client_config
-
-    from otp_core.observability import redact_aws_errors
 
     endpoint = parse_endpoints(settings().sms_provider_endpoints).get("eum")
     client = boto3.client(  # type: ignore[call-overload]
