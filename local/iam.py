@@ -145,7 +145,11 @@ def function_policy(template: Template, resolver: Resolver, function_id: str) ->
     declared = declared if isinstance(declared, list) else [declared]
     statements: list[Statement] = []
     entries = []
-    for item in declared:
+    for conditional in declared:
+        # An entry under a condition (`!If [HasEum, !Ref EumSendPolicy, !Ref AWS::NoValue]`) is its chosen branch.
+        item = _chosen(resolver, conditional)
+        if item is None:
+            continue
         # A managed policy the template itself defines (Ref to an AWS::IAM::ManagedPolicy) grants its document.
         document = _template_managed_policy(template, item)
         if document is not None:
@@ -163,6 +167,16 @@ def function_policy(template: Template, resolver: Resolver, function_id: str) ->
         elif isinstance(entry, Mapping):
             unsupported.append("policy template " + ", ".join(map(str, entry)))
     return FunctionPolicy(function_id, tuple(statements), tuple(unsupported))
+
+
+def _chosen(resolver: Resolver, entry: Any) -> Any:
+    """A Policies entry with its ``Fn::If`` decided by the resolver's conditions (None for ``AWS::NoValue``)."""
+    while isinstance(entry, Mapping) and set(entry) == {"Fn::If"}:
+        condition, when_true, when_false = entry["Fn::If"]
+        entry = when_true if resolver.condition(str(condition)) else when_false
+    if isinstance(entry, Mapping) and entry == {"Ref": "AWS::NoValue"}:
+        return None
+    return entry
 
 
 def _template_managed_policy(template: Template, entry: Any) -> Mapping[str, Any] | None:
@@ -270,9 +284,44 @@ def accesses(prefix: str, operation: str, params: Mapping[str, Any], arns: Arns)
         topic = params.get("TopicArn") or params.get("TargetArn")
         # A direct SMS to a phone number is on no ARN: only Resource "*" (or a NotResource) covers it.
         found = [Access(f"sns:{operation}", str(topic) if topic else "*" if operation == "Publish" else None)]
+    elif prefix == "sms-voice":
+        found = _sms_voice(operation, params, arns)
     else:
         found = [Access(f"{prefix}:{operation}", None)]
     return list(dict.fromkeys(found))
+
+
+def _sms_voice(operation: str, params: Mapping[str, Any], arns: Arns) -> list[Access]:
+    """End User Messaging SMS: a send is authorized on each resource it names (the configuration set, the
+    origination identity, the protect configuration), or on "*" when it names none; feedback on its message."""
+    base = f"arn:aws:sms-voice:{arns.region}:{arns.account}"
+    action = f"sms-voice:{operation}"
+    if operation == "PutMessageFeedback":
+        return [Access(action, f"{base}:message/{params.get('MessageId', '')}")]
+    if operation != "SendTextMessage":
+        return [Access(action, None)]
+    found = []
+    config_set = params.get("ConfigurationSetName")
+    if config_set:
+        name = str(config_set)
+        found.append(Access(action, name if name.startswith("arn:") else f"{base}:configuration-set/{name}"))
+    identity = params.get("OriginationIdentity")
+    if identity:
+        value = str(identity)
+        if value.startswith("arn:"):
+            resource = value
+        elif value.startswith("pool-"):
+            resource = f"{base}:pool/{value}"
+        elif value.startswith(("phone-", "+")):
+            resource = f"{base}:phone-number/{value}"
+        else:
+            resource = f"{base}:sender-id/{value}/*"
+        found.append(Access(action, resource))
+    protect = params.get("ProtectConfigurationId")
+    if protect:
+        value = str(protect)
+        found.append(Access(action, value if value.startswith("arn:") else f"{base}:protect-configuration/{value}"))
+    return found or [Access(action, "*")]
 
 
 def _dynamodb(operation: str, params: Mapping[str, Any], arns: Arns) -> list[Access]:

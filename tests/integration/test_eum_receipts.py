@@ -139,3 +139,62 @@ def test_an_event_of_an_earlier_send_changes_nothing(signer: LocalSnsSigner, dyn
     late = signer.sign_notification(eum_event(challenge, 0, "TEXT_BLOCKED", "m-5"), TOPIC)
     assert deliver(lambda_event(late))["ignored"] == 1
     assert delivery_of(dynamodb, stack.table, challenge) is None
+
+
+# ---------------------------------------------------------------------------------------------- the whole chain
+
+
+@pytest.fixture
+def eum(signer: LocalSnsSigner, policy: Callable[..., None]) -> Iterator[Any]:
+    """The stack sending through End User Messaging (its local fake, spoken to by real botocore)."""
+    from pytest_socket import enable_socket, socket_allow_hosts
+
+    from local.services import LOCAL_CREDENTIALS
+    from local.vendors.eum import running_eum
+
+    enable_socket()
+    socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    # The fake checks each request's SigV4 signature under the credentials the stack's clients have.
+    credentials = {LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]: LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+    with running_eum(credentials=credentials) as fake:
+        policy(
+            eum_events_topic_arn=TOPIC,
+            sms_providers="eum",
+            sms_provider_endpoints=f"eum={fake.url}",
+            eum_configuration_set="sms-otp-local-otp",
+            eum_origination_identities="*=pool-0123abcd",
+        )
+        runtime.use_local_sns_certificates(signer.trusted_cert_url)
+        yield fake
+
+
+def test_create_sends_one_message_and_writes_once_then_the_receipt_and_the_verify_feed_back(
+    eum: Any, signer: LocalSnsSigner, dynamodb: Any, stack: Stack, phone: str
+) -> None:
+    from tests.integration.conftest import invoke_function
+
+    # When a challenge is created, End User Messaging receives exactly the documented request
+    created = invoke_function("create_challenge", body={"phoneNumber": phone, "action": "signIn"})
+    assert created.status == 201, created.body
+    challenge = created.body["challengeId"]
+    (sent,) = eum.sends
+    assert sent["DestinationPhoneNumber"] == phone
+    assert sent["OriginationIdentity"] == "pool-0123abcd"
+    assert sent["ConfigurationSetName"] == "sms-otp-local-otp"
+    assert sent["MessageType"] == "TRANSACTIONAL"
+    assert sent["Context"] == {"challengeId": challenge, "send": "0"}
+    assert 0 < sent["TimeToLive"] <= 600
+    # And nothing was recorded after the send: the challenge has no delivery record until a receipt arrives
+    assert delivery_of(dynamodb, stack.table, challenge) is None
+
+    # When the service's delivery event for that message arrives through SNS
+    (message_id,) = eum.messages
+    event = signer.sign_notification(eum_event(challenge, 0, "TEXT_DELIVERED", message_id, country="US"), TOPIC)
+    assert deliver(lambda_event(event))["recorded"] == 1
+
+    # Then the verify reports the message converted
+    code = sent["MessageBody"].split()[0]
+    verified = invoke_function("verify_challenge", body={"code": code}, challenge_id=challenge)
+    assert verified.status == 200 and verified.body["isVerified"] is True
+    assert eum.feedback == {message_id: "RECEIVED"}
+    assert eum.problems == []
