@@ -16,6 +16,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from local.services import LOCAL_CREDENTIALS
+from local.vendors.eum import running_eum
 from local.vendors.servers import RecordedRequest, endpoints, running
 
 
@@ -59,10 +61,18 @@ def describe(name: str, request: RecordedRequest) -> str:
     return f"[{name}] SMS to {to}: {text}"
 
 
+def describe_eum(params: Mapping[str, Any]) -> str:
+    """One console line for a message End User Messaging's fake accepted (``DryRun`` ones are said so)."""
+    dry = " (dry run: validated, not sent)" if params.get("DryRun") else ""
+    return f"[eum] SMS to {params.get('DestinationPhoneNumber')}: {params.get('MessageBody')}{dry}"
+
+
 def main() -> None:
-    with running() as fakes:
-        print(f"SMS_PROVIDER_ENDPOINTS={endpoints(fakes)}", flush=True)
-        seen = dict.fromkeys(fakes, 0)
+    # End User Messaging's fake checks each request's signature under the local stack's AWS credentials.
+    credentials = {LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]: LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+    with running() as fakes, running_eum(credentials=credentials) as eum:
+        print(f"SMS_PROVIDER_ENDPOINTS={endpoints(fakes)},eum={eum.url}", flush=True)
+        seen, eum_seen = dict.fromkeys(fakes, 0), 0
         try:
             while True:
                 time.sleep(0.2)
@@ -70,6 +80,10 @@ def main() -> None:
                     for request in fake.requests[seen[name] :]:
                         print(describe(name, request), flush=True)
                     seen[name] = len(fake.requests)
+                sends = eum.sends
+                for params in sends[eum_seen:]:
+                    print(describe_eum(params), flush=True)
+                eum_seen = len(sends)
         except KeyboardInterrupt:
             pass
 

@@ -47,3 +47,11 @@ def test_a_request_without_an_sms_prints_its_route() -> None:
     request = RecordedRequest("POST", "/sms/json?x=1", {}, b"not a form with to and text")
 
     assert describe("vonage", request) == "[vonage] POST /sms/json (no SMS in it)"
+
+
+def test_an_end_user_messaging_send_prints_its_sms_and_a_dry_run_says_so() -> None:
+    from local.vendors.__main__ import describe_eum
+
+    sent = {"DestinationPhoneNumber": "+14155552675", "MessageBody": TEXT, "MessageType": "TRANSACTIONAL"}
+    assert describe_eum(sent) == f"[eum] SMS to +14155552675: {TEXT}"
+    assert describe_eum({**sent, "DryRun": True}).endswith("(dry run: validated, not sent)")
