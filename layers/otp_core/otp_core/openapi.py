@@ -572,12 +572,17 @@ _DELIVERY_REPORT: Final = {
     "application/x-www-form-urlencoded": {
         "schema": {
             "type": "object",
-            "description": "Twilio's status callback, signed with X-Twilio-Signature.",
+            "description": "Twilio's status callback (signed with X-Twilio-Signature) or Vonage's delivery receipt "
+            "(signed with its sig parameter).",
             "additionalProperties": {"type": "string"},
         }
     },
     "application/json": {
-        "schema": {"type": "object", "description": "The webhook provider's signed report."},
+        "schema": {
+            "type": "object",
+            "description": "The webhook provider's signed report, MessageMedia's delivery report (signed with "
+            "X-MessageMedia-Signature) or Vonage's JSON delivery receipt.",
+        },
     },
 }
 # Request bodies that are no model: the route's ``request`` names them here.
@@ -593,7 +598,7 @@ _PATH_PARAMETERS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         {"type": "string", "minLength": 1, "maxLength": 128},
     ),
     "authenticatorId": ("The authenticator's ID.", _ANY_ID),
-    "provider": ("The SMS provider that sends the report (`twilio`, `webhook`).", _ANY_ID),
+    "provider": ("The SMS provider that sends the report (`twilio`, `vonage`, `messagemedia`, `webhook`).", _ANY_ID),
     "bucket": (
         "The blocked bucket, percent-encoded.",
         {"type": "string", "pattern": "^(country:[A-Z]{2}|prefix:[0-9]{4,14})$"},
