@@ -209,6 +209,29 @@ def test_plain_http_is_refused_outside_loopback(name: str) -> None:
 # ---------------------------------------------------------------------------------------------- Twilio
 
 
+def test_twilio_conversion_feedback_confirms_the_message(fakes: dict[str, FakeVendor]) -> None:
+    from otp_core.sms.vendors.twilio import TwilioSender
+
+    sender = adapter("twilio", fakes["twilio"])
+    assert isinstance(sender, TwilioSender)
+    sid = "SM" + "1f0e8ae6ade43cb3c0ce4525424e404f"
+
+    # When a verified message is confirmed: one form POST to its Feedback resource, Outcome=confirmed
+    assert sender.feedback(sid) is True
+    request = fakes["twilio"].last
+    assert request.route == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages/{sid}/Feedback.json"
+    assert request.form() == {"Outcome": ["confirmed"]}
+    assert request.headers["authorization"] == basic("AC" + "0" * 32, "twilio-token")
+
+    # And a refusal, an outage or an ID that is no Message SID is False, never an exception (no request for the last)
+    for mode in ("fail", "auth", "drop"):
+        fakes["twilio"].mode = mode
+        assert sender.feedback(sid) is False
+    fakes["twilio"].reset()
+    assert sender.feedback("../../Calls/CA1") is False
+    assert fakes["twilio"].requests == []
+
+
 def test_twilio_request_is_the_documented_create_message(fakes: dict[str, FakeVendor]) -> None:
     # When sending to NZ with an alphanumeric sender ID and a callback base URL
     sent = adapter("twilio", fakes["twilio"], callback_base_url="https://api.example.com/api/").send(
