@@ -92,7 +92,7 @@ class FakeDeliveryLog(DeliveryLog):
             and (send is None or previous.send == send)
         ):
             return None
-        was_failed = previous is not None and previous.status == "failed"
+        was_failed = previous is not None and previous.status == "failed" and previous.send is not None
         self.undelivered[challenge_id] += (
             1 if status == "failed" and not was_failed else -1 if was_failed and status == "delivered" else 0
         )

@@ -115,8 +115,26 @@ def test_the_http_spelling_of_the_certificate_url_is_accepted(signer, clock, loa
 
 
 def test_china_regions_certificate_host_is_accepted(signer, clock, loader):
+    topic = "arn:aws-cn:sns:cn-north-1:111122223333:otp-sms-events"
     url = "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem"
-    verifier(clock, loader).verify(signed(signer, clock, cert_url=url))
+    found = SnsSignatureVerifier(topic_arns=[topic], clock=clock, load_certificate=loader)
+    found.verify(signed(signer, clock, cert_url=url, topic_arn=topic))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Another region's SNS host: SNS signs with its own region's certificate
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
+        # Hosts the SNS host pattern alone lets through: a legacy S3 website endpoint of a bucket named "sns"
+        "https://sns.s3-us-west-2.amazonaws.com/SimpleNotificationService-abc.pem",
+        "https://sns.s3-eu-west-2.amazonaws.com/SimpleNotificationService-abc.pem",
+    ],
+)
+def test_a_certificate_off_the_topic_s_regional_sns_host_is_refused(signer, clock, loader, url):
+    with pytest.raises(UnauthorizedError):
+        verifier(clock, loader).verify(signed(signer, clock, cert_url=url))
+    assert loader.urls == []
 
 
 @pytest.mark.parametrize(
@@ -667,11 +685,19 @@ def test_the_country_is_two_letters_or_none(country, expected):
     assert receipt.event_type == "TEXT_DELIVERED"
 
 
+def test_a_non_final_event_is_progress_whatever_it_reports():
+    # A carrier's temporary error (or an early success) that the service may still change records nothing: only
+    # the send's final event is its outcome
+    for event_type in ("TEXT_CARRIER_UNREACHABLE", "TEXT_UNKNOWN", "TEXT_SUCCESSFUL", "TEXT_DELIVERED"):
+        document = eum_event(CHALLENGE_ID, 0, event_type, MESSAGE_ID, is_final=False)
+        assert EumEventReader().read(document) is None, event_type
+
+
 def test_is_final_is_reported_when_it_is_a_boolean():
-    document = json.loads(eum_event(CHALLENGE_ID, 0, "TEXT_UNKNOWN", MESSAGE_ID, is_final=False))
+    document = json.loads(eum_event(CHALLENGE_ID, 0, "TEXT_UNKNOWN", MESSAGE_ID, is_final=True))
     receipt = EumEventReader().read(json.dumps(document))
     assert receipt is not None
-    assert receipt.final is False
+    assert receipt.final is True
     document["isFinal"] = "true"
     receipt = EumEventReader().read(json.dumps(document))
     assert receipt is not None

@@ -18,10 +18,11 @@ Trips at the defaults (stack parameters, ``Policy`` fields ``fraud_*``):
 - conversion, any bucket: at least 20 challenges in the last 24 hours older than the code lifetime, of which
   fewer than 35 % were verified.
 
-Both conversion rules count only challenges no signed delivery receipt reported undelivered (``u`` slots,
-counted in the creation slot by the receipt's write): an SMS the carrier could not deliver can never be
-verified, so an outage does not look like pumping, while a pumper's messages are delivered to the numbers it
-controls and count in full.
+Both conversion rules leave out challenges a signed delivery receipt reported undelivered (``u`` slots,
+counted in the creation slot by the receipt's write), up to a quarter of the bucket's sends
+(:data:`MAX_UNDELIVERED_SHARE`): an SMS the carrier could not deliver can never be verified, so a partial
+outage does not look like pumping, while a terminating carrier that bills for pumped messages and reports them
+failed cannot take more than that share of its traffic out of the judgement.
 
 A tripped bucket is blocked for 12 hours, twice as long as the time before when it trips again within 7 days
 (:func:`block_seconds`); safe-listed numbers and prefixes are never blocked by a trip; manual blocks hold in
@@ -42,6 +43,8 @@ DAY = 86_400
 # 1.3 KB, 4 write units each, of a partition's 1,000), so two take about 500 new challenges a second to one
 # country, ten times the stage's default throttle; every send reads all of them, so more cost reads.
 COUNTRY_SHARDS = 2
+# The most of a bucket's sends (percent) that undelivered receipts may take out of the conversion rules.
+MAX_UNDELIVERED_SHARE = 25
 REPEAT_WINDOW = 7 * DAY
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -198,8 +201,15 @@ class Counts:
 
     @property
     def delivered(self) -> int:
-        """The challenges that may have reached their number: those no receipt reported undelivered."""
-        return max(self.sends - self.undelivered, 0)
+        """The challenges the conversion rules judge: those no receipt reported undelivered, with at most
+        :data:`MAX_UNDELIVERED_SHARE` percent of the sends left out.
+
+        Failure reports come from the carriers on the route, and in SMS pumping the terminating carrier may be
+        the fraudster: one that bills for a message and reports it failed must not take its traffic out of the
+        judgement. A genuine outage beyond the share shows as poor conversion, as it did without receipts.
+        """
+        excused = min(max(self.undelivered, 0), self.sends * MAX_UNDELIVERED_SHARE // 100)
+        return self.sends - excused
 
 
 def last_hour(activity: Activity, now: int, *, older_than: int = 0) -> Counts:

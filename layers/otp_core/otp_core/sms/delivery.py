@@ -100,7 +100,9 @@ class DeliveryRecorder(DeliveryLog):
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        was_failed = previous is not None and previous.status == FAILED
+        # Only a failure this code counted (it writes a send number) is taken back: a record from before receipts
+        # named their send never added to the buckets.
+        was_failed = previous is not None and previous.status == FAILED and previous.send is not None
         change = 1 if status == FAILED and not was_failed else -1 if status == DELIVERED and was_failed else 0
         operations = [{"Update": update}, *self._undelivered(challenge, change, at)]
         try:

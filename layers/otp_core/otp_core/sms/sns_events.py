@@ -181,7 +181,7 @@ class SnsSignatureVerifier:
             or algorithm is None
             or signature is None
             or cert_url is None
-            or not self._cert_url_allowed(cert_url)
+            or not self._cert_url_allowed(cert_url, str(fields["TopicArn"]))
             or not self._recent(fields["Timestamp"])
         ):
             raise bad_signature()
@@ -195,7 +195,7 @@ class SnsSignatureVerifier:
         except InvalidSignature as exc:
             raise bad_signature() from exc
 
-    def _cert_url_allowed(self, url: str) -> bool:
+    def _cert_url_allowed(self, url: str, topic_arn: str) -> bool:
         if len(url) > _MAX_URL_LENGTH or not _URL_CHARS.fullmatch(url):
             return False
         try:
@@ -213,6 +213,9 @@ class SnsSignatureVerifier:
             and parts.username is None
             and parts.password is None
             and SNS_CERT_HOST.fullmatch(parts.hostname or "") is not None
+            # SNS signs with a certificate of the topic's own region: sns.<region>.amazonaws.com[.cn] (the
+            # pattern alone would also take a legacy S3 endpoint such as sns.s3-us-west-2.amazonaws.com).
+            and (parts.hostname or "") in _regional_hosts(topic_arn)
             # The network location must be the bare host (hostname is lower-cased).
             and parts.netloc.lower() == parts.hostname
         )
@@ -254,6 +257,15 @@ class SnsSignatureVerifier:
 def _string(value: object) -> str | None:
     """``value`` when it is a string of a readable length, else None."""
     return value if isinstance(value, str) and len(value) <= _MAX_FIELD_LENGTH else None
+
+
+def _regional_hosts(topic_arn: str) -> frozenset[str]:
+    """SNS's certificate hosts for a topic ARN's region (``arn:aws:sns:<region>:<account>:<name>``)."""
+    parts = topic_arn.split(":")
+    region = parts[3].lower() if len(parts) == 6 and parts[0] == "arn" and parts[2] == "sns" else ""
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
+        return frozenset()
+    return frozenset({f"sns.{region}.amazonaws.com", f"sns.{region}.amazonaws.com.cn"})
 
 
 def _cert_url(record_sns: Mapping[str, object]) -> str | None:
@@ -375,10 +387,12 @@ class EumEventReader:
             raise InvalidRequestError(MALFORMED_EVENT)
 
         status = OUTCOMES.get(event_type)
-        if status is None:
+        final = event.get("isFinal")
+        if status is None or final is False:
+            # A status the service may still change (a carrier's temporary error, an unknown that may clear, an
+            # early success) is progress: only the final event of a send is its outcome.
             return None
         country = event.get("isoCountryCode")
-        final = event.get("isFinal")
         return EumReceipt(
             report=DeliveryReport(challenge_id, message_id, status, int(send) if send is not None else None),
             event_type=event_type,
