@@ -693,3 +693,20 @@ def test_a_signed_twilio_callback_with_a_repeated_status_changes_nothing(
     status, _ = invoke("delivery_status_twilio", signed_twice)
     assert status == 204
     assert delivery_of(dynamodb, stack.table, challenge_id) is None
+
+
+def test_a_failure_recorded_before_receipts_named_their_send_takes_no_count_back(dynamodb: Any, stack: Stack) -> None:
+    # Given a challenge whose record an older version wrote (failed, no send number, nothing counted), resent since
+    table = stack.table
+    challenge = put_challenge(dynamodb, table, resends=1)
+    dynamodb.update_item(
+        TableName=table,
+        Key={"pk": {"S": f"CHL#{challenge}"}, "sk": {"S": "CHL"}},
+        UpdateExpression="SET delivery = :old",
+        ExpressionAttributeValues={
+            ":old": {"M": {"provider": {"S": "twilio"}, "status": {"S": "failed"}, "updatedAt": {"N": "1"}}}
+        },
+    )
+    # When the new send is delivered, it is recorded and no bucket goes below zero
+    assert DeliveryRecorder(dynamodb, table).record_outcome(challenge, "twilio", "SM2", "delivered", 1, 2) is not None
+    assert undelivered(dynamodb, table, challenge) == 0
