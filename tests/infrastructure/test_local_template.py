@@ -342,3 +342,75 @@ def test_the_banner_names_the_admin_key_or_why_there_is_none(serves: bool, shown
     line = _admin_line(stack)
     assert line.startswith("Admin key:")
     assert shown in line
+
+
+# ------------------------------------------------------------------------------ End User Messaging
+
+PROVIDER_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:sms-providers-StUvWx"
+
+
+def _routed_resolver(template: Template, environ: dict[str, str]) -> Resolver:
+    refs = {"Table": "local-table", "SmsProviderSecret": PROVIDER_SECRET_ARN, **SECRETS}
+    return Resolver(template, refs=refs, attributes={("Table", "Arn"): TABLE_ARN}, environ=environ)
+
+
+def _sms_voice(resource: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:sms-voice:{REGION}:{account}:{resource}"
+
+
+def test_the_delivery_events_function_may_record_a_receipt_and_feed_back_and_no_more(template: Template) -> None:
+    # Given the delivery events function's policy in a stack that routes to End User Messaging
+    resolver = _routed_resolver(template, {"SmsProviders": "eum"})
+    assert resolver.is_active("DeliveryEventsFunction")
+    assert (resolver.region, resolver.account_id) == (REGION, ACCOUNT)
+    policy = function_policy(template, resolver, "DeliveryEventsFunction")
+    assert not policy.unsupported
+    arns = Arns(REGION, ACCOUNT)
+
+    # Then it may make a receipt's calls (otp_core.sms.delivery): read the challenge, then write its delivery
+    # record and the fraud buckets' undelivered counts in one transaction, and feed back to the service
+    calls: list[Call] = [
+        _table("GetItem"),
+        _transaction("Update", "Update", "Update"),
+        ("sms-voice", "PutMessageFeedback", {"MessageId": "msg-0123", "MessageFeedbackStatus": "RECEIVED"}),
+    ]
+    made: set[str] = set()
+    for call in calls:
+        for access in accesses(*call, arns):
+            assert policy.allows(access), access
+            made.add(access.action)
+    assert policy.allows(Access("sms-voice:PutMessageFeedback", _sms_voice("message/msg-0123")))
+    assert not policy.allows(Access("sms-voice:PutMessageFeedback", _sms_voice("message/msg-0123", "210987654321")))
+
+    # And no other table operation, no send, no secret
+    for operation in TABLE_OPERATIONS:
+        if f"dynamodb:{operation}" not in made:
+            assert not policy.allows(Access(f"dynamodb:{operation}", TABLE_ARN)), operation
+    assert not policy.allows(Access("sms-voice:SendTextMessage", _sms_voice("pool/pool-0123")))
+    assert not policy.allows(Access("sns:Publish", "*"))
+    for arn in (*SECRETS.values(), PROVIDER_SECRET_ARN):
+        assert not policy.allows(Access("secretsmanager:GetSecretValue", arn)), arn
+
+
+@pytest.mark.parametrize(
+    ("function_id", "environ", "action", "resource"),
+    [
+        ("CreateChallengeFunction", {"SmsProviders": "eum"}, "sms-voice:SendTextMessage", _sms_voice("pool/pool-0")),
+        ("VerifyChallengeFunction", {"SmsProviders": "eum"}, "sms-voice:PutMessageFeedback", _sms_voice("message/m")),
+        ("ClientVerifyFunction", {"SmsProviders": "sns,twilio"}, "secretsmanager:GetSecretValue", PROVIDER_SECRET_ARN),
+    ],
+    ids=["eum-send", "eum-feedback", "twilio-feedback-secret"],
+)
+def test_a_conditional_policy_grants_locally_exactly_when_its_condition_holds(
+    template: Template, function_id: str, environ: dict[str, str], action: str, resource: str
+) -> None:
+    # Given a function's policy in a stack that routes to the provider, and in one that does not
+    routed = function_policy(template, _routed_resolver(template, environ), function_id)
+    not_routed = function_policy(template, _routed_resolver(template, {}), function_id)
+
+    # Then the conditional policy (an `!If [Cond, !Ref Policy, !Ref AWS::NoValue]` entry) grants the call in the
+    # first only, and is read in both
+    assert not routed.unsupported
+    assert not not_routed.unsupported
+    assert routed.allows(Access(action, resource))
+    assert not not_routed.allows(Access(action, resource))

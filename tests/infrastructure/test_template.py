@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import re
@@ -9,12 +10,19 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from cfnlint.data import AdditionalSpecs
 from cfnlint.decode import decode_str
+from cfnlint.helpers import load_resource
 
+from local.template import Resolver, Template, upper_snake
 from otp_core.app_admin import KEY_CACHE_SECONDS
 from otp_core.apps import APP_ONLY_SETTINGS
 from otp_core.settings import Settings
+from otp_core.sms.factory import stack_providers
+from otp_core.sms.sns_events import OUTCOMES, PROGRESS_EVENTS
+from otp_core.sms.vendors import KNOWN_PROVIDERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -126,6 +134,12 @@ SENDERS = {
     "ClientChallengeFunction",
     "VerificationSendFunction",
 }
+# The functions that verify a code: each reports the verified code's message as received to the provider that
+# sent it (End User Messaging's message feedback, Twilio's), when the stack routes to that provider.
+VERIFIERS = {"VerifyChallengeFunction", "ClientVerifyFunction", "VerificationValidateFunction"}
+# Functions that are not a route but a second entry point of a route function's code: the function -> the one
+# whose CodeUri it shares. End User Messaging's delivery events arrive from an SNS topic, not the route.
+SECOND_ENTRY_POINTS = {"DeliveryEventsFunction": "DeliveryStatusFunction"}
 # Settings of the fraud and spend guards, and the stack parameter each one comes from.
 FRAUD_AND_SPEND_SETTINGS = {
     "fraud_guard_mode": "FraudGuardMode",
@@ -207,17 +221,70 @@ def _managed_policies() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
-    """A function's inline statements and those of the template's managed policies it attaches."""
-    statements: list[dict[str, Any]] = []
+def _policy_entries(function: dict[str, Any]) -> list[tuple[Any, str | None]]:
+    """Each entry of a function's Policies with the condition it is attached under (None: always).
+
+    An entry ``Fn::If [Cond, X, AWS::NoValue]`` is X under Cond: the policy is attached only in a stack where
+    Cond holds (End User Messaging's, Twilio's). No other use of Fn::If is expected there.
+    """
+    entries: list[tuple[Any, str | None]] = []
     for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            assert set(policy) == {"Fn::If"}, policy
+            condition, when_true, when_false = policy["Fn::If"]
+            assert isinstance(condition, str), policy
+            assert when_false == {"Ref": "AWS::NoValue"}, f"{policy!r}: a conditional policy or none, not two"
+            assert not (isinstance(when_true, dict) and "Fn::If" in when_true), f"{policy!r}: nested Fn::If"
+            entries.append((when_true, condition))
+        else:
+            entries.append((policy, None))
+    return entries
+
+
+def _attached_policies(function: dict[str, Any]) -> dict[str, str | None]:
+    """The template's managed policies a function attaches, each with the condition it is attached under."""
+    return {
+        policy["Ref"]: condition
+        for policy, condition in _policy_entries(function)
+        if isinstance(policy, dict) and set(policy) == {"Ref"}
+    }
+
+
+def _conditional_statements(function: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
+    """A function's inline statements and those of the template's managed policies it attaches, each with the
+    condition of the Fn::If its policy entry sits in (None: unconditional)."""
+    statements: list[tuple[dict[str, Any], str | None]] = []
+    for policy, condition in _policy_entries(function):
         if isinstance(policy, dict) and "Statement" in policy:
-            statements.extend(_as_list(policy["Statement"]))
+            found = _as_list(policy["Statement"])
         elif isinstance(policy, dict) and set(policy) == {"Ref"}:
-            statements.extend(_managed_policies()[policy["Ref"]])
+            found = _managed_policies()[policy["Ref"]]
         else:
             raise AssertionError(f"unexpected policy entry {policy!r}: inline statements or a Ref to ours only")
+        statements.extend((statement, condition) for statement in found)
     return statements
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    """A function's inline statements and those of the template's managed policies it attaches, conditional
+    ones included: every statement the function holds in some stack."""
+    return [statement for statement, _ in _conditional_statements(function)]
+
+
+def _grant_conditions(
+    functions: dict[str, Any], action: str, logical_id: str | None = None
+) -> dict[str, set[str | None]]:
+    """The functions holding ``action`` (on a Resource referring to ``logical_id``, if given), each with the
+    conditions of the policy entries that grant it (None: an unconditional entry)."""
+    found: dict[str, set[str | None]] = {}
+    for name, function in functions.items():
+        for statement, condition in _conditional_statements(function):
+            if action not in _actions(statement):
+                continue
+            if logical_id is not None and not _refers_to(statement.get("Resource"), logical_id):
+                continue
+            found.setdefault(name, set()).add(condition)
+    return found
 
 
 def _all_statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -235,8 +302,7 @@ def _all_statements(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]
             attached = [
                 other
                 for other in resources.values()
-                if other["Type"] == "AWS::Serverless::Function"
-                and {"Ref": name} in other["Properties"].get("Policies", [])
+                if other["Type"] == "AWS::Serverless::Function" and name in _attached_policies(other)
             ]
             assert attached, f"managed policy {name} is attached to no function"
             assert "Roles" not in res["Properties"] and "Users" not in res["Properties"], name
@@ -263,21 +329,51 @@ def _refers_to(value: Any, logical_id: str) -> bool:
     return False
 
 
+@functools.cache
+def _local_template() -> Template:
+    """template.yaml as the local stack reads it."""
+    return Template.load(TEMPLATE_PATH)
+
+
+def _resolver(environ: dict[str, str]) -> Resolver:
+    """The local stack's resolver of the template for a stack with these parameter values (by name)."""
+    return Resolver(_local_template(), environ=environ)
+
+
 # ---------------------------------------------------------------- functions and layer
 
 
+def _top_level_functions(path: Path) -> set[str]:
+    """The names of the functions a module defines at its top level (read, not imported)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
 def test_every_function_has_its_own_code_uri_and_no_layers(functions: dict[str, Any]) -> None:
-    # Given the template's functions
-    code_uris = [function["Properties"].get("CodeUri") for function in functions.values()]
+    # Given the template's functions, less those that are a second entry point of another one's code
+    own = {name: function for name, function in functions.items() if name not in SECOND_ENTRY_POINTS}
+    code_uris = [function["Properties"].get("CodeUri") for function in own.values()]
 
     # Then each ships only its own folder, and none lists a layer of its own
     # The routes' functions (the hosted page's one serves the page and its assets) and the authorizer
-    assert len(functions) == len(set(ROUTES.values())) + 1
+    assert len(own) == len(set(ROUTES.values())) + 1
+    assert set(SECOND_ENTRY_POINTS) <= set(functions)
     assert all(isinstance(uri, str) and uri.startswith("functions/") for uri in code_uris), code_uris
     assert len(set(code_uris)) == len(code_uris)
     for name, function in functions.items():
         assert "Layers" not in function["Properties"], f"{name} lists a layer; declare it only in Globals"
         assert (REPO_ROOT / function["Properties"]["CodeUri"]).is_dir(), f"{name}: missing CodeUri folder"
+
+    # And a second entry point ships exactly its sibling's folder through another handler the module defines
+    for name, sibling in SECOND_ENTRY_POINTS.items():
+        props, sibling_props = functions[name]["Properties"], functions[sibling]["Properties"]
+        assert props["CodeUri"] == sibling_props["CodeUri"], name
+        module, handler = props["Handler"].split(".")
+        sibling_module, sibling_handler = sibling_props["Handler"].split(".")
+        assert (module, sibling_module) == ("app", "app"), name
+        assert handler != sibling_handler, name
+        defined = _top_level_functions(REPO_ROOT / props["CodeUri"] / f"{module}.py")
+        assert {handler, sibling_handler} <= defined, (name, defined)
 
 
 def test_globals_declare_the_layer_once(template: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -483,6 +579,8 @@ def test_every_function_logs_to_its_own_log_group_with_retention(
         # Then it is an explicit log group with the retention parameter
         assert log_group["Type"] == "AWS::Logs::LogGroup", name
         assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        # And it exists exactly when the function does
+        assert log_group.get("Condition") == function.get("Condition"), name
         log_groups_used.append(log_group_ref["Ref"])
     assert len(set(log_groups_used)) == len(functions)
 
@@ -521,6 +619,26 @@ def test_no_statement_grants_wildcard_actions(resources: dict[str, Any]) -> None
         assert "dynamodb:*" not in actions, name
         assert not any(action.endswith(":*") for action in actions), (name, actions)
         assert "NotAction" not in statement, name
+
+
+def test_a_conditional_managed_policy_is_attached_only_where_it_exists(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # Given the template's managed policies that exist only under a condition
+    conditional = {
+        name: res["Condition"]
+        for name, res in resources.items()
+        if res["Type"] == "AWS::IAM::ManagedPolicy" and "Condition" in res
+    }
+    assert {"EumSendPolicy", "EumFeedbackPolicy"} <= set(conditional)
+
+    # Then a function attaches one only under its condition: in an Fn::If on it, or being under it itself
+    for name, function in functions.items():
+        for policy, condition in _attached_policies(function).items():
+            if policy in conditional:
+                assert conditional[policy] in (condition, function.get("Condition")), (name, policy)
+            # And an Fn::If entry is on a condition of the template
+            assert condition is None or condition in _local_template().conditions, (name, condition)
 
 
 def test_table_access_is_scoped_to_the_table(functions: dict[str, Any]) -> None:
@@ -562,6 +680,14 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         "ClientChallengeFunction",
         "ClientVerifyFunction",
     }
+    # And the providers' secret goes to the senders and the delivery-status route (the callbacks' signing
+    # secrets) and, only in a stack that routes to Twilio, to the verifiers (Twilio's conversion feedback)
+    assert _grant_conditions(functions, "secretsmanager:GetSecretValue", "SmsProviderSecret") == {
+        **{name: {None} for name in SENDERS | {"DeliveryStatusFunction"}},
+        **{name: {"HasTwilio"} for name in VERIFIERS},
+    }
+    # And no function may use the delivery events' key (End User Messaging encrypts, SNS decrypts)
+    assert not any(_refers_to(_statements(function), "EumEventsKey") for function in functions.values())
     # And the functions that call no AWS service hold no statement at all
     for name in ("HealthFunction", "OpenApiFunction"):
         assert "Policies" not in functions[name]["Properties"], name
@@ -805,6 +931,11 @@ def test_event_matches_a_template_route(
         assert ("/v1/admin/" in event["methodArn"]) is admin
         return
 
+    if "Records" in event:
+        # Then an SNS event is one for the function subscribed to the delivery events topic
+        _assert_is_a_delivery_events_notification(event, path, functions)
+        return
+
     # Then it is a REST (v1) proxy event for a route of the template
     key = (event["httpMethod"], event["resource"])
     assert key in api_events, key
@@ -838,6 +969,33 @@ def test_event_matches_a_template_route(
     if event["body"] is not None and event["headers"].get("Content-Type", "application/json") == "application/json":
         json.loads(event["body"])
         assert event["headers"]["Content-Type"] == "application/json"
+
+
+def _assert_is_a_delivery_events_notification(event: dict[str, Any], path: Path, functions: dict[str, Any]) -> None:
+    """An SNS event (Lambda's shape) of End User Messaging's delivery events topic, for its subscriber's folder."""
+    subscribers = [
+        name
+        for name, function in functions.items()
+        for other in function["Properties"].get("Events", {}).values()
+        if other["Type"] == "SNS" and other["Properties"]["Topic"] == {"Ref": "EumEventsTopic"}
+    ]
+    assert [Path(functions[name]["Properties"]["CodeUri"]).name for name in subscribers] == [_folder_of(path)]
+    topic = _local_template().resources["EumEventsTopic"]["Properties"]
+    matched = _local_template().resources["EumConfigurationSet"]["Properties"]["EventDestinations"][0]
+    assert event["Records"]
+    for record in event["Records"]:
+        assert record["EventSource"] == "aws:sns"
+        assert record["EventSubscriptionArn"].startswith(record["Sns"]["TopicArn"] + ":")
+        notification = record["Sns"]
+        assert notification["Type"] == "Notification"
+        assert notification["TopicArn"].startswith("arn:aws:sns:")
+        # signed as the topic signs (SignatureVersion 2: SHA256withRSA), by a certificate of SNS's own host
+        assert notification["SignatureVersion"] == str(topic["SignatureVersion"])
+        assert re.match(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com/", notification["SigningCertUrl"])
+        # and its message is an event of a type the configuration set sends, naming a message
+        message = json.loads(notification["Message"])
+        assert message["eventType"] in matched["MatchingEventTypes"]
+        assert message["messageId"]
 
 
 # ---------------------------------------------------------------- alarms and dashboard
@@ -1032,14 +1190,16 @@ def test_table_throttles_alarm_reads_the_tables_throttle_events(resources: dict[
 
 def _dashboard(environ: dict[str, str]) -> dict[str, Any]:
     """The dashboard body as CloudFormation renders it for a stack with these parameter values."""
-    from local.template import Resolver, Template
-
-    local_template = Template.load(TEMPLATE_PATH)
-    body = Resolver(local_template, environ=environ).resolve(
-        local_template.resources["Dashboard"]["Properties"]["DashboardBody"]
-    )
+    resolver = _resolver(environ)
+    body = resolver.resolve(resolver.template.resources["Dashboard"]["Properties"]["DashboardBody"])
     parsed: dict[str, Any] = json.loads(body)
     return parsed
+
+
+def _listed_alarms(dashboard: dict[str, Any]) -> list[str]:
+    (alarm_widget,) = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    listed: list[str] = alarm_widget["properties"]["alarms"]
+    return listed
 
 
 @pytest.mark.parametrize(
@@ -1049,21 +1209,34 @@ def _dashboard(environ: dict[str, str]) -> dict[str, Any]:
         {"AdminApi": "disabled"},
         {"IdpIssuer": "https://idp.example.com"},
         {"AdminApi": "disabled", "IdpIssuer": "x"},
+        {"SmsProviders": "eum"},
+        {"SmsCountryRoutes": "NZ:eum", "AdminApi": "disabled", "IdpIssuer": "x"},
     ],
-    ids=["defaults", "no-admin-api", "with-idp", "no-admin-api-with-idp"],
+    ids=["defaults", "no-admin-api", "with-idp", "no-admin-api-with-idp", "with-eum", "eum-by-country-no-admin-idp"],
 )
-def test_the_dashboard_is_valid_json_for_every_combination_of_conditions(environ: dict[str, str]) -> None:
+def test_the_dashboard_is_valid_json_for_every_combination_of_conditions(
+    resources: dict[str, Any], environ: dict[str, str]
+) -> None:
     # When the dashboard is rendered for a stack
     dashboard = _dashboard(environ)
 
     # Then each widget refers to functions and alarms the stack has
     text = json.dumps(dashboard)
     admin = environ.get("AdminApi", "enabled") == "enabled"
+    eum = "eum" in environ.get("SmsProviders", "") + environ.get("SmsCountryRoutes", "")
     assert ("AdminListBlocksFunction" in text) is admin
     assert ("AdminFunctionErrorsAlarm" in text) is admin
     assert ("AdminListAppsFunction" in text) is admin
     assert ("AdminAppFunctionErrorsAlarm" in text) is admin
     assert ("VerificationSendFunction" in text) is ("IdpIssuer" in environ)
+    assert ("DeliveryEventsFunction" in text) is eum
+    assert ("DeliveryEventsFunctionErrorsAlarm" in text) is eum
+    assert ("DeliveryEventsFunctionThrottlesAlarm" in text) is eum
+    # And the alarm widget lists each alarm the stack has, once, and no other
+    resolver = _resolver(environ)
+    listed = _listed_alarms(dashboard)
+    assert len(listed) == len(set(listed))
+    assert set(listed) == {resolver.get_att(name, "Arn") for name in _alarms(resources) if resolver.is_active(name)}
     # And metric ids of one graph are unique
     for widget in dashboard["widgets"]:
         ids = [
@@ -1094,10 +1267,12 @@ def test_the_dashboard_shows_conversion_by_country_sends_blocks_budget_latency_a
     assert '"stat": "p50"' in text
     assert '"stat": "p99"' in text
     assert '"Errors"' in text
-    # And an alarm widget lists every alarm of the stack
-    (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
-    listed = alarm_widget["properties"]["alarms"]
-    assert len(listed) == len(set(listed)) == len(_alarms(resources))
+    # And an alarm widget lists every alarm of the stack (a default one: the conditions' defaults)
+    resolver = _resolver({})
+    listed = _listed_alarms({"widgets": widgets})
+    active = [name for name in _alarms(resources) if resolver.is_active(name)]
+    assert len(listed) == len(set(listed)) == len(active)
+    assert set(listed) == {resolver.get_att(name, "Arn") for name in active}
 
 
 def test_the_client_preflights_only_read_the_apps(functions: dict[str, Any]) -> None:
@@ -1144,3 +1319,490 @@ def test_the_hosted_page_only_reads_the_apps(functions: dict[str, Any]) -> None:
         "/v1/hosted/sms-otp.js",
     }
     assert all(event["Properties"]["Auth"] == {"Authorizer": "NONE"} for event in events)
+
+
+# ---------------------------------------------------------------- End User Messaging (provider eum)
+
+def test_delivery_events_that_keep_failing_are_kept_and_alarmed(resources: dict[str, Any]) -> None:
+    # Given the function SNS invokes asynchronously with End User Messaging's events
+    function = resources["DeliveryEventsFunction"]["Properties"]
+
+    # Then Lambda retries an event twice within the hour, then keeps it in an encrypted queue for 14 days
+    assert function["EventInvokeConfig"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
+    assert function["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["DeliveryEventsDeadLetterQueue", "Arn"]},
+    }
+    queue = resources["DeliveryEventsDeadLetterQueue"]
+    assert queue["Condition"] == "HasEum"
+    assert queue["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 1209600
+    # And an alarm fires as soon as one waits there
+    alarm = resources["DeliveryEventsDeadLetterAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeliveryEventsDeadLetterQueue", "QueueName"]}}
+    ]
+    assert int(alarm["Threshold"]) == 1
+
+
+# What exists only when the stack routes to End User Messaging (HasEum), and nothing else does.
+EUM_RESOURCES = {
+    "EumSendPolicy",
+    "EumFeedbackPolicy",
+    "EumEventsKey",
+    "EumEventsTopic",
+    "EumEventsTopicPolicy",
+    "EumConfigurationSet",
+    "DeliveryEventsFunction",
+    "DeliveryEventsFunctionLogGroup",
+    "DeliveryEventsFunctionErrorsAlarm",
+    "DeliveryEventsFunctionThrottlesAlarm",
+    "DeliveryEventsDeadLetterQueue",
+    "DeliveryEventsDeadLetterAlarm",
+}
+EUM_OUTPUTS = {"EumConfigurationSetName", "EumEventsTopicArn"}
+EUM_SERVICE = "sms-voice.amazonaws.com"
+# Stacks that route to End User Messaging (by default or for some countries) and stacks that do not, with
+# whether they route to Twilio.
+EUM_ROUTED = [
+    ({"SmsProviders": "eum"}, False),
+    ({"SmsProviders": "sns,eum"}, False),
+    ({"SmsCountryRoutes": "NZ:eum"}, False),
+    ({"SmsProviders": "twilio", "SmsCountryRoutes": "AU:messagemedia;NZ:sns,eum"}, True),
+]
+EUM_NOT_ROUTED = [
+    ({}, False),
+    ({"SmsProviders": "sns,twilio"}, True),
+    ({"SmsProviders": "vonage,bird,webhook", "SmsCountryRoutes": "NZ:tnz,modica;AU:messagemedia"}, False),
+    ({"SmsCountryRoutes": "US:twilio"}, True),
+]
+ROUTINGS = [(environ, True, twilio) for environ, twilio in EUM_ROUTED] + [
+    (environ, False, twilio) for environ, twilio in EUM_NOT_ROUTED
+]
+
+
+def _routing_id(environ: dict[str, str]) -> str:
+    return ";".join(f"{name}={value}" for name, value in environ.items()) or "defaults"
+
+
+def _eum_resolver() -> Resolver:
+    return _resolver({"SmsProviders": "eum"})
+
+
+def _sms_voice_arn(resolver: Resolver, resource: str) -> str:
+    return f"arn:aws:sms-voice:{resolver.region}:{resolver.account_id}:{resource}"
+
+
+def _configuration_set_arn(resolver: Resolver, resources: dict[str, Any]) -> str:
+    name = resolver.resolve(resources["EumConfigurationSet"]["Properties"]["ConfigurationSetName"])
+    return _sms_voice_arn(resolver, f"configuration-set/{name}")
+
+
+def _iam_resource_types(service: str, action: str, arn: str) -> set[str]:
+    """The resource types of ``service``'s IAM reference (cfn-lint's copy of the Service Authorization
+    Reference) that ``action`` may be scoped to and whose ARN format ``arn`` fits (a pattern such as pool/*)."""
+
+    reference = load_resource(AdditionalSpecs, "Policies.json")[service]
+    allowed = {name.lower() for name in reference["Actions"][action.lower()]["Resources"]}
+    fitting = set()
+    for name in allowed:
+        for arn_format in reference["Resources"][name]["ARNFormats"]:
+            pattern = re.sub(r"\\\$\\\{[A-Za-z]+\\\}", "[^:]+", re.escape(arn_format)).replace(r"\.\*", ".*")
+            if re.fullmatch(pattern, arn):
+                fitting.add(name)
+    return fitting
+
+
+@pytest.mark.parametrize(("environ", "eum", "twilio"), ROUTINGS, ids=[_routing_id(r[0]) for r in ROUTINGS])
+def test_has_eum_and_has_twilio_hold_exactly_when_the_stack_routes_to_the_provider(
+    template: dict[str, Any], environ: dict[str, str], eum: bool, twilio: bool
+) -> None:
+    # Given a stack's provider parameters, valid ones
+    parameters = template["Parameters"]
+    for name, value in environ.items():
+        assert re.fullmatch(parameters[name]["AllowedPattern"], value), (name, value)
+
+    # When the conditions are evaluated (the local resolver, as CloudFormation does)
+    resolver = _resolver(environ)
+
+    # Then they hold for the providers the code holds credentials and permissions for, and only for them
+    settings = Settings.from_env({upper_snake(name): value for name, value in environ.items()})
+    providers = stack_providers(settings)
+    assert resolver.condition("HasEum") is eum
+    assert ("eum" in providers) is eum
+    assert resolver.condition("HasTwilio") is twilio
+    assert ("twilio" in providers) is twilio
+
+
+def test_the_provider_conditions_cannot_mistake_another_provider_for_eum_or_twilio() -> None:
+    # Given the providers the code knows (HasEum and HasTwilio look for the names in the parameters' text)
+    assert {"eum", "twilio", "sns"} <= KNOWN_PROVIDERS
+
+    # Then no other provider's name contains either name (a country code is upper case, so none does either)
+    for name in KNOWN_PROVIDERS:
+        assert ("eum" in name) is (name == "eum"), name
+        assert ("twilio" in name) is (name == "twilio"), name
+
+
+@pytest.mark.parametrize(("environ", "eum", "twilio"), ROUTINGS, ids=[_routing_id(r[0]) for r in ROUTINGS])
+def test_the_end_user_messaging_resources_exist_exactly_when_eum_is_routed(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    functions: dict[str, Any],
+    environ: dict[str, str],
+    eum: bool,
+    twilio: bool,
+) -> None:
+    # Given the resources and outputs that carry HasEum
+    conditional = {name for name, res in resources.items() if res.get("Condition") == "HasEum"}
+    outputs = {name for name, output in template["Outputs"].items() if output.get("Condition") == "HasEum"}
+    assert conditional == EUM_RESOURCES
+    assert outputs == EUM_OUTPUTS
+
+    # When the stack's conditions are evaluated
+    resolver = _resolver(environ)
+
+    # Then they all exist with eum routed, and none does without it
+    assert all(resolver.is_active(name) is eum for name in EUM_RESOURCES)
+    # And the functions are told the configuration set and the topic only when they exist
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    configuration_set = resolver.resolve(variables["EUM_CONFIGURATION_SET"])
+    topic = resolver.resolve(variables["EUM_EVENTS_TOPIC_ARN"])
+    assert configuration_set == (f"{resolver.stack_name}-otp" if eum else "")
+    assert topic == (resolver.ref("EumEventsTopic") if eum else "")
+    if eum:
+        assert configuration_set == resolver.resolve(template["Outputs"]["EumConfigurationSetName"]["Value"])
+        assert _configuration_set_arn(resolver, resources).endswith(f":configuration-set/{configuration_set}")
+    # And the senders may send through it, the verifiers feed back to it (and to Twilio) only when routed
+    for name in SENDERS | VERIFIERS:
+        attached = {p for p in resolver.resolve(functions[name]["Properties"]["Policies"]) if isinstance(p, str)}
+        assert (resolver.ref("EumSendPolicy") in attached) is (eum and name in SENDERS), name
+        assert (resolver.ref("EumFeedbackPolicy") in attached) is (eum and name in VERIFIERS), name
+        reads_provider_secret = name in SENDERS or twilio
+        assert (resolver.ref("SmsProviderSecretReadPolicy") in attached) is reads_provider_secret, name
+
+
+def _pruned(value: Any, resolver: Resolver) -> Any:
+    """``value`` with each Fn::If replaced by the branch the resolver's conditions pick, AWS::NoValue left out."""
+    if isinstance(value, list):
+        items = [_pruned(item, resolver) for item in value]
+        return [item for item in items if item is not _LEFT_OUT]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return _pruned(when_true if resolver.condition(condition) else when_false, resolver)
+        if value == {"Ref": "AWS::NoValue"}:
+            return _LEFT_OUT
+        entries = {key: _pruned(item, resolver) for key, item in value.items()}
+        return {key: item for key, item in entries.items() if item is not _LEFT_OUT}
+    return value
+
+
+_LEFT_OUT = object()
+_SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def _named(value: Any) -> set[str]:
+    """The logical IDs a value names: in Ref, Fn::GetAtt and Fn::Sub (its text and variables)."""
+    if isinstance(value, list):
+        return {name for item in value for name in _named(item)}
+    if not isinstance(value, dict):
+        return set()
+    found = {name for item in value.values() for name in _named(item)}
+    if isinstance(value.get("Ref"), str):
+        found.add(value["Ref"])
+    get_att = value.get("Fn::GetAtt")
+    if isinstance(get_att, list) and get_att and isinstance(get_att[0], str):
+        found.add(get_att[0])
+    elif isinstance(get_att, str):
+        found.add(get_att.split(".")[0])
+    if "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+        found |= {m.group(1).split(".")[0] for m in _SUB_NAME.finditer(text)} - set(variables)
+    return found
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"AdminApi": "disabled"},
+        {"IdpIssuer": "x"},
+        *(e for e, _ in EUM_ROUTED),
+        {"SmsProviders": "eum", "AdminApi": "disabled"},
+    ],
+    ids=["defaults", "no-admin-api", "with-idp", *(_routing_id(e) for e, _ in EUM_ROUTED), "eum-no-admin-api"],
+)
+def test_no_resource_or_output_of_a_stack_names_a_resource_the_stack_does_not_have(
+    template: dict[str, Any], resources: dict[str, Any], environ: dict[str, str]
+) -> None:
+    # Given a stack's resources, outputs and function globals, with its conditions applied
+    resolver = _resolver(environ)
+    active = {name for name in resources if resolver.is_active(name)}
+    named: dict[str, set[str]] = {"Globals": _named(_pruned(template["Globals"], resolver))}
+    for name in active:
+        resource = resources[name]
+        depends_on = set(_as_list(resource.get("DependsOn", [])))
+        named[name] = _named(_pruned(resource.get("Properties", {}), resolver)) | depends_on
+    for name, output in template["Outputs"].items():
+        if "Condition" not in output or resolver.condition(output["Condition"]):
+            named[f"Outputs.{name}"] = _named(_pruned(output, resolver))
+
+    # Then every resource they name is one the stack has
+    for where, names in named.items():
+        assert not (names & set(resources)) - active, (where, (names & set(resources)) - active)
+
+
+def test_the_send_policy_allows_only_sending_with_the_stacks_configuration_set_and_the_accounts_identities(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # Given the send policy, resolved for a stack with eum routed
+    resolver = _eum_resolver()
+    (statement,) = _managed_policies()["EumSendPolicy"]
+
+    # Then it allows one action, SendTextMessage, and no condition or negation softens it
+    assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["sms-voice:SendTextMessage"]
+    # And only on the stack's configuration set and this account's and region's origination identities and
+    # protect configurations: never on "*", another account's or another region's
+    arns = _as_list(resolver.resolve(statement["Resource"]))
+    assert sorted(arns) == sorted(
+        [
+            _configuration_set_arn(resolver, resources),
+            _sms_voice_arn(resolver, "pool/*"),
+            _sms_voice_arn(resolver, "phone-number/*"),
+            _sms_voice_arn(resolver, "sender-id/*"),
+            _sms_voice_arn(resolver, "protect-configuration/*"),
+        ]
+    )
+    assert "*" not in arns
+    assert "*" not in _configuration_set_arn(resolver, resources)
+    # And each is a resource type IAM scopes SendTextMessage to (one type per ARN)
+    for arn in arns:
+        assert len(_iam_resource_types("sms-voice", "SendTextMessage", arn)) == 1, arn
+
+    # And the five senders hold it, only with eum routed, and no other function does
+    assert _grant_conditions(functions, "sms-voice:SendTextMessage") == {name: {"HasEum"} for name in SENDERS}
+
+
+def test_message_feedback_goes_to_the_verifiers_and_the_delivery_events_function_only(
+    functions: dict[str, Any],
+) -> None:
+    # Given the feedback policy, resolved for a stack with eum routed
+    resolver = _eum_resolver()
+    (statement,) = _managed_policies()["EumFeedbackPolicy"]
+
+    # Then it allows only PutMessageFeedback, on this account's and region's messages
+    assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["sms-voice:PutMessageFeedback"]
+    (arn,) = _as_list(resolver.resolve(statement["Resource"]))
+    assert arn == _sms_voice_arn(resolver, "message/*")
+    assert _iam_resource_types("sms-voice", "PutMessageFeedback", arn) == {"message"}
+
+    # And the verifiers hold it with eum routed (a verified code's message was received), and so does the
+    # delivery events function, which exists only then (a receipt that arrives after the code was verified)
+    assert _grant_conditions(functions, "sms-voice:PutMessageFeedback") == {
+        **{name: {"HasEum"} for name in VERIFIERS},
+        "DeliveryEventsFunction": {None},
+    }
+    assert functions["DeliveryEventsFunction"]["Condition"] == "HasEum"
+
+
+def test_no_other_statement_reaches_end_user_messaging(resources: dict[str, Any]) -> None:
+    # Given every IAM statement of the template's functions and roles
+    for name, statement in _all_statements(resources):
+        actions = [action for action in _actions(statement) if action.startswith("sms-voice:")]
+        # Then the only End User Messaging actions are the send and the feedback, never a wildcard
+        assert set(actions) <= {"sms-voice:SendTextMessage", "sms-voice:PutMessageFeedback"}, (name, actions)
+        if actions:
+            assert statement in _managed_policies()["EumSendPolicy"] + _managed_policies()["EumFeedbackPolicy"]
+
+
+def test_only_end_user_messaging_may_publish_to_the_events_topic_and_only_for_the_stacks_configuration_set(
+    resources: dict[str, Any],
+) -> None:
+    # Given the topic's policy, resolved for a stack with eum routed
+    resolver = _eum_resolver()
+    props = resources["EumEventsTopicPolicy"]["Properties"]
+    assert props["Topics"] == [{"Ref": "EumEventsTopic"}]
+    statements = _as_list(props["PolicyDocument"]["Statement"])
+    assert all(set(s) <= {"Sid", "Effect", "Principal", "Action", "Resource", "Condition"} for s in statements)
+    (statement,) = [s for s in statements if s["Effect"] == "Allow"]
+
+    # Then it allows one thing: the End User Messaging service principal, nobody else, to publish to the topic
+    assert statement["Principal"] == {"Service": EUM_SERVICE}
+    assert _as_list(statement["Action"]) == ["sns:Publish"]
+    assert statement["Resource"] == {"Ref": "EumEventsTopic"}
+    # And only on behalf of this account, for the stack's own configuration set (no wildcard in it)
+    condition = resolver.resolve(statement["Condition"])
+    assert condition["StringEquals"] == {"aws:SourceAccount": resolver.account_id}
+    (source_arn_operator,) = [operator for operator, keys in condition.items() if "aws:SourceArn" in keys]
+    assert source_arn_operator in ("ArnEquals", "ArnLike")
+    assert condition[source_arn_operator] == {"aws:SourceArn": _configuration_set_arn(resolver, resources)}
+    assert set(condition) == {"StringEquals", source_arn_operator}
+    # And every other statement only narrows who may use the topic: a Deny, on the topic alone
+    for other in statements:
+        if other is not statement:
+            assert other["Effect"] == "Deny", other
+            assert other["Resource"] == {"Ref": "EumEventsTopic"}, other
+
+
+def test_the_events_topic_is_encrypted_with_a_key_only_end_user_messaging_may_encrypt_with(
+    resources: dict[str, Any],
+) -> None:
+    # Given the topic and its key
+    topic = resources["EumEventsTopic"]["Properties"]
+    key = resources["EumEventsKey"]["Properties"]
+
+    # Then the topic is encrypted with the stack's own key (an AWS managed key cannot allow the service) and
+    # signs its notifications with SHA256withRSA, which the delivery events function verifies
+    assert topic["KmsMasterKeyId"] == {"Ref": "EumEventsKey"}
+    assert str(topic["SignatureVersion"]) == "2"
+    assert key["EnableKeyRotation"] is True
+
+    # And besides the account's administration, only End User Messaging may use the key, to encrypt the
+    # events it publishes for this account
+    statements = _as_list(key["KeyPolicy"]["Statement"])
+    (service,) = [s for s in statements if "Service" in s["Principal"]]
+    others = [s for s in statements if s is not service]
+    assert service["Principal"] == {"Service": EUM_SERVICE}
+    assert sorted(_as_list(service["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert service["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert [s["Principal"] for s in others] == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    ]
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_the_configuration_set_sends_every_outcome_of_a_text_to_the_events_topic(resources: dict[str, Any]) -> None:
+    # Given the configuration set
+    configuration_set = resources["EumConfigurationSet"]
+    props = configuration_set["Properties"]
+
+    # Then it is the stack's one, created once the topic allows the service to publish, with message feedback
+    assert props["ConfigurationSetName"] == {"Fn::Sub": "${AWS::StackName}-otp"}
+    assert "EumEventsTopicPolicy" in _as_list(configuration_set["DependsOn"])
+    assert props["MessageFeedbackEnabled"] is True
+    # And its one event destination is the topic, enabled
+    (destination,) = props["EventDestinations"]
+    assert destination["Enabled"] is True
+    assert destination["SnsDestination"] == {"TopicArn": {"Ref": "EumEventsTopic"}}
+    assert not {"CloudWatchLogsDestination", "KinesisFirehoseDestination"} & set(destination)
+
+    # And it matches every outcome of a text the service defines (botocore's EventType), no progress event
+    # (sent, queued, pending), no voice, media or RCS event: exactly the outcomes the function records
+    matched = destination["MatchingEventTypes"]
+    assert len(matched) == len(set(matched))
+    event_types = botocore.session.get_session().get_service_model("pinpoint-sms-voice-v2").shape_for("EventType")
+    text_types = {name for name in event_types.enum if name.startswith("TEXT_")} - {"TEXT_ALL"}
+    assert set(matched) == text_types - {"TEXT_SENT", "TEXT_QUEUED", "TEXT_PENDING"}
+    assert set(matched) == set(OUTCOMES)
+    assert not set(matched) & PROGRESS_EVENTS
+    assert {"TEXT_SENT", "TEXT_QUEUED", "TEXT_PENDING"} == PROGRESS_EVENTS
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"SmsProviders": "eum", "EumProtectConfigurationId": "protect-0123abcd"}, "protect-0123abcd"),
+        ({"SmsProviders": "eum"}, None),
+    ],
+    ids=["with-protect-configuration", "without"],
+)
+def test_the_configuration_set_names_the_protect_configuration_only_when_one_is_set(
+    resources: dict[str, Any], environ: dict[str, str], expected: str | None
+) -> None:
+    resolver = _resolver(environ)
+    props = resolver.resolve(resources["EumConfigurationSet"]["Properties"])
+    assert props.get("ProtectConfigurationId") == expected
+    # And a protect configuration alone creates nothing: End User Messaging must be routed
+    assert not _resolver({"EumProtectConfigurationId": "protect-0123abcd"}).condition("HasEumProtectConfiguration")
+
+
+def test_the_delivery_events_function_is_subscribed_to_the_topic_and_only_records_receipts(
+    resources: dict[str, Any], functions: dict[str, Any]
+) -> None:
+    # Given the delivery events function
+    function = functions["DeliveryEventsFunction"]
+    props = function["Properties"]
+
+    # Then it exists with eum routed, as the delivery-status code's SNS entry point
+    assert function["Condition"] == "HasEum"
+    assert props["CodeUri"] == "functions/delivery_status/"
+    assert props["Handler"] == "app.sns_handler"
+    # And its one event is the topic's subscription; no other function is subscribed to it
+    (event,) = props["Events"].values()
+    assert event["Type"] == "SNS"
+    assert event["Properties"]["Topic"] == {"Ref": "EumEventsTopic"}
+    subscribed = {
+        name
+        for name, other in functions.items()
+        for other_event in other["Properties"].get("Events", {}).values()
+        if other_event["Type"] == "SNS"
+    }
+    assert subscribed == {"DeliveryEventsFunction"}
+    assert not any(
+        res["Type"] == "AWS::SNS::Subscription" and _refers_to(res["Properties"].get("TopicArn"), "EumEventsTopic")
+        for res in resources.values()
+    )
+
+    # And it may only read a challenge and record its delivery on the table, and feed back to the service
+    statements = _conditional_statements(function)
+    assert all(condition is None for _, condition in statements)
+    table = [s for s, _ in statements if any(action.startswith("dynamodb:") for action in _actions(s))]
+    others = [s for s, _ in statements if s not in table]
+    assert {action for statement in table for action in _actions(statement)} == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
+    assert all(statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]} for statement in table)
+    assert others == _managed_policies()["EumFeedbackPolicy"]
+    assert all(set(statement) <= {"Sid", "Effect", "Action", "Resource"} for statement, _ in statements)
+
+
+def test_the_end_user_messaging_outputs_name_the_configuration_set_and_the_topic(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    for name in EUM_OUTPUTS:
+        assert outputs[name]["Condition"] == "HasEum", name
+        assert outputs[name].get("Description"), name
+    assert outputs["EumConfigurationSetName"]["Value"] == {"Fn::Sub": "${AWS::StackName}-otp"}
+    assert outputs["EumEventsTopicArn"]["Value"] == {"Ref": "EumEventsTopic"}
+
+
+@pytest.mark.parametrize(
+    ("parameter", "valid", "invalid"),
+    [
+        (
+            "EumOriginationIdentities",
+            ["", "US=pool-0123abcd;GB=MyBrand;*=pool-0456abcd", "*=+14255550120"],
+            ["US", "us=x", "US=a b"],
+        ),
+        ("EumProtectConfigurationId", ["", "protect-0123abcd"], ["protect 1", "a;b"]),
+        ("EumMaxPrice", ["", "0.05", ".5", "10.12345"], ["abc", "1", "100.0", "0.123456"]),
+        ("EumDryRun", ["false", "true"], ["yes", ""]),
+    ],
+)
+def test_the_end_user_messaging_parameters_accept_what_the_settings_accept(
+    template: dict[str, Any], parameter: str, valid: list[str], invalid: list[str]
+) -> None:
+    # Given the parameter and the variable it sets for every function
+    spec = template["Parameters"][parameter]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    (variable,) = [name for name, value in variables.items() if value == {"Ref": parameter}]
+
+    def accepted(value: str) -> bool:
+        if "AllowedValues" in spec:
+            return value in spec["AllowedValues"]
+        return re.fullmatch(spec["AllowedPattern"], value) is not None
+
+    # Then its default is valid, and what it accepts the settings accept
+    assert accepted(str(spec["Default"]))
+    for value in valid:
+        assert accepted(value), value
+        Settings.model_validate({variable.lower(): value})
+    for value in invalid:
+        assert not accepted(value), value
