@@ -1323,6 +1323,7 @@ def test_the_hosted_page_only_reads_the_apps(functions: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- End User Messaging (provider eum)
 
+
 def test_delivery_events_that_keep_failing_are_kept_and_alarmed(resources: dict[str, Any]) -> None:
     # Given the function SNS invokes asynchronously with End User Messaging's events
     function = resources["DeliveryEventsFunction"]["Properties"]
