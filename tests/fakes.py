@@ -443,6 +443,15 @@ class InMemoryRepository(ChallengeRepository):
                 identities.apply(effects, now)
             return VerifyOutcome.VERIFIED
 
+    def cancel(self, challenge_id: str, now: int) -> Challenge | None:
+        with self._lock:
+            current = self._pending(challenge_id, now)
+            if isinstance(current, VerifyOutcome):
+                return None
+            cancelled = dataclasses.replace(current, state=ChallengeState.EXPIRED, expires_at=now)
+            self.challenges[challenge_id] = cancelled
+            return cancelled
+
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
         with self._lock:
             current = self.challenges.get(challenge_id)

@@ -24,7 +24,12 @@ _ROUTE = re.compile(
 
 # Routes the contract names in prose, not as "METHOD /path": the hosted page is the `url` of /v1/track, and its
 # script, style and browser client are "the hosted page's static routes"; the client routes' OPTIONS are their
-# "CORS preflights". Each counts as documented only while the text that names it is there.
+# "CORS preflights"; the Twilio Verify facade's routes are the paths its section lists under `<base>/twilio/v2`.
+# Each counts as documented only while the text that names it is there.
+TWILIO_VERIFY = (
+    'at `<base>/twilio/v2` (twilio-python: `client.verify.base_url = "<base>/twilio"`): '
+    "`Services/{ServiceSid}/Verifications`, `…/Verifications/{Sid}`, `…/VerificationCheck`, form-encoded"
+)
 PROSE_ROUTES = {
     ("GET", "/v1/hosted/challenge"): "`<base>/v1/hosted/challenge#token=<client token>`",
     ("GET", "/v1/hosted/challenge.js"): "the hosted page's static routes are public",
@@ -33,6 +38,10 @@ PROSE_ROUTES = {
     ("OPTIONS", "/v1/client/sms/enroll"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
     ("OPTIONS", "/v1/client/sms/challenge"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
     ("OPTIONS", "/v1/client/sms/verify"): "Client routes answer CORS preflights for the app's `allowedOrigins`",
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications"): TWILIO_VERIFY,
+    ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): TWILIO_VERIFY,
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): TWILIO_VERIFY,
+    ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"): TWILIO_VERIFY,
 }
 
 
@@ -152,7 +161,7 @@ def test_every_template_route_is_in_the_contract():
 def test_prose_names_a_route_only_while_its_text_is_there():
     text = (
         "`<base>/v1/hosted/challenge#token=<client token>`; the hosted page's static\n   routes are public. Client"
-        " routes answer CORS preflights\n  for the app's `allowedOrigins`"
+        " routes answer CORS preflights\n  for the app's `allowedOrigins`; Twilio Verify v2 " + TWILIO_VERIFY
     )
     assert documented(text) == set(PROSE_ROUTES)
     assert documented("the hosted page") == set()

@@ -69,6 +69,10 @@ ROUTES = {
     ("POST", "/v1/admin/apps/{appId}/keys"): "AdminCreateKeyFunction",
     ("GET", "/v1/admin/apps/{appId}/keys"): "AdminListKeysFunction",
     ("DELETE", "/v1/admin/apps/{appId}/keys/{keyId}"): "AdminDeleteKeyFunction",
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications"): "TwilioVerifyFunction",
+    ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): "TwilioVerifyFunction",
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): "TwilioVerifyFunction",
+    ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"): "TwilioVerifyFunction",
 }
 # Operator routes: the admin key's own authorizer, and left out of the stack with AdminApi=disabled.
 ADMIN_ROUTES = {key for key in ROUTES if key[1].startswith("/v1/admin/")}
@@ -108,7 +112,8 @@ AUTHORIZER_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Up
 # (KEY_CACHE_SECONDS) a revoked key or a deleted app's keys must be refused within this many seconds.
 AUTHORIZER_TTL_SECONDS = 30
 REVOCATION_SECONDS = 60
-# Routes without the API key authorizer: public ones, and those that check a client or IdP token themselves.
+# Routes without the API key authorizer: public ones, and those that check a client or IdP token themselves (or,
+# for the Twilio Verify facade, HTTP Basic with an app's API key).
 PUBLIC_ROUTES = {
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/v1/health"),
@@ -126,6 +131,10 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/verification/sms/send"),
     ("POST", "/v1/verification/sms/validate"),
     ("POST", "/v1/delivery-status/{provider}"),
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications"),
+    ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"),
+    ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"),
+    ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"),
 }
 SENDERS = {
     "CreateChallengeFunction",
@@ -133,10 +142,14 @@ SENDERS = {
     "ClientEnrollFunction",
     "ClientChallengeFunction",
     "VerificationSendFunction",
+    "TwilioVerifyFunction",
 }
 # The functions that verify a code: each reports the verified code's message as received to the provider that
 # sent it (End User Messaging's message feedback, Twilio's), when the stack routes to that provider.
-VERIFIERS = {"VerifyChallengeFunction", "ClientVerifyFunction", "VerificationValidateFunction"}
+VERIFIERS = {"VerifyChallengeFunction", "ClientVerifyFunction", "VerificationValidateFunction", "TwilioVerifyFunction"}
+# The functions that check an app's API key themselves (the key authorizer, and the Twilio facade's HTTP Basic):
+# the stack's key and the admin key are compared on every lookup.
+KEY_CHECKERS = {"ApiKeyAuthorizerFunction", "TwilioVerifyFunction"}
 # Functions that are not a route but a second entry point of a route function's code: the function -> the one
 # whose CodeUri it shares. End User Messaging's delivery events arrive from an SNS topic, not the route.
 SECOND_ENTRY_POINTS = {"DeliveryEventsFunction": "DeliveryStatusFunction"}
@@ -670,8 +683,8 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         "TrackFunction",
     }
     assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
-    assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == {"ApiKeyAuthorizerFunction"} | STACK_KEY_READERS
-    assert holders("secretsmanager:GetSecretValue", "AdminKeySecret") == {"ApiKeyAuthorizerFunction"}
+    assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == KEY_CHECKERS | STACK_KEY_READERS
+    assert holders("secretsmanager:GetSecretValue", "AdminKeySecret") == KEY_CHECKERS
     assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction", "TrackFunction", "ClientVerifyFunction"}
     assert holders("kms:GetPublicKey", "SigningKey") == {
         "JwksFunction",
@@ -681,10 +694,11 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
         "ClientVerifyFunction",
     }
     # And the providers' secret goes to the senders and the delivery-status route (the callbacks' signing
-    # secrets) and, only in a stack that routes to Twilio, to the verifiers (Twilio's conversion feedback)
+    # secrets) and, only in a stack that routes to Twilio, to the verifiers (Twilio's conversion feedback; a
+    # verifier that also sends holds it always)
     assert _grant_conditions(functions, "secretsmanager:GetSecretValue", "SmsProviderSecret") == {
-        **{name: {None} for name in SENDERS | {"DeliveryStatusFunction"}},
         **{name: {"HasTwilio"} for name in VERIFIERS},
+        **{name: {None} for name in SENDERS | {"DeliveryStatusFunction"}},
     }
     # And no function may use the delivery events' key (End User Messaging encrypts, SNS decrypts)
     assert not any(_refers_to(_statements(function), "EumEventsKey") for function in functions.values())
@@ -1585,7 +1599,7 @@ def test_the_send_policy_allows_only_sending_with_the_stacks_configuration_set_a
     for arn in arns:
         assert len(_iam_resource_types("sms-voice", "SendTextMessage", arn)) == 1, arn
 
-    # And the five senders hold it, only with eum routed, and no other function does
+    # And the senders hold it, only with eum routed, and no other function does
     assert _grant_conditions(functions, "sms-voice:SendTextMessage") == {name: {"HasEum"} for name in SENDERS}
 
 

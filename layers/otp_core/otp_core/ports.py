@@ -141,6 +141,16 @@ class ChallengeRepository(ABC):
         """
 
     @abstractmethod
+    def cancel(self, challenge_id: str, now: int) -> Challenge | None:
+        """Make a pending challenge unusable for good, with one conditional write: it must be this app's, pending,
+        not exhausted and unexpired, and it becomes EXPIRED as of ``now`` (stored, so no later check, resend or
+        grace period reopens it). Its counters, buckets and budgets stay charged: a cancel is no refund.
+
+        Returns the challenge as it is now, or None when there was nothing pending to cancel (unknown,
+        another app's, verified, exhausted, expired or already cancelled).
+        """
+
+    @abstractmethod
     def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
         """Attribute a verified challenge to ``user_id`` (idempotent for the same user).
 

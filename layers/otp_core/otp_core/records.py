@@ -146,11 +146,14 @@ class TrackedAttempt:
 class ChallengeLink:
     """What a new challenge is attached to, written in the same transaction as the challenge.
 
+    ``user_id``: the end user who started it (their sends are capped across numbers too); None for a pointer
+    kept for a customer's server (the Twilio Verify facade), which no end user's cap should count.
     ``attempt_id``: the tracked attempt whose current challenge it becomes (client endpoints).
-    ``pointer_key``: an opaque key under which it can be found again (signed-in phone verification).
+    ``pointer_key``: an opaque key under which it can be found again (signed-in phone verification, the Twilio
+    Verify facade's pending verification of a number).
     """
 
-    user_id: str
+    user_id: str | None
     attempt_id: str | None = None
     pointer_key: str | None = None
 

@@ -313,7 +313,7 @@ class ChallengeStarter:
             max_attempts=policy.max_attempts,
             next_resend_at=now + policy.resend_cooldown_seconds,
             attempt_id=link.attempt_id if link else None,
-            user_key=self._codes.subject_key("user", link.user_id) if link else None,
+            user_key=self._codes.subject_key("user", link.user_id) if link and link.user_id is not None else None,
             enrolled_as=new.enrolled_as,
             replaces=new.replaces if new.scope is not None else None,
             proof_id=new.proof.token_id if new.proof else None,
@@ -705,6 +705,17 @@ class ChallengeRecords:
         challenge = self._repository.claim(challenge_id, user_id, self._clock.now())
         logger.info("challenge claimed", challenge_id=challenge_id)
         return challenge
+
+    @tracer.capture_method(capture_response=False)
+    def cancel(self, challenge_id: str) -> Challenge | None:
+        """Make a pending challenge unusable (it reads as EXPIRED from now on), with one conditional write; its
+        sends stay counted. None when it was not pending (unknown, malformed, verified, exhausted, expired)."""
+        if not is_challenge_id(challenge_id):
+            return None
+        cancelled = self._repository.cancel(challenge_id, self._clock.now())
+        if cancelled is not None:
+            logger.info("challenge cancelled", challenge_id=challenge_id)
+        return cancelled
 
     @tracer.capture_method(capture_response=False)
     def get(self, challenge_id: str) -> Challenge:

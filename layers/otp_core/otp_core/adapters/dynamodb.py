@@ -396,7 +396,8 @@ class DynamoChallengeRepository(ChallengeRepository):
                             "ConditionExpression": "attribute_exists(pk) AND userId = :user AND expiresAt > :now",
                             "ExpressionAttributeValues": {
                                 ":challenge": _s(challenge.challenge_id),
-                                ":user": _s(link.user_id),
+                                # A tracked attempt is always an end user's (ClientFlows names them).
+                                ":user": _s(link.user_id or ""),
                                 ":now": _n(now),
                             },
                         }
@@ -684,6 +685,34 @@ class DynamoChallengeRepository(ChallengeRepository):
             and (current.attempts >= current.max_attempts)
         )
         return VerifyOutcome.EXHAUSTED if exhausted else VerifyOutcome.INVALID
+
+    # -- cancel -------------------------------------------------------------------------------------------
+
+    @tracer.capture_method(capture_response=False)
+    def cancel(self, challenge_id: str, now: int) -> Challenge | None:
+        mine, app_value = self._app_condition()
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=challenge_key(challenge_id),
+                UpdateExpression="SET #state = :expired, expiresAt = :now, canceledAt = :now",
+                ConditionExpression=f"{mine} AND #state = :pending AND attempts < maxAttempts AND expiresAt > :now",
+                ExpressionAttributeNames={"#state": "state", "#app": "app"},
+                ExpressionAttributeValues={
+                    **app_value,
+                    ":expired": _s(ChallengeState.EXPIRED.value),
+                    ":pending": _s(ChallengeState.PENDING.value),
+                    ":now": _n(now),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise DependencyError("the challenge store is unavailable; retry later") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("the challenge store is unavailable; retry later") from exc
+        return from_item(response["Attributes"])
 
     # -- claim --------------------------------------------------------------------------------------------
 
