@@ -24,12 +24,20 @@ _ROUTE = re.compile(
 
 # Routes the contract names in prose, not as "METHOD /path": the hosted page is the `url` of /v1/track, and its
 # script, style and browser client are "the hosted page's static routes"; the client routes' OPTIONS are their
-# "CORS preflights"; the Twilio Verify facade's routes are the paths its section lists under `<base>/twilio/v2`.
+# "CORS preflights"; the Twilio Verify facade's routes are the paths its section lists under `<base>/twilio/v2`,
+# the Authsignal facade's the server routes it names by what they do and the client routes it lists (their CORS
+# preflights with them, as for the native client routes).
 # Each counts as documented only while the text that names it is there.
 TWILIO_VERIFY = (
     'at `<base>/twilio/v2` (twilio-python: `client.verify.base_url = "<base>/twilio"`): '
     "`Services/{ServiceSid}/Verifications`, `…/Verifications/{Sid}`, `…/VerificationCheck`, form-encoded"
 )
+# The Authsignal facade's: the server routes its section names by what they do, the client routes by path.
+AUTHSIGNAL_SERVER = (
+    "the server routes the Authsignal SDKs call for SMS (track, actions, users, authenticators, validate, challenge,"
+    " verify, claim)"
+)
+AUTHSIGNAL_CLIENT = "(`/client/user-authenticators/sms`, `/client/challenge/sms`, `/client/verify/sms`) with `Bearer"
 PROSE_ROUTES = {
     ("GET", "/v1/hosted/challenge"): "`<base>/v1/hosted/challenge#token=<client token>`",
     ("GET", "/v1/hosted/challenge.js"): "the hosted page's static routes are public",
@@ -42,6 +50,25 @@ PROSE_ROUTES = {
     ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): TWILIO_VERIFY,
     ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): TWILIO_VERIFY,
     ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"): TWILIO_VERIFY,
+    ("POST", "/authsignal/v1/users/{userId}/actions/{action}"): AUTHSIGNAL_SERVER,
+    ("GET", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"): AUTHSIGNAL_SERVER,
+    ("PATCH", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"): AUTHSIGNAL_SERVER,
+    ("GET", "/authsignal/v1/users/{userId}"): AUTHSIGNAL_SERVER,
+    ("PATCH", "/authsignal/v1/users/{userId}"): AUTHSIGNAL_SERVER,
+    ("DELETE", "/authsignal/v1/users/{userId}"): AUTHSIGNAL_SERVER,
+    ("GET", "/authsignal/v1/users/{userId}/authenticators"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/users/{userId}/authenticators"): AUTHSIGNAL_SERVER,
+    ("DELETE", "/authsignal/v1/users/{userId}/authenticators/{userAuthenticatorId}"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/validate"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/challenge"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/verify"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/claim"): AUTHSIGNAL_SERVER,
+    ("POST", "/authsignal/v1/client/user-authenticators/sms"): AUTHSIGNAL_CLIENT,
+    ("OPTIONS", "/authsignal/v1/client/user-authenticators/sms"): AUTHSIGNAL_CLIENT,
+    ("POST", "/authsignal/v1/client/challenge/sms"): AUTHSIGNAL_CLIENT,
+    ("OPTIONS", "/authsignal/v1/client/challenge/sms"): AUTHSIGNAL_CLIENT,
+    ("POST", "/authsignal/v1/client/verify/sms"): AUTHSIGNAL_CLIENT,
+    ("OPTIONS", "/authsignal/v1/client/verify/sms"): AUTHSIGNAL_CLIENT,
 }
 
 
@@ -161,7 +188,12 @@ def test_every_template_route_is_in_the_contract():
 def test_prose_names_a_route_only_while_its_text_is_there():
     text = (
         "`<base>/v1/hosted/challenge#token=<client token>`; the hosted page's static\n   routes are public. Client"
-        " routes answer CORS preflights\n  for the app's `allowedOrigins`; Twilio Verify v2 " + TWILIO_VERIFY
+        " routes answer CORS preflights\n  for the app's `allowedOrigins`; Twilio Verify v2 "
+        + TWILIO_VERIFY
+        + "; "
+        + AUTHSIGNAL_SERVER
+        + " and the client routes "
+        + AUTHSIGNAL_CLIENT
     )
     assert documented(text) == set(PROSE_ROUTES)
     assert documented("the hosted page") == set()

@@ -73,6 +73,25 @@ ROUTES = {
     ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): "TwilioVerifyFunction",
     ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"): "TwilioVerifyFunction",
     ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"): "TwilioVerifyFunction",
+    ("POST", "/authsignal/v1/users/{userId}/actions/{action}"): "AuthsignalServerFunction",
+    ("GET", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"): "AuthsignalServerFunction",
+    ("PATCH", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"): "AuthsignalServerFunction",
+    ("GET", "/authsignal/v1/users/{userId}"): "AuthsignalServerFunction",
+    ("PATCH", "/authsignal/v1/users/{userId}"): "AuthsignalServerFunction",
+    ("DELETE", "/authsignal/v1/users/{userId}"): "AuthsignalServerFunction",
+    ("GET", "/authsignal/v1/users/{userId}/authenticators"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/users/{userId}/authenticators"): "AuthsignalServerFunction",
+    ("DELETE", "/authsignal/v1/users/{userId}/authenticators/{userAuthenticatorId}"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/validate"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/challenge"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/verify"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/claim"): "AuthsignalServerFunction",
+    ("POST", "/authsignal/v1/client/user-authenticators/sms"): "AuthsignalClientFunction",
+    ("OPTIONS", "/authsignal/v1/client/user-authenticators/sms"): "AuthsignalClientFunction",
+    ("POST", "/authsignal/v1/client/challenge/sms"): "AuthsignalClientFunction",
+    ("OPTIONS", "/authsignal/v1/client/challenge/sms"): "AuthsignalClientFunction",
+    ("POST", "/authsignal/v1/client/verify/sms"): "AuthsignalClientFunction",
+    ("OPTIONS", "/authsignal/v1/client/verify/sms"): "AuthsignalClientFunction",
 }
 # Operator routes: the admin key's own authorizer, and left out of the stack with AdminApi=disabled.
 ADMIN_ROUTES = {key for key in ROUTES if key[1].startswith("/v1/admin/")}
@@ -135,6 +154,25 @@ PUBLIC_ROUTES = {
     ("GET", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"),
     ("POST", "/twilio/v2/Services/{ServiceSid}/Verifications/{Sid}"),
     ("POST", "/twilio/v2/Services/{ServiceSid}/VerificationCheck"),
+    ("POST", "/authsignal/v1/users/{userId}/actions/{action}"),
+    ("GET", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
+    ("PATCH", "/authsignal/v1/users/{userId}/actions/{action}/{idempotencyKey}"),
+    ("GET", "/authsignal/v1/users/{userId}"),
+    ("PATCH", "/authsignal/v1/users/{userId}"),
+    ("DELETE", "/authsignal/v1/users/{userId}"),
+    ("GET", "/authsignal/v1/users/{userId}/authenticators"),
+    ("POST", "/authsignal/v1/users/{userId}/authenticators"),
+    ("DELETE", "/authsignal/v1/users/{userId}/authenticators/{userAuthenticatorId}"),
+    ("POST", "/authsignal/v1/validate"),
+    ("POST", "/authsignal/v1/challenge"),
+    ("POST", "/authsignal/v1/verify"),
+    ("POST", "/authsignal/v1/claim"),
+    ("POST", "/authsignal/v1/client/user-authenticators/sms"),
+    ("OPTIONS", "/authsignal/v1/client/user-authenticators/sms"),
+    ("POST", "/authsignal/v1/client/challenge/sms"),
+    ("OPTIONS", "/authsignal/v1/client/challenge/sms"),
+    ("POST", "/authsignal/v1/client/verify/sms"),
+    ("OPTIONS", "/authsignal/v1/client/verify/sms"),
 }
 SENDERS = {
     "CreateChallengeFunction",
@@ -143,13 +181,22 @@ SENDERS = {
     "ClientChallengeFunction",
     "VerificationSendFunction",
     "TwilioVerifyFunction",
+    "AuthsignalServerFunction",
+    "AuthsignalClientFunction",
 }
 # The functions that verify a code: each reports the verified code's message as received to the provider that
 # sent it (End User Messaging's message feedback, Twilio's), when the stack routes to that provider.
-VERIFIERS = {"VerifyChallengeFunction", "ClientVerifyFunction", "VerificationValidateFunction", "TwilioVerifyFunction"}
-# The functions that check an app's API key themselves (the key authorizer, and the Twilio facade's HTTP Basic):
-# the stack's key and the admin key are compared on every lookup.
-KEY_CHECKERS = {"ApiKeyAuthorizerFunction", "TwilioVerifyFunction"}
+VERIFIERS = {
+    "VerifyChallengeFunction",
+    "ClientVerifyFunction",
+    "VerificationValidateFunction",
+    "TwilioVerifyFunction",
+    "AuthsignalServerFunction",
+    "AuthsignalClientFunction",
+}
+# The functions that check an app's API key themselves (the key authorizer, and the facades' HTTP Basic): the
+# stack's key and the admin key are compared on every lookup.
+KEY_CHECKERS = {"ApiKeyAuthorizerFunction", "TwilioVerifyFunction", "AuthsignalServerFunction"}
 # Functions that are not a route but a second entry point of a route function's code: the function -> the one
 # whose CodeUri it shares. End User Messaging's delivery events arrive from an SNS topic, not the route.
 SECOND_ENTRY_POINTS = {"DeliveryEventsFunction": "DeliveryStatusFunction"}
@@ -685,13 +732,23 @@ def test_secrets_and_keys_go_only_to_the_functions_that_need_them(functions: dic
     assert holders("secretsmanager:GetSecretValue", "CodeSecret") == code_readers
     assert holders("secretsmanager:GetSecretValue", "ApiKeySecret") == KEY_CHECKERS | STACK_KEY_READERS
     assert holders("secretsmanager:GetSecretValue", "AdminKeySecret") == KEY_CHECKERS
-    assert holders("kms:Sign", "SigningKey") == {"VerifyChallengeFunction", "TrackFunction", "ClientVerifyFunction"}
+    # Tokens are signed by the functions that issue them: verify, track, client verify, and the Authsignal facade's
+    # track, claim and client verify
+    assert holders("kms:Sign", "SigningKey") == {
+        "VerifyChallengeFunction",
+        "TrackFunction",
+        "ClientVerifyFunction",
+        "AuthsignalServerFunction",
+        "AuthsignalClientFunction",
+    }
     assert holders("kms:GetPublicKey", "SigningKey") == {
         "JwksFunction",
         "ValidateFunction",
         "ClientEnrollFunction",
         "ClientChallengeFunction",
         "ClientVerifyFunction",
+        "AuthsignalServerFunction",
+        "AuthsignalClientFunction",
     }
     # And the providers' secret goes to the senders and the delivery-status route (the callbacks' signing
     # secrets) and, only in a stack that routes to Twilio, to the verifiers (Twilio's conversion feedback; a
