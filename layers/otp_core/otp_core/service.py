@@ -663,10 +663,16 @@ class ChallengeVerifier:
         check = self._checker.check_code(challenge_id, code, policy)
         if not check.verified or check.challenge is None:
             return Verification(check)
-        challenge = check.challenge
-        token = self._tokens.issue(
+        return Verification(check, self.token_for(check.challenge, policy))
+
+    def token_for(
+        self, challenge: Challenge, policy: Policy, *, user_id: str | None = None, not_after: int | None = None
+    ) -> str:
+        """The verification token of a verified challenge: its subject the challenge's user (or ``user_id``, the
+        user a claim names), alive the policy's token lifetime and never past ``not_after`` (a claim's window)."""
+        return self._tokens.issue(
             {
-                "sub": challenge.user_id,
+                "sub": user_id if user_id is not None else challenge.user_id,
                 "act": challenge.action,
                 "chl": challenge.challenge_id,
                 "state": CHALLENGE_SUCCEEDED,
@@ -677,8 +683,8 @@ class ChallengeVerifier:
             token_type=VERIFICATION_TOKEN_TYPE,
             ttl_seconds=policy.token_ttl_seconds,
             audience=policy.token_audience,
+            not_after=not_after,
         )
-        return Verification(check, token)
 
 
 class ChallengeRecords:

@@ -762,26 +762,9 @@ def claim(caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _claim_token(caller: Caller, claimed: Challenge, user_id: str) -> str:
-    # The claims of the native server verify's token, for the claiming user, alive no longer than the claim
-    # window (the verify's token lifetime).
-    from otp_core.service import CHALLENGE_SUCCEEDED
-    from otp_core.tokens import VERIFICATION_TOKEN_TYPE
-
-    return runtime.token_issuer(caller.app_id).issue(
-        {
-            "sub": user_id,
-            "act": claimed.action,
-            "chl": claimed.challenge_id,
-            "state": CHALLENGE_SUCCEEDED,
-            "amr": ["sms"],
-            "phone_number": claimed.phone_number,
-            "phone_number_verified": True,
-        },
-        token_type=VERIFICATION_TOKEN_TYPE,
-        ttl_seconds=caller.policy.token_ttl_seconds,
-        audience=caller.policy.token_audience,
-        not_after=claimed.claimable_until,
-    )
+    # The native server verify's token, for the claiming user, alive no longer than the claim window.
+    verifier = runtime.challenge_verifier(caller.app_id)
+    return verifier.token_for(claimed, caller.policy, user_id=user_id, not_after=claimed.claimable_until)
 
 
 # ------------------------------------------------------------------------------------------------ client routes
