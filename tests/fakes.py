@@ -538,11 +538,12 @@ class InMemoryIdentities(IdentityRepository):
         with self.lock:
             return self.pointers.get(pointer_key)
 
-    def consume_token(self, token_id: str, expires_at: int) -> bool:
+    def consume_token(self, token_id: str, expires_at: int, *, challenge_id: str | None = None) -> bool:
+        spent = {token_id} if challenge_id is None else {token_id, f"chl#{challenge_id}"}
         with self.lock:
-            if token_id in self.used_tokens:
+            if spent & self.used_tokens:
                 return False
-            self.used_tokens.add(token_id)
+            self.used_tokens.update(spent)
             return True
 
 

@@ -257,3 +257,18 @@ def test_an_add_that_lost_to_another_enrollment_is_not_verified(mfa, world):
 
     assert (result.is_verified, result.failure_reason) == (False, "CODE_INVALID_OR_EXPIRED")
     assert mfa.identities.get_authenticator("user-1").phone_number == OTHER
+
+
+def test_a_challenge_validates_once_whatever_tokens_it_produced(world):
+    # Given a challenge verified by the server (its token), and a second token of the same challenge (as a claim
+    # issues one for the claiming user)
+    challenge = world.starter.create(world.policy, action="signIn", phone_number="+14155552671", user_id="u-1")
+    verified = world.verifier.verify(challenge.challenge_id, world.sender.last_code(), world.policy)
+    assert verified.token is not None
+    stored = world.repository.challenges[challenge.challenge_id]
+    second = world.verifier.token_for(stored, world.policy, user_id="u-1")
+
+    # When both are validated, then only the first proves the sign-in: one code, one proof
+    assert world.validator.validate(verified.token, "signIn", world.policy).valid is True
+    refused = world.validator.validate(second, "signIn", world.policy)
+    assert refused.valid is False and refused.failure_reason == "TOKEN_ALREADY_USED"

@@ -178,7 +178,13 @@ class TokenValidator:
             return Validation(False, "ACTION_MISMATCH")
         if claims.get("state") != CHALLENGE_SUCCEEDED:
             return Validation(False, "CHALLENGE_NOT_COMPLETED", claims)
-        if not self._identities.consume_token(str(claims["jti"]), int(claims["exp"])):
+        # A success proves its challenge once, whatever tokens the challenge produced (a verify's, a claim's, a
+        # client verify's): the token and its challenge are spent in one write. Kept past this token's expiry by a
+        # token lifetime: a challenge's tokens all expire within one lifetime of its verification.
+        challenge_id = claims.get("chl")
+        proves = challenge_id if isinstance(challenge_id, str) and challenge_id else None
+        expires = int(claims["exp"]) + policy.token_ttl_seconds
+        if not self._identities.consume_token(str(claims["jti"]), expires, challenge_id=proves):
             metrics.add_metric(name="TokenReplayed", unit="Count", value=1)
             return Validation(False, "TOKEN_ALREADY_USED")
         return Validation(True, None, claims)

@@ -236,8 +236,9 @@ class IdentityRepository(ABC):
         """The challenge ID stored under a pointer key (see :class:`ChallengeLink`)."""
 
     @abstractmethod
-    def consume_token(self, token_id: str, expires_at: int) -> bool:
-        """Record a token as used; False if it was used before (one conditional write)."""
+    def consume_token(self, token_id: str, expires_at: int, *, challenge_id: str | None = None) -> bool:
+        """Record a token as used, and with ``challenge_id`` the challenge it proves too; False if either was used
+        before (one conditional write, or one transaction of both)."""
 
 
 class AppStore(ABC):

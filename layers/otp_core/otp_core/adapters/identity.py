@@ -173,9 +173,29 @@ class DynamoIdentityRepository(IdentityRepository):
         return item["challengeId"]["S"] if item else None
 
     @tracer.capture_method(capture_response=False)
-    def consume_token(self, token_id: str, expires_at: int) -> bool:
-        return self._conditional(
-            self._client.put_item,
-            Item=self._keys.used_token_item(token_id, expires_at),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+    def consume_token(self, token_id: str, expires_at: int, *, challenge_id: str | None = None) -> bool:
+        if challenge_id is None:
+            return self._conditional(
+                self._client.put_item,
+                Item=self._keys.used_token_item(token_id, expires_at),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        puts = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._keys.used_token_item(used, expires_at),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for used in (token_id, f"chl#{challenge_id}")
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=puts)
+        except ClientError as exc:
+            if _code(exc) == "TransactionCanceledException":
+                return False
+            raise DependencyError(_UNAVAILABLE) from exc
+        except BotoCoreError as exc:
+            raise DependencyError(_UNAVAILABLE) from exc
+        return True
