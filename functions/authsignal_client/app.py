@@ -65,15 +65,7 @@ for _rule in RULES:
 
 
 def preflight(**segments: str) -> Response:
-    headers = preflights.current_event.headers
-    origin = headers.get("Origin")
-    if origin is None:
-        # Not a browser's preflight: the plain HTTP answer of which methods the route has.
-        return Response(204, headers={"Allow": "OPTIONS, POST", "Vary": "Origin"})
-    allowed = cors.preflight_headers(
-        origin, headers.get("Access-Control-Request-Method"), runtime.apps().allowed_origins()
-    )
-    return Response(204, headers=allowed)
+    return cors.preflight(preflights.current_event.headers, runtime.apps().allowed_origins())
 
 
 # Another factor's route passes its preflight too, so a browser reads its 400 (which names the factor) instead of

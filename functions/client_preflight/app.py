@@ -21,15 +21,7 @@ ROUTES = ("/v1/client/sms/enroll", "/v1/client/sms/challenge", "/v1/client/sms/v
 
 
 def preflight() -> Response:
-    headers = app.current_event.headers
-    origin = headers.get("Origin")
-    if origin is None:
-        # Not a browser's preflight: the plain HTTP answer of which methods the route has.
-        return Response(204, headers={"Allow": "OPTIONS, POST", "Vary": "Origin"})
-    allowed = cors.preflight_headers(
-        origin, headers.get("Access-Control-Request-Method"), runtime.apps().allowed_origins()
-    )
-    return Response(204, headers=allowed)
+    return cors.preflight(app.current_event.headers, runtime.apps().allowed_origins())
 
 
 for _route in ROUTES:

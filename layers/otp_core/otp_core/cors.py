@@ -14,8 +14,12 @@ settings' validation keeps the stored ones in that form, and ``null`` is never a
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from otp_core.errors import ForbiddenError
+
+if TYPE_CHECKING:
+    from otp_core.http import Headers, Response
 
 ALLOWED_METHODS = "POST"
 ALLOWED_HEADERS = "Authorization, Content-Type"
@@ -61,3 +65,20 @@ def preflight_headers(origin: str | None, method: str | None, origins: Collectio
         "Access-Control-Max-Age": str(MAX_AGE_SECONDS),
         **_VARY,
     }
+
+
+def preflight(headers: Headers, origins: Collection[str]) -> Response:
+    """The answer to an OPTIONS request of a client route: a browser's preflight from one of ``origins`` is a
+    ``204`` with :func:`preflight_headers`; an OPTIONS without ``Origin`` (no browser's) lists the methods.
+
+    Raises
+    ------
+    ForbiddenError
+        As :func:`preflight_headers`.
+    """
+    from otp_core.http import Response
+
+    origin = headers.get("Origin")
+    if origin is None:
+        return Response(204, headers={"Allow": "OPTIONS, POST", "Vary": "Origin"})
+    return Response(204, headers=preflight_headers(origin, headers.get("Access-Control-Request-Method"), origins))
