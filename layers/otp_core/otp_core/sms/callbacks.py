@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -147,6 +148,30 @@ def strict_token(value: object, pattern: re.Pattern[str]) -> str | None:
         return None
     value = value.strip(_HEADER_WHITESPACE)
     return value if pattern.fullmatch(value) else None
+
+
+def signed_json(body: bytes) -> Any:
+    """A signed callback body as JSON, read strictly: UTF-8, no repeated name, no NaN or Infinity.
+
+    Raises
+    ------
+    ValueError
+        Any of those, or not JSON at all.
+    RecursionError
+        Nesting deeper than the interpreter allows.
+    """
+    return json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant)
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a repeated name")
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
 
 
 @dataclass(frozen=True)

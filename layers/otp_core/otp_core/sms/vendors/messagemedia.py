@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -64,6 +63,7 @@ from otp_core.sms.callbacks import (
     DeliveryCallback,
     DeliveryReport,
     bad_signature,
+    signed_json,
     strict_token,
 )
 from otp_core.sms.delivery import DELIVERED, FAILED
@@ -361,23 +361,12 @@ class MessageMediaCallback(DeliveryCallback):
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant)
+        document = signed_json(body)
     except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a repeated name, deep nesting
         raise InvalidRequestError(MALFORMED_REPORT) from exc
     if not isinstance(document, dict):
         raise InvalidRequestError(MALFORMED_REPORT)
     return document
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("a repeated name")
-    return document
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"not JSON: {name}")
 
 
 def _challenge(metadata: object) -> tuple[str, int | None]:

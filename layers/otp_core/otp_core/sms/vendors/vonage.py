@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
@@ -62,6 +61,7 @@ from otp_core.sms.callbacks import (
     DeliveryCallback,
     DeliveryReport,
     bad_signature,
+    signed_json,
     strict_token,
 )
 from otp_core.sms.delivery import DELIVERED, FAILED
@@ -359,7 +359,7 @@ def _form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 def _json_pairs(body: bytes) -> list[tuple[str, str]]:
     try:
-        document = json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant)
+        document = signed_json(body)
     except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a repeated name, deep nesting
         raise bad_signature() from exc
     if not isinstance(document, dict):
@@ -371,17 +371,6 @@ def _json_pairs(body: bytes) -> list[tuple[str, str]]:
             raise bad_signature()
         pairs.append((name, value))
     return pairs
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("a repeated name")
-    return document
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"not JSON: {name}")
 
 
 def _unique(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
