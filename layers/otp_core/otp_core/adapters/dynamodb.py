@@ -1066,25 +1066,17 @@ class DynamoChallengeRepository(ChallengeRepository):
 
         if challenge.fraud_app is None or challenge.region is None:
             return []
-        ops = []
-        targets = fi.creation_slots(
+        updates = fi.slot_increments(
+            self._table,
             challenge.fraud_app,
             challenge.phone_number,
             challenge.region,
             challenge.challenge_id,
             challenge.created_at,
             now,
+            kind="v",
         )
-        for key, slot, ttl in targets:
-            update = {
-                "TableName": self._table,
-                "Key": key,
-                "UpdateExpression": "ADD #v :one SET #ttl = if_not_exists(#ttl, :ttl)",
-                "ExpressionAttributeNames": {"#v": f"v{slot}", "#ttl": "ttl"},
-                "ExpressionAttributeValues": {":one": _n(1), ":ttl": _n(ttl)},
-            }
-            ops.append(_Check({"Update": update}, lambda _: None))
-        return ops
+        return [_Check(update, lambda _: None) for update in updates]
 
     def _charges(self, charge: SendCharge, items: dict[tuple[str, str], Item]) -> list[_Check]:
         """One increment per counter, capped by its sliding allowance; caps already reached raise at once,

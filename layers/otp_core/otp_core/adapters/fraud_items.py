@@ -147,3 +147,31 @@ def block_key(app_id: str, bucket: Bucket) -> Item:
 
 def safe_key(app_id: str) -> Item:
     return {"pk": _s(FRAUD_PARTITION), "sk": _s(f"SAFE#{app_id}")}
+
+
+def slot_increments(
+    table: str,
+    app_id: str,
+    phone_number: str,
+    region: str,
+    challenge_id: str,
+    created_at: int,
+    now: int,
+    *,
+    kind: str,
+    change: int = 1,
+) -> list[dict[str, Any]]:
+    """The ``Update`` items that move a challenge's ``kind`` count (``v`` verified, ``u`` undelivered) by
+    ``change`` in its creation slots (:func:`creation_slots`), for a transaction."""
+    return [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": key,
+                "UpdateExpression": "ADD #count :change SET #ttl = if_not_exists(#ttl, :ttl)",
+                "ExpressionAttributeNames": {"#count": f"{kind}{slot}", "#ttl": "ttl"},
+                "ExpressionAttributeValues": {":change": {"N": str(change)}, ":ttl": {"N": str(ttl)}},
+            }
+        }
+        for key, slot, ttl in creation_slots(app_id, phone_number, region, challenge_id, created_at, now)
+    ]

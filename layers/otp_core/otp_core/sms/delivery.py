@@ -121,26 +121,17 @@ class DeliveryRecorder(DeliveryLog):
             return []
         from otp_core.adapters import fraud_items as fi
 
-        targets = fi.creation_slots(
+        return fi.slot_increments(
+            self._table,
             challenge.fraud_app,
             challenge.phone_number,
             challenge.region,
             challenge.challenge_id,
             challenge.created_at,
             now,
+            kind="u",
+            change=change,
         )
-        return [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": key,
-                    "UpdateExpression": "ADD #u :change SET #ttl = if_not_exists(#ttl, :ttl)",
-                    "ExpressionAttributeNames": {"#u": f"u{slot}", "#ttl": "ttl"},
-                    "ExpressionAttributeValues": {":change": _n(change), ":ttl": _n(ttl)},
-                }
-            }
-            for key, slot, ttl in targets
-        ]
 
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         try:
