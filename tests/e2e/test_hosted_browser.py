@@ -125,8 +125,16 @@ def wrong_codes(right: str, count: int) -> list[str]:
     return [f"{(int(right) + step) % 10**size:0{size}d}" for step in range(1, count + 1)]
 
 
+def ready_to_check(page: Any) -> None:
+    """Wait until the page takes a code again: it ignores a submit while the previous check's answer is handled."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#verify")).to_be_enabled()
+
+
 def enter(page: Any, code: str) -> Any:
     """Type a code and press Enter; the verify answer the page received (its status is not checked)."""
+    ready_to_check(page)
     page.locator("#code").fill(code)
     with page.expect_response(lambda r: r.url.endswith("/v1/client/sms/verify")) as answer:
         page.locator("#code").press("Enter")
@@ -155,6 +163,7 @@ def opened(api: Api, page: Any, user: str, key: str) -> dict[str, Any]:
 
 def finish(page: Any) -> str:
     """The success token the page handed off: read from the verify answer the page received."""
+    ready_to_check(page)
     with page.expect_response(lambda r: r.url.endswith("/v1/client/sms/verify")) as answer:
         page.locator("#code").press("Enter")
     body = answer.value.json()
