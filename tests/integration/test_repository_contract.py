@@ -27,6 +27,7 @@ from otp_core.records import (
     Authenticator,
     Challenge,
     ChallengeLink,
+    ChallengeState,
     SendQuota,
     TrackedAttempt,
     VerifiedEffects,
@@ -295,6 +296,101 @@ def test_allow_makes_a_device_known_for_its_action_only(make_store):
 
     assert store.identities.is_known_device("user-1", "device-1", "viewPage")
     assert not store.identities.is_known_device("user-1", "device-1", "withdraw")
+
+
+# -- cancel ---------------------------------------------------------------------------------------------------
+
+
+def test_a_pending_challenge_cancels_once_and_reads_expired_from_then_on(make_store):
+    # Given a pending challenge with nine minutes to go
+    store = make_store()
+    now = future_boundary(600)
+    pending = send(store, now, key())
+
+    # When it is cancelled
+    cancelled = store.repository.cancel(pending.challenge_id, now + 60)
+
+    # Then the cancel returns it as stored: EXPIRED as of the cancel, nothing else changed
+    assert cancelled is not None
+    assert cancelled == dataclasses.replace(pending, state=ChallengeState.EXPIRED, expires_at=now + 60)
+    assert store.repository.get(pending.challenge_id) == cancelled
+    assert cancelled.state_at(now + 60) is ChallengeState.EXPIRED
+
+    # And a second cancel finds nothing pending
+    assert store.repository.cancel(pending.challenge_id, now + 61) is None
+
+
+def test_a_cancelled_challenge_takes_no_code(make_store):
+    # Given a cancelled challenge, well before its original expiry
+    store = make_store()
+    now = future_boundary(600)
+    pending = send(store, now, key())
+    cancelled = store.repository.cancel(pending.challenge_id, now + 10)
+
+    # When its right code comes, even judged against a cutoff before the cancel (a grace period), or a wrong one
+    verified = store.verify(pending, now + 20)
+    locks = tuple(lock_subjects(pending.number_key, pending.owner))
+    in_grace = store.repository.mark_verified(
+        pending, HASH, now + 20, locks=locks, claimable_until=now + 600, cutoff=now
+    )
+    wrong = store.fail(pending, now + 20)
+
+    # Then none counts and nothing was written
+    assert (verified, in_grace, wrong) == (VerifyOutcome.INVALID,) * 3
+    assert store.repository.get(pending.challenge_id) == cancelled
+
+
+def test_a_cancel_is_no_refund(make_store):
+    # Given a number at its 10-minute cap of five sends
+    store = make_store()
+    number, now = key(), future_boundary(600) + 10
+    sent = [send(store, now, number) for _ in range(5)]
+
+    # When one of them is cancelled, then the number stays capped
+    assert store.repository.cancel(sent[-1].challenge_id, now + 1) is not None
+    with pytest.raises(RateLimitedError):
+        send(store, now + 1, number)
+
+
+def _verified(store: Store, now: int) -> tuple[str, int]:
+    target = send(store, now, key())
+    assert store.verify(target, now) is VerifyOutcome.VERIFIED
+    return target.challenge_id, now + 1
+
+
+def _claimed(store: Store, now: int) -> tuple[str, int]:
+    challenge_id, later = _verified(store, now)
+    assert store.repository.claim(challenge_id, "user-1", later).state is ChallengeState.CLAIMED
+    return challenge_id, later
+
+
+def _expired(store: Store, now: int) -> tuple[str, int]:
+    # Still stored at its expiry: the cancel must refuse it by its expiresAt, not by its absence.
+    target = send(store, now, key())
+    return target.challenge_id, target.expires_at
+
+
+def _exhausted(store: Store, now: int) -> tuple[str, int]:
+    target = send(store, now, key(), max_attempts=1)
+    assert store.fail(target, now) is VerifyOutcome.WRONG
+    return target.challenge_id, now + 1
+
+
+def _unknown(store: Store, now: int) -> tuple[str, int]:
+    return str(uuid.uuid4()), now
+
+
+@pytest.mark.parametrize("given", [_verified, _claimed, _expired, _exhausted, _unknown], ids=lambda f: f.__name__[1:])
+def test_a_cancel_of_a_challenge_that_is_not_pending_is_refused_and_writes_nothing(make_store, given):
+    # Given a challenge that is verified, claimed, expired, out of attempts or was never stored
+    store = make_store()
+    challenge_id, when = given(store, future_boundary(600))
+    before = store.repository.get(challenge_id)
+    assert (before is None) == (given is _unknown)
+
+    # When it is cancelled, then there was nothing to cancel and the store is as it was (no item made up)
+    assert store.repository.cancel(challenge_id, when) is None
+    assert store.repository.get(challenge_id) == before
 
 
 # -- races on DynamoDB Local ----------------------------------------------------------------------------------
