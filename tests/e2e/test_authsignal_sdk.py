@@ -18,8 +18,8 @@ from tests.e2e.test_apps import new_app  # noqa: F401 - the fixture: apps made f
 pytestmark = pytest.mark.e2e
 
 authsignal = pytest.importorskip("authsignal")
-from authsignal import AuthsignalClient  # type: ignore[import-untyped]  # noqa: E402
-from authsignal.client import ApiException  # type: ignore[import-untyped]  # noqa: E402
+from authsignal import AuthsignalClient  # noqa: E402
+from authsignal.client import ApiException  # noqa: E402
 
 
 def sdk(api: Api, key: str | None = None) -> Any:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
-from twilio.rest import Client  # type: ignore[import-untyped]
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
 
 from local import REPO_ROOT
 from tests.e2e.conftest import Api

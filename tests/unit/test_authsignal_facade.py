@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from authsignal import AuthsignalClient  # type: ignore[import-untyped]
-from authsignal.client import ApiException  # type: ignore[import-untyped]
+from authsignal import AuthsignalClient
+from authsignal.client import ApiException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
