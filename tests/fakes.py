@@ -452,13 +452,13 @@ class InMemoryRepository(ChallengeRepository):
             self.challenges[challenge_id] = cancelled
             return cancelled
 
-    def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
+    def claim(self, challenge_id: str, user_id: str, now: int, *, again: bool = True) -> Challenge:
         with self._lock:
             current = self.challenges.get(challenge_id)
             if current is None:
                 raise ConflictError("unknown")
             claim_window_open = (current.claimable_until or 0) > now
-            if current.state is ChallengeState.CLAIMED and current.claimed_by == user_id:
+            if again and current.state is ChallengeState.CLAIMED and current.claimed_by == user_id:
                 return current
             if (
                 current.state is not ChallengeState.VERIFIED

@@ -393,6 +393,33 @@ def test_a_cancel_of_a_challenge_that_is_not_pending_is_refused_and_writes_nothi
     assert store.repository.get(challenge_id) == before
 
 
+# -- claim ----------------------------------------------------------------------------------------------------
+
+
+def test_a_claim_repeats_for_its_user_unless_only_the_first_may_succeed(make_store):
+    store = make_store()
+    # Given a verified challenge, claimed once by its user
+    challenge_id, later = _verified(store, 1_000_000)
+    first = store.repository.claim(challenge_id, "user-1", later, again=False)
+    assert (first.state, first.claimed_by) == (ChallengeState.CLAIMED, "user-1")
+
+    # Then the same user's claim again succeeds (the native claim is idempotent), another user's is refused, and
+    # a claim that must be the first (the Authsignal facade's, which issues a token per claim) is refused
+    assert store.repository.claim(challenge_id, "user-1", later + 1).claimed_by == "user-1"
+    with pytest.raises(ConflictError):
+        store.repository.claim(challenge_id, "user-2", later + 1)
+    with pytest.raises(ConflictError):
+        store.repository.claim(challenge_id, "user-1", later + 1, again=False)
+
+
+def test_simultaneous_first_claims_succeed_once(make_store):
+    store = make_store()
+    challenge_id, later = _verified(store, 1_000_000)
+    outcomes = race(6, lambda: store.repository.claim(challenge_id, "user-1", later, again=False))
+    assert sum(isinstance(outcome, Challenge) for outcome in outcomes) == 1
+    assert sum(isinstance(outcome, ConflictError) for outcome in outcomes) == 5
+
+
 # -- races on DynamoDB Local ----------------------------------------------------------------------------------
 
 

@@ -151,13 +151,15 @@ class ChallengeRepository(ABC):
         """
 
     @abstractmethod
-    def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
-        """Attribute a verified challenge to ``user_id`` (idempotent for the same user).
+    def claim(self, challenge_id: str, user_id: str, now: int, *, again: bool = True) -> Challenge:
+        """Attribute a verified challenge to ``user_id``: idempotent for the same user, unless ``again`` is false
+        (then only the first claim succeeds: a caller that issues a token per claim issues one per challenge).
 
         Raises
         ------
         ConflictError
-            Unknown, not verified, claimed by another user, or past its claim window.
+            Unknown, not verified, claimed by another user (or already claimed, when ``again`` is false), or past
+            its claim window.
         """
 
 

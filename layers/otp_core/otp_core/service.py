@@ -698,17 +698,18 @@ class ChallengeRecords:
         return self._clock.now()
 
     @tracer.capture_method(capture_response=False)
-    def claim(self, challenge_id: str, user_id: str) -> Challenge:
-        """Attribute a verified challenge to a user.
+    def claim(self, challenge_id: str, user_id: str, *, again: bool = True) -> Challenge:
+        """Attribute a verified challenge to a user (again by the same user, unless ``again`` is false).
 
         Raises
         ------
         ConflictError
-            Unknown, not verified, claimed by another user, or past the claim window.
+            Unknown, not verified, claimed by another user (or at all, when ``again`` is false), or past the claim
+            window.
         """
         if not is_challenge_id(challenge_id):
             raise ConflictError("this challenge is not verified or is already claimed")
-        challenge = self._repository.claim(challenge_id, user_id, self._clock.now())
+        challenge = self._repository.claim(challenge_id, user_id, self._clock.now(), again=again)
         logger.info("challenge claimed", challenge_id=challenge_id)
         return challenge
 

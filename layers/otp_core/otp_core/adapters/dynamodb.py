@@ -717,15 +717,18 @@ class DynamoChallengeRepository(ChallengeRepository):
     # -- claim --------------------------------------------------------------------------------------------
 
     @tracer.capture_method(capture_response=False)
-    def claim(self, challenge_id: str, user_id: str, now: int) -> Challenge:
+    def claim(self, challenge_id: str, user_id: str, now: int, *, again: bool = True) -> Challenge:
         mine, app_value = self._app_condition()
+        # DynamoDB refuses redundant parentheses: the verified branch is bracketed only beside the repeat branch.
+        claimable = "#state = :verified AND claimableUntil > :now AND (attribute_not_exists(userId) OR userId = :user)"
+        if again:
+            claimable = f"({claimable}) OR (#state = :claimed AND claimedBy = :user)"
         try:
             response = self._client.update_item(
                 TableName=self._table,
                 Key=challenge_key(challenge_id),
                 UpdateExpression="SET #state = :claimed, claimedBy = :user, claimedAt = if_not_exists(claimedAt, :now)",
-                ConditionExpression=f"{mine} AND ((#state = :verified AND claimableUntil > :now "
-                "AND (attribute_not_exists(userId) OR userId = :user)) OR (#state = :claimed AND claimedBy = :user))",
+                ConditionExpression=f"{mine} AND ({claimable})",
                 ExpressionAttributeNames={"#state": "state", "#app": "app"},
                 ExpressionAttributeValues={
                     **app_value,

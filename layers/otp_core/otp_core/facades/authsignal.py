@@ -27,7 +27,6 @@ from urllib.parse import unquote
 
 from otp_core import http, runtime
 from otp_core.errors import (
-    ConflictError,
     FieldError,
     InvalidRequestError,
     NotFoundError,
@@ -35,7 +34,7 @@ from otp_core.errors import (
     UnauthorizedError,
 )
 from otp_core.observability import mask_phone
-from otp_core.records import Authenticator, Challenge, ChallengeState, TrackedAttempt, is_challenge_id
+from otp_core.records import Authenticator, Challenge, TrackedAttempt, is_challenge_id
 from otp_core.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -749,15 +748,8 @@ def claim(caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
         )
     challenge_id = _string(body, "challengeId")
     request = _native(ClaimChallengeRequest, {name: body[name] for name in ("userId",) if name in body})
-    records = runtime.challenge_records(caller.app_id)
-    unclaimable = ConflictError("this challenge is not verified or is already claimed")
-    try:
-        current = records.get(challenge_id)
-    except NotFoundError:
-        raise unclaimable from None
-    if current.state_at(records.now()) is ChallengeState.CLAIMED:
-        raise ConflictError("this challenge was already claimed; its claim issued its one token")
-    claimed = records.claim(challenge_id, request.user_id)
+    # One conditional write: only the first claim succeeds, so a challenge issues one token here.
+    claimed = runtime.challenge_records(caller.app_id).claim(challenge_id, request.user_id, again=False)
     return {"token": _claim_token(caller, claimed, request.user_id), "verificationMethod": SMS}
 
 
