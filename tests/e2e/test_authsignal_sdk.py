@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from local import REPO_ROOT
 from tests.e2e.conftest import Api
 from tests.e2e.test_apps import new_app  # noqa: F401 - the fixture: apps made for a test, deleted after it
 
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.e2e
 authsignal = pytest.importorskip("authsignal")
 from authsignal import AuthsignalClient  # noqa: E402
 from authsignal.client import ApiException  # noqa: E402
+
+README = REPO_ROOT / "README.md"
 
 
 def sdk(api: Api, key: str | None = None) -> Any:
@@ -42,6 +45,30 @@ def newest_code(api: Api, phone: str) -> str:
     match = re.search(r"\b(\d{4,10})\b", api.outbox(phone)[-1])
     assert match is not None
     return match.group(1)
+
+
+def readme_python_block() -> str:
+    """The README's Python lines of "Drop-in for Authsignal"."""
+    section = README.read_text(encoding="utf-8").split("## Drop-in for Authsignal", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_python_lines_run_as_printed(api: Api, phone: str) -> None:
+    # Given the README's lines with their two constants set to this stack and its key
+    block = readme_python_block()
+    for name, value in {"API_KEY": api.api_key, "API_URL": api.url}.items():
+        block, replaced = re.subn(rf'^{name} = "[^"\n]*"', f"{name} = {value!r}", block, flags=re.MULTILINE)
+        assert replaced == 1, name
+
+    # When they run
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md (Drop-in for Authsignal)", "exec"), namespace)  # noqa: S102 - the README's own code
+
+    # Then the client they made talks to the stack's facade with the app's key
+    client = namespace["authsignal"]
+    user = f"e2e-{uuid.uuid4()}"
+    client.enroll_verified_authenticator(user_id=user, attributes={"verificationMethod": "SMS", "phoneNumber": phone})
+    assert client.get_user(user_id=user)["is_enrolled"] is True
 
 
 def test_a_new_user_enrolls_by_sms_and_the_server_validates_the_result(api: Api, phone: str) -> None:
