@@ -880,6 +880,50 @@ def test_user_ids_are_url_encoded_by_the_sdk_and_decoded_here(stack: Stack) -> N
     assert sdk().get_action(user_id=user_id, action="signIn", idempotency_key=tracked["idempotency_key"])["state"]
 
 
+def test_a_user_id_that_is_not_ascii_is_decoded_as_utf_8(stack: Stack) -> None:
+    user_id = "jos\u00e9"  # the SDK sends it as jos%C3%A9
+    phone = number()
+    sdk().enroll_verified_authenticator(user_id=user_id, attributes={"verificationMethod": "SMS", "phoneNumber": phone})
+    assert stack.default.identities.get_authenticator(user_id) is not None
+    assert sdk().get_user(user_id=user_id)["phone_number"] == "******" + phone[-4:]
+    assert server("GET", "/users/jos%C3%A9").json()["isEnrolled"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/users/alias%FF", "userId"),
+        ("GET", "/users/alias%FE", "userId"),
+        ("GET", "/users/alias%C0", "userId"),
+        ("PATCH", "/users/alias%FF", "userId"),
+        ("DELETE", "/users/alias%FF", "userId"),
+        ("GET", "/users/alias%FF/authenticators", "userId"),
+        ("POST", "/users/alias%FF/actions/signIn", "userId"),
+        ("POST", "/users/alias/actions/signIn%FF", "action"),
+        ("GET", "/users/alias/actions/signIn%FF/00000000-0000-4000-8000-000000000000", "action"),
+        ("GET", "/users/alias/actions/signIn/0000%FF", "idempotencyKey"),
+        ("PATCH", "/users/alias/actions/signIn/0000%FF", "idempotencyKey"),
+        ("DELETE", "/users/alias/authenticators/a%FF", "userAuthenticatorId"),
+    ],
+)
+def test_a_path_parameter_that_is_not_utf_8_is_a_400_not_another_spelling_of_a_name(
+    stack: Stack, method: str, path: str, field: str
+) -> None:
+    # Given a user whose ID is what lenient decoding makes of alias%FF, alias%FE and alias%C0 (alias + U+FFFD)
+    enroll(stack.default, "alias\ufffd", number())
+
+    # When a path names a user, action, key or authenticator with bytes that are not UTF-8
+    answer = server(method, path, {"state": "ALLOW"} if method == "PATCH" and "actions" in path else None)
+
+    # Then it is a 400 naming the parameter, and the user is untouched
+    assert answer.status == 400, answer.text
+    assert answer.json()["errorCode"] == "invalid_request"
+    assert f"{field}: not percent-encoded UTF-8" in answer.json()["errorDescription"]
+    assert stack.default.identities.get_authenticator("alias\ufffd") is not None
+    # And the one spelling of that user is still its UTF-8 encoding
+    assert server("GET", "/users/alias%EF%BF%BD").json()["isEnrolled"] is True
+
+
 def test_a_test_number_gets_its_fixed_code_and_reaches_no_provider(stack: Stack) -> None:
     started = _challenge(sdk(), TEST_NUMBER)
     assert stack.default.sender.sent == []

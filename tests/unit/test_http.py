@@ -12,7 +12,10 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from local.gateway import LambdaContext
-from otp_core.http import Response, json_response, loads_strict, make_resolver, parse_body
+from otp_core.errors import InvalidRequestError
+from otp_core.http import Response, json_response, loads_strict, make_resolver, parse_body, path_user_id
+from otp_core.settings import Settings
+from tests.unit.conftest import World
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "track.json").read_text())
 
@@ -42,18 +45,21 @@ def _amount() -> Response:
     return json_response(200, parse_body(app, Amount).model_dump())
 
 
-def call(body: str | None, *, path: str = "/v1/track", base64_encoded: bool = False) -> tuple[int, Any]:
-    event = copy.deepcopy(EVENT)
-    event["path"] = event["resource"] = path
-    event["body"] = body
-    event["isBase64Encoded"] = base64_encoded
-    context: Any = LambdaContext(  # the gateway's stand-in for the Lambda runtime's context
+def _lambda_context() -> Any:
+    return LambdaContext(  # the gateway's stand-in for the Lambda runtime's context
         function_name="test_http",
         memory_limit_in_mb=128,
         invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test_http",
         aws_request_id="00000000-0000-4000-8000-000000000000",
     )
-    result = app.resolve(event, context)
+
+
+def call(body: str | None, *, path: str = "/v1/track", base64_encoded: bool = False) -> tuple[int, Any]:
+    event = copy.deepcopy(EVENT)
+    event["path"] = event["resource"] = path
+    event["body"] = body
+    event["isBase64Encoded"] = base64_encoded
+    result = app.resolve(event, _lambda_context())
     return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
 
 
@@ -226,3 +232,68 @@ def test_a_bug_is_a_500_that_reveals_nothing(capsys):
     assert result["statusCode"] == 500
     assert json.loads(result["body"])["code"] == "INTERNAL_ERROR"
     assert "123456" not in result["body"] and "123456" not in capsys.readouterr().out
+
+
+# -- path parameters -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("user-1", "user-1"),
+        ("jos%C3%A9", "jos\u00e9"),
+        ("%F0%9F%98%80", "\U0001f600"),
+        ("jane%20doe%2B1%40example.com", "jane doe+1@example.com"),
+        ("alias%EF%BF%BD", "alias\ufffd"),  # U+FFFD itself, percent-encoded as UTF-8
+        ("100%", "100%"),  # a "%" that starts no escape is kept, as unquote keeps it
+    ],
+)
+def test_path_user_id_decodes_percent_encoded_utf_8(raw: str, decoded: str) -> None:
+    assert path_user_id(raw) == decoded
+
+
+@pytest.mark.parametrize("raw", ["alias%FF", "alias%FE", "alias%C0", "alias%C3", "alias%C0%AF", "%ED%A0%80"])
+def test_path_user_id_refuses_bytes_that_are_not_utf_8(raw: str) -> None:
+    # Given bytes that lenient decoding turns into U+FFFD (so "alias%FF", "alias%FE"... would all be "alias\ufffd")
+    # When the path parameter is read
+    with pytest.raises(InvalidRequestError) as caught:
+        path_user_id(raw)
+
+    # Then it is refused, naming userId
+    assert [error.field for error in caught.value.errors] == ["userId"]
+    assert "UTF-8" in caught.value.detail
+
+
+def _native_list(path: str, world: World, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from functions.list_authenticators import app as native
+    from otp_core import runtime
+
+    monkeypatch.setattr(runtime, "policy", lambda app_id="default": world.policy)
+    monkeypatch.setattr(runtime, "authenticator_directory", lambda app_id="default": world.directory)
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "list_authenticators.json").read_text())
+    event["path"] = path
+    result: dict[str, Any] = native.lambda_handler(event, _lambda_context())
+    return result
+
+
+def test_a_native_route_reads_a_percent_encoded_utf_8_user_and_refuses_other_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a user whose ID is not ASCII, and one whose ID is the replacement character's
+    world = World(Settings())
+    world.enroller.enroll("jos\u00e9", "+14155552671", world.policy)
+    world.enroller.enroll("alias\ufffd", "+14155552672", world.policy)
+
+    # When the native route is called with the IDs percent-encoded as UTF-8, then with bytes that are not UTF-8
+    found = _native_list("/v1/users/jos%C3%A9/authenticators", world, monkeypatch)
+    refused = [_native_list(f"/v1/users/alias{byte}/authenticators", world, monkeypatch) for byte in ("%FF", "%C0")]
+
+    # Then the first finds its user, and the others are a 400 naming userId, not another spelling of a user
+    assert found["statusCode"] == 200
+    listed = json.loads(found["body"])["authenticators"]
+    assert [item["phoneMask"][-4:] for item in listed] == ["2671"]
+    for answer in refused:
+        assert answer["statusCode"] == 400
+        problem = json.loads(answer["body"])
+        assert problem["code"] == "INVALID_REQUEST"
+        assert [error["field"] for error in problem["errors"]] == ["userId"]

@@ -429,18 +429,36 @@ def query_parameter(app: Router, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def path_user_id(value: str) -> str:
-    """A ``{userId}`` path parameter, URL-decoded (REST APIs pass paths percent-encoded) and checked like a
-    body ``userId``.
+def path_parameter(value: str, name: str) -> str:
+    """A path parameter URL-decoded (REST APIs pass paths percent-encoded), strictly: bytes that are not UTF-8 are
+    refused, not replaced with U+FFFD (which would make ``a%FF``, ``a%FE`` and ``a%C0`` one value).
 
     Raises
     ------
     InvalidRequestError
-        Empty, longer than 128 characters, or holding control characters.
+        The decoded bytes are not UTF-8; ``errors`` names ``name``.
     """
     from urllib.parse import unquote
 
-    user_id = unquote(value)
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidRequestError(
+            f"{name} must be percent-encoded UTF-8",
+            errors=[FieldError(name, "not percent-encoded UTF-8")],
+        ) from None
+
+
+def path_user_id(value: str) -> str:
+    """A ``{userId}`` path parameter, URL-decoded strictly (see :func:`path_parameter`) and checked like a body
+    ``userId``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Not percent-encoded UTF-8, empty, longer than 128 characters, or holding control characters.
+    """
+    user_id = path_parameter(value, "userId")
     if not 1 <= len(user_id) <= 128 or any(ord(char) < 0x20 or ord(char) == 0x7F for char in user_id):
         raise InvalidRequestError(
             "userId must be 1-128 characters without control characters",

@@ -402,9 +402,8 @@ def track(caller: Caller, user_id: str, action: str, body: Mapping[str, Any], ba
     _refuse(body, _TRACK_REFUSED)
     _track_scope(body.get("scope"))
     attributes = {name: body[name] for name in _TRACK_ATTRIBUTES if name in body}
-    request = _native(
-        TrackRequest, {"userId": http.path_user_id(user_id), "action": unquote(action), "attributes": attributes}
-    )
+    path = {"userId": http.path_user_id(user_id), "action": http.path_parameter(action, "action")}
+    request = _native(TrackRequest, {**path, "attributes": attributes})
     tracked = runtime.tracker(caller.app_id).track(
         caller.policy,
         user_id=request.user_id,
@@ -477,9 +476,10 @@ def _token_view(claims: Mapping[str, Any], *, succeeded: bool) -> dict[str, Any]
 
 def _attempt(caller: Caller, user_id: str, action: str, key: str) -> tuple[str, TrackedAttempt]:
     user = http.path_user_id(user_id)
-    attempt_id = unquote(key)
+    attempt_id = http.path_parameter(key, "idempotencyKey")
+    action_code = http.path_parameter(action, "action")
     attempt = runtime.identities(caller.app_id).get_attempt(attempt_id) if is_challenge_id(attempt_id) else None
-    if attempt is None or attempt.user_id != user or attempt.action != unquote(action):
+    if attempt is None or attempt.user_id != user or attempt.action != action_code:
         raise NotFoundError("no such action for this user")
     return user, attempt
 
@@ -663,7 +663,8 @@ def enroll_authenticator(caller: Caller, user_id: str, body: Mapping[str, Any]) 
 
 def delete_authenticator(caller: Caller, user_id: str, authenticator_id: str) -> dict[str, Any]:
     """``DELETE /users/{userId}/authenticators/{userAuthenticatorId}``: the native delete (404 when unknown)."""
-    runtime.authenticator_directory(caller.app_id).delete(http.path_user_id(user_id), unquote(authenticator_id))
+    user, named = http.path_user_id(user_id), http.path_parameter(authenticator_id, "userAuthenticatorId")
+    runtime.authenticator_directory(caller.app_id).delete(user, named)
     return {"success": True}
 
 
@@ -807,7 +808,11 @@ def unsupported_client_route(segments: Iterable[str]) -> OtpError:
     """The error of a client route this service does not have: a 400 naming the factor for another factor's
     route (passkeys, TOTP, e-mail, push...), else a 404."""
     for segment in segments:
-        factor = _CLIENT_FACTORS.get(unquote(segment).lower())
+        try:
+            name = unquote(segment, errors="strict")
+        except UnicodeDecodeError:
+            continue  # bytes that are not UTF-8 name no factor
+        factor = _CLIENT_FACTORS.get(name.lower())
         if factor is not None:
             return InvalidRequestError(f"{factor} is not available: this service verifies by SMS only")
     return NotFoundError("no such route")
