@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from otp_core import runtime
 from otp_core.facades import authsignal
 from otp_core.facades.authsignal import PREFIX
-from otp_core.http import Response, make_resolver, public_base_url, query_parameter
+from otp_core.http import Response, make_resolver, public_base_url, query_values
 from otp_core.observability import logger, metrics, tracer
 
 app = make_resolver()
@@ -63,7 +63,7 @@ def update_user(userId: str) -> Response:  # noqa: N803
 
 @app.delete(USER)
 def delete_user(userId: str) -> Response:  # noqa: N803
-    return authsignal.answer(authsignal.delete_user(caller(), userId, query_parameter(app, "actions")))
+    return authsignal.answer(authsignal.delete_user(caller(), userId, query_values(app, "actions")))
 
 
 @app.get(f"{USER}/authenticators")

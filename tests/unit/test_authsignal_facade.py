@@ -154,7 +154,11 @@ def _event(method: str, target: str, headers: Mapping[str, str], body: bytes | s
     """The API Gateway REST proxy event of a request to ``<stage URL><target>`` (the stage is ``api``)."""
     parts = urlsplit(target)
     path = parts.path.removeprefix("/api")
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = dict(pairs)  # API Gateway's queryStringParameters: the last value of a repeated parameter
+    multi_query: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi_query.setdefault(name, []).append(value)
     text = body.decode() if isinstance(body, bytes) else body
     return {
         "resource": path,
@@ -163,7 +167,7 @@ def _event(method: str, target: str, headers: Mapping[str, str], body: bytes | s
         "headers": dict(headers),
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
@@ -627,12 +631,28 @@ def test_delete_user_deletes_the_authenticator_and_cancels_its_enrollments(stack
     assert server("DELETE", "/users/user-6").json() == {"success": True}
 
 
-def test_delete_user_with_its_actions_is_refused(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    "query",
+    ["actions=true", "actions=TRUE", "actions=true&actions=false", "actions=false&actions=True"],
+    ids=["true", "upper-case", "true-then-false", "false-then-true"],
+)
+def test_delete_user_with_its_actions_is_refused(stack: Stack, query: str) -> None:
+    # Given an enrolled user
     enroll(stack.default, "user-7", number())
-    answer = server("DELETE", "/users/user-7?actions=true")
+
+    # When the delete asks for its actions too, in any case and among other values of the parameter
+    answer = server("DELETE", f"/users/user-7?{query}")
+
+    # Then it is refused and nothing is deleted
     assert answer.status == 400
     assert "actions" in answer.json()["errorDescription"]
     assert stack.default.identities.get_authenticator("user-7") is not None
+
+
+def test_delete_user_without_its_actions_deletes(stack: Stack) -> None:
+    enroll(stack.default, "user-7", number())
+    assert server("DELETE", "/users/user-7?actions=false&actions=false").json() == {"success": True}
+    assert stack.default.identities.get_authenticator("user-7") is None
 
 
 # ------------------------------------------------------------------------------------------------ authenticators

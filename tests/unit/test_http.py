@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict
 
 from local.gateway import LambdaContext
 from otp_core.errors import InvalidRequestError
-from otp_core.http import Response, json_response, loads_strict, make_resolver, parse_body, path_user_id
+from otp_core.http import (
+    Response,
+    json_response,
+    loads_strict,
+    make_resolver,
+    parse_body,
+    path_user_id,
+    query_values,
+)
 from otp_core.settings import Settings
 from tests.unit.conftest import World
 
@@ -224,6 +232,32 @@ def test_anything_else_is_a_404_problem(method, path):
     assert result["statusCode"] == 404
     assert result["multiValueHeaders"]["Content-Type"] == ["application/problem+json"]
     assert json.loads(result["body"])["code"] == "NOT_FOUND"
+
+
+@router.get("/v1/query")
+def _query() -> Response:
+    return json_response(200, {"values": query_values(router, "a")})
+
+
+def _query_event(single: dict[str, str] | None, multi: dict[str, list[str]] | None) -> dict[str, Any]:
+    event = {**copy.deepcopy(EVENT), "httpMethod": "GET", "path": "/v1/query", "body": None}
+    return {**event, "queryStringParameters": single, "multiValueQueryStringParameters": multi}
+
+
+@pytest.mark.parametrize(
+    ("single", "multi", "values"),
+    [
+        ({"a": "false"}, {"a": ["true", "false"]}, ["true", "false"]),  # API Gateway's ?a=true&a=false
+        ({"a": "x"}, None, ["x"]),  # an event without the multi-value map
+        ({"b": "x"}, {"b": ["x"]}, []),
+        (None, None, []),
+    ],
+)
+def test_query_values_reads_every_value_of_a_repeated_parameter(
+    single: dict[str, str] | None, multi: dict[str, list[str]] | None, values: list[str]
+) -> None:
+    result = router.resolve(_query_event(single, multi), None)
+    assert json.loads(result["body"]) == {"values": values}
 
 
 def test_a_bug_is_a_500_that_reveals_nothing(capsys):

@@ -429,6 +429,22 @@ def query_parameter(app: Router, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def query_values(app: Router, name: str) -> list[str]:
+    """Every value of a query string parameter, in order, as API Gateway decoded them (empty when absent).
+
+    ``queryStringParameters`` keeps only the last of a repeated parameter (``?a=true&a=false`` reads ``false``), so a
+    check that must see each value reads ``multiValueQueryStringParameters``; an event without it (a hand-made one)
+    falls back to the single value.
+    """
+    event = app.current_event.raw_event
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, Mapping) and name in multi:
+        values = multi[name]
+        return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
+    single = query_parameter(app, name)
+    return [] if single is None else [single]
+
+
 def path_parameter(value: str, name: str) -> str:
     """A path parameter URL-decoded (REST APIs pass paths percent-encoded), strictly: bytes that are not UTF-8 are
     refused, not replaced with U+FFFD (which would make ``a%FF``, ``a%FE`` and ``a%C0`` one value).

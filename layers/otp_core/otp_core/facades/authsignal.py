@@ -608,12 +608,13 @@ def update_user(caller: Caller, user_id: str, body: Mapping[str, Any]) -> dict[s
     return found
 
 
-def delete_user(caller: Caller, user_id: str, actions: str | None) -> dict[str, Any]:
+def delete_user(caller: Caller, user_id: str, actions: Iterable[str]) -> dict[str, Any]:
     """``DELETE /users/{userId}``: delete the user's SMS authenticator (the native delete; it cancels the user's
     pending enrollments). Tracked actions cannot be deleted here (they expire with their tokens), so
-    ``?actions=true`` is refused."""
+    ``?actions=true`` is refused; ``actions`` holds every value of the query parameter, and any ``true`` among
+    them refuses (``?actions=true&actions=false`` must not delete as the last value alone would)."""
     user = http.path_user_id(user_id)
-    if actions is not None and actions.lower() == "true":
+    if any(value.lower() == "true" for value in actions):
         raise InvalidRequestError(
             "actions=true is not supported: this service cannot delete tracked actions; they expire with their tokens",
             errors=[FieldError("actions", "only false")],
