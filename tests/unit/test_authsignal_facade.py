@@ -376,6 +376,46 @@ def test_one_field_in_both_spellings_with_two_values_is_a_400(stack: Stack) -> N
     assert "ipAddress" in answer.json()["errorDescription"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "named"),
+    [
+        (
+            "PATCH",
+            "/users/u-1",
+            '{"phoneNumber": "+14155552671", "phoneNumber": "+14155552672", "phoneNumberVerified": true}',
+            "phoneNumber",
+        ),
+        ("POST", "/users/u-1/actions/signIn", '{"custom": {"plan": "free", "plan": "pro"}}', "plan"),
+        ("POST", "/users/u-1/actions/signIn", '{"custom": {"items": [{"id": 1, "id": 1}]}}', "id"),
+        ("POST", "/validate", '{"token": "t", "token": "t"}', "token"),
+        ("POST", "/validate", '{"token": "t", "\\u00e9 x": 1, "\\u00e9 x": 2}', None),
+    ],
+    ids=["top-level", "nested", "in-a-list-same-value", "same-value", "odd-key"],
+)
+def test_a_key_given_twice_in_one_object_is_a_400(
+    stack: Stack, method: str, path: str, body: str, named: str | None
+) -> None:
+    # When a body gives one key twice in an object, at any depth, with two values or the same one twice
+    answer = server(method, path, body)
+
+    # Then it is a 400 in Authsignal's shape that names the key when it is a plain name, and nothing happened
+    assert answer.status == 400, answer.text
+    assert answer.json()["errorCode"] == "invalid_request"
+    description = answer.json()["errorDescription"]
+    assert (f"{named} is given twice" if named else "gives a key twice") in description
+    assert stack.default.identities.get_authenticator("u-1") is None
+    assert stack.default.identities.attempts == {}
+
+
+def test_a_key_given_twice_on_a_client_route_is_a_400(stack: Stack) -> None:
+    token = sdk().track(user_id="u-2", action="signIn")["token"]
+    body = '{"phoneNumber": "+14155552671", "phoneNumber": "+14155552672"}'
+    answer = invoke("POST", "/client/user-authenticators/sms", body, Authorization=f"Bearer {token}")
+    assert answer.status == 400
+    assert answer.json()["errorCode"] == "invalid_request"
+    assert stack.default.sender.sent == []
+
+
 # ------------------------------------------------------------------------------------------------ credentials
 
 

@@ -266,18 +266,27 @@ def _check_strings(document: Any) -> None:
             item.encode("utf-8")
 
 
-def loads_strict(text: str) -> Any:
+def loads_strict(text: str, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """``json.loads`` for request bodies: finite numbers and encodable strings only, at any depth.
+
+    ``object_pairs_hook`` builds each object from its key/value pairs, in order, as ``json.loads``'s does (a caller
+    that refuses a key given twice raises a ``ValueError`` from it).
 
     Raises
     ------
     ValueError
         Not JSON, ``NaN``/``Infinity``/``-Infinity``, a number that overflows a double, an integer too long
-        for Python to convert, or a string holding an unpaired surrogate.
+        for Python to convert, or a string holding an unpaired surrogate; or what ``object_pairs_hook`` raised.
     RecursionError
         Nesting deeper than the interpreter allows.
     """
-    document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_double_range_int)
+    document = json.loads(
+        text,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+        parse_int=_double_range_int,
+        object_pairs_hook=object_pairs_hook,
+    )
     _check_strings(document)
     return document
 

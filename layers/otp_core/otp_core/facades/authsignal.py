@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -94,6 +95,9 @@ _CLIENT_FACTORS: Final = {
     "web": "PASSKEY",
 }
 
+# A key an error may repeat: a field name, never arbitrary input.
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
 _VALIDATE_FAILURES: Final = {
     "TOKEN_INVALID_OR_EXPIRED": "the token is invalid or expired",
     "TOKEN_ALREADY_USED": "the token was already validated; a token validates once",
@@ -163,6 +167,23 @@ def authsignal_proxy(proxy: dict[str, Any], *, client: bool = False) -> dict[str
 # ------------------------------------------------------------------------------------------------ requests
 
 
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__("a key is given twice")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of a repeated key silently: {"phoneNumber": A, "phoneNumber": B} would be B here
+    # and, to a proxy or log that reads the first, A.
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKeyError(key)
+        found[key] = value
+    return found
+
+
 def request_body(app: http.Router) -> dict[str, Any]:
     """The request's JSON object with camelCase keys (snake_case keys converted, ``null`` values dropped as the
     Python SDK drops them); no body is an empty object.
@@ -170,14 +191,20 @@ def request_body(app: http.Router) -> dict[str, Any]:
     Raises
     ------
     InvalidRequestError
-        Not JSON (non-finite numbers and lone surrogates included), not an object, or one field twice (in both
-        spellings) with two values.
+        Not JSON (non-finite numbers and lone surrogates included), not an object, a key given twice in one object
+        (at any depth), or one field twice (in both spellings) with two values.
     """
     text = http.request_text(app)
     if text is None or not text.strip():
         return {}
     try:
-        document = http.loads_strict(text)
+        document = http.loads_strict(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as exc:
+        if _PLAIN_KEY.fullmatch(exc.key):
+            raise InvalidRequestError(
+                f"{exc.key} is given twice", errors=[FieldError(exc.key, "given twice")]
+            ) from None
+        raise InvalidRequestError("the request body gives a key twice in one object") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidRequestError("the request body is not valid JSON") from exc
     if not isinstance(document, dict):
