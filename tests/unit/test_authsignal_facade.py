@@ -416,6 +416,17 @@ def test_a_key_given_twice_on_a_client_route_is_a_400(stack: Stack) -> None:
     assert stack.default.sender.sent == []
 
 
+@pytest.mark.parametrize("key", ["phone__number", "phone_Number", "Phone_number", "phone_number_", "_phone_number"])
+def test_a_key_that_is_not_real_snake_case_is_no_spelling_of_a_field(stack: Stack, key: str) -> None:
+    # When a verified number comes under a key that only looks like phone_number
+    answer = server("PATCH", "/users/u-3", {key: number(), "phoneNumberVerified": True})
+
+    # Then it is an unknown field, not phoneNumber: nothing is enrolled
+    assert answer.status == 400
+    assert "phoneNumber" in answer.json()["errorDescription"]
+    assert stack.default.identities.get_authenticator("u-3") is None
+
+
 # ------------------------------------------------------------------------------------------------ credentials
 
 
@@ -1213,6 +1224,12 @@ def test_server_routes_send_no_cors_headers(stack: Stack) -> None:
         ("skip_verification_check", "skipVerificationCheck"),
         ("_private", "_private"),
         ("token", "token"),
+        ("ip_v4_address", "ipV4Address"),
+        ("phone__number", "phone__number"),
+        ("phone_Number", "phone_Number"),
+        ("Phone_number", "Phone_number"),
+        ("phone_number_", "phone_number_"),
+        ("phone-number", "phone-number"),
     ],
 )
 def test_camel_keys(key: str, camel: str) -> None:

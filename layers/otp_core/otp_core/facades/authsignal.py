@@ -95,6 +95,8 @@ _CLIENT_FACTORS: Final = {
     "web": "PASSKEY",
 }
 
+# A key in snake_case (lower-case words joined by single underscores), the Python callers' spelling of a field.
+_SNAKE_CASE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 # A key an error may repeat: a field name, never arbitrary input.
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
@@ -233,10 +235,12 @@ def camel_keys(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _camel(key: str) -> str:
-    if "_" not in key.strip("_"):
+    # Only real snake_case is another spelling of a field: phone__number or phone_Number would otherwise also be
+    # phoneNumber, and stay unknown fields instead.
+    if not _SNAKE_CASE.fullmatch(key):
         return key
     head, *rest = key.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest if part)
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _native(model: type[Model], fields: Mapping[str, Any], rename: Mapping[str, str] | None = None) -> Model:
