@@ -1041,6 +1041,43 @@ def test_verify_checks_its_fields(stack: Stack) -> None:
     assert bad_code.status == 400 and "verificationCode" in bad_code.json()["errorDescription"]
 
 
+def test_field_errors_read_as_sentences(stack: Stack) -> None:
+    key = sdk().track(user_id="u-40", action="signIn")["idempotency_key"]
+
+    not_a_string = server("POST", "/verify", {"challengeId": 5, "verificationCode": "123456"})
+    no_state = server("PATCH", f"/users/u-40/actions/signIn/{key}", {})
+    bad_state = server("PATCH", f"/users/u-40/actions/signIn/{key}", {"state": "X"})
+
+    descriptions = [answer.json()["errorDescription"] for answer in (not_a_string, no_state, bad_state)]
+    assert descriptions[0].startswith("challengeId must be a string of 1-256 characters (")
+    assert descriptions[1] == "state is required (state: required)"
+    assert descriptions[2].startswith("state must be one of ALLOW, BLOCK, ")
+    assert all(" is must " not in description for description in descriptions)
+
+
+def test_a_code_of_the_wrong_length_is_named_verification_code(stack: Stack) -> None:
+    # Given a server challenge and a client enrollment, each with a code sent
+    started = _challenge(sdk(), number())
+    length = len(stack.default.sender.last_code())
+    token = sdk().track(user_id="u-41", action="signIn")["token"]
+    client("POST", "/client/user-authenticators/sms", token, {"phoneNumber": number()})
+
+    # When each is verified with a code one digit short (the wire model's 4-10 digits, not the policy's length)
+    short = "1" * (length - 1)
+    answers = [
+        server("POST", "/verify", {"challengeId": started["challenge_id"], "verificationCode": short}),
+        client("POST", "/client/verify/sms", token, {"verificationCode": short}),
+    ]
+
+    # Then the 400 names the field as the Authsignal request does, in its description too
+    for answer in answers:
+        assert answer.status == 400
+        expected = (
+            f"verificationCode must be exactly {length} digits (verificationCode: must be exactly {length} digits)"
+        )
+        assert answer.json()["errorDescription"] == expected
+
+
 # ------------------------------------------------------------------------------------------------ client routes
 
 

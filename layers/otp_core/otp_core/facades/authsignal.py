@@ -21,7 +21,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import unquote
@@ -260,6 +261,21 @@ def _renamed(field: str, rename: Mapping[str, str]) -> str:
     return rename.get(head, head) + dot + rest
 
 
+@contextmanager
+def _named_as_sent(rename: Mapping[str, str]) -> Iterator[None]:
+    """A native use case's errors with their fields named as the Authsignal request names them (``rename``: native
+    name -> Authsignal name), described anew when one is renamed: the native description names the native field
+    ("code must be 6 digits" of a ``verificationCode``)."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        errors = [FieldError(_renamed(error.field, rename), error.message) for error in exc.errors]
+        if errors == exc.errors:
+            raise
+        detail = "; ".join(_described(error.field, error.message) for error in errors)
+        raise InvalidRequestError(detail, errors=errors) from None
+
+
 def _refuse(body: Mapping[str, Any], refused: Mapping[str, str]) -> None:
     for name, why in refused.items():
         if name in body:
@@ -270,8 +286,13 @@ def _string(body: Mapping[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value or len(value) > 256:
         why = "required" if value is None else "must be a string of 1-256 characters"
-        raise InvalidRequestError(f"{name} is {why}", errors=[FieldError(name, why)])
+        raise InvalidRequestError(_described(name, why), errors=[FieldError(name, why)])
     return value
+
+
+def _described(name: str, why: str) -> str:
+    # "challengeId is required", "challengeId must be a string..." (a field error's message, as a sentence).
+    return f"{name} is {why}" if why == "required" else f"{name} {why}"
 
 
 def _optional_string(body: Mapping[str, Any], name: str) -> str | None:
@@ -558,7 +579,7 @@ def update_action(caller: Caller, user_id: str, action: str, key: str, body: Map
     state = body.get("state")
     if not isinstance(state, str) or state not in ACTION_STATES:
         why = "required" if state is None else "must be one of " + ", ".join(sorted(ACTION_STATES))
-        raise InvalidRequestError(f"state is {why}", errors=[FieldError("state", why)])
+        raise InvalidRequestError(_described("state", why), errors=[FieldError("state", why)])
     _, attempt = _attempt(caller, user_id, action, key)
     if state != attempt.state:
         raise InvalidRequestError(
@@ -702,6 +723,8 @@ def delete_authenticator(caller: Caller, user_id: str, authenticator_id: str) ->
 
 # ------------------------------------------------------------------------------------- challenge, verify, claim
 
+# The native name of the code a verify sends, and Authsignal's.
+_CODE: Final = {"code": "verificationCode"}
 _CHALLENGE_REFUSED: Final = {
     "idempotencyKey": "this service names each challenge itself; use the challengeId of the answer",
     "challengeId": "start a new challenge; a challenge's code is sent again only by the client routes",
@@ -761,8 +784,9 @@ def verify(caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
     from otp_core.models import VerifyChallengeRequest
 
     challenge_id = _string(body, "challengeId")
-    request = _native(VerifyChallengeRequest, {"code": body.get("verificationCode")}, {"code": "verificationCode"})
-    check = runtime.code_checker(caller.app_id).check_code(challenge_id, request.code, caller.policy)
+    request = _native(VerifyChallengeRequest, {"code": body.get("verificationCode")}, _CODE)
+    with _named_as_sent(_CODE):
+        check = runtime.code_checker(caller.app_id).check_code(challenge_id, request.code, caller.policy)
     if not check.verified or check.challenge is None:
         return {"isVerified": False, "failureReason": check.failure_reason}
     return {"isVerified": True, "verificationMethod": SMS, "phoneNumber": check.challenge.phone_number}
@@ -823,8 +847,9 @@ def client_verify(session: ClientSession, body: Mapping[str, Any]) -> dict[str, 
     the new ``userAuthenticator``."""
     from otp_core.models import VerifyChallengeRequest
 
-    request = _native(VerifyChallengeRequest, {"code": body.get("verificationCode")}, {"code": "verificationCode"})
-    verification = runtime.client_flows(session.app_id).verify(session.claims, request.code, session.policy)
+    request = _native(VerifyChallengeRequest, {"code": body.get("verificationCode")}, _CODE)
+    with _named_as_sent(_CODE):
+        verification = runtime.client_flows(session.app_id).verify(session.claims, request.code, session.policy)
     check = verification.check
     if not check.verified or verification.token is None:
         return {"isVerified": False, "failureReason": check.failure_reason}
