@@ -57,8 +57,9 @@ class Router:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         compiled = [(route, *_compile(route.path)) for route in routes]
-        # API Gateway prefers /a/b over /a/{x} and {x} over {x+}; fewer parameters first approximates that.
-        self._routes = sorted(compiled, key=lambda item: (item[3], item[2].count("{")))
+        # API Gateway walks the path a segment at a time, preferring a literal segment to {x} and {x} to {x+}:
+        # /a/client/{proxy+} before /a/{proxy+}, /a/b before /a/{x}.
+        self._routes = sorted(compiled, key=lambda item: _specificity(item[2]))
 
     def match(self, method: str, path: str) -> RouteMatch | None:
         """The route for ``method`` and ``path`` (raw, without query string), or None."""
@@ -69,6 +70,15 @@ class Router:
                 params = {name: unquote(value) for name, value in found.groupdict().items()}
                 return RouteMatch(route, _original_names(route.path, params))
         return None
+
+
+def _specificity(path: str) -> list[int]:
+    """Sorts the routes a path could match most specific first: per segment, literal 0, {x} 1, {x+} 2."""
+    ranks = []
+    for segment in path.strip("/").split("/"):
+        name = re.fullmatch(r"\{([^}]+?)(\+?)\}", segment)
+        ranks.append(0 if name is None else 2 if name.group(2) else 1)
+    return ranks
 
 
 def _compile(path: str) -> tuple[re.Pattern[str], str, bool]:

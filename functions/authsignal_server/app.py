@@ -9,12 +9,14 @@ authorizer does (by digest; the admin key is refused). Each route calls the nati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from otp_core import runtime
+from otp_core.errors import InvalidRequestError
 from otp_core.facades import authsignal
 from otp_core.facades.authsignal import PREFIX
 from otp_core.http import Response, make_resolver, public_base_url, query_values
@@ -104,6 +106,30 @@ def verify() -> Response:
 def claim() -> Response:
     who = caller()
     return authsignal.answer(authsignal.claim(who, authsignal.request_body(app)))
+
+
+# The SDKs' methods of features this service does not have, routed so that they answer a 400 the SDKs read (in
+# Authsignal's error shape, after the key is checked) rather than API Gateway's 404.
+UNSUPPORTED = {
+    ("GET", f"{PREFIX}/users"): "queryUsers is not available: this service looks users up by ID only",
+    ("GET", f"{USER}/actions"): "queryUserActions is not available: read an action with getAction",
+    ("GET", f"{PREFIX}/challenges"): "getChallenge is not available: a challenge is read through its verify answer",
+    ("POST", f"{PREFIX}/sessions"): "sessions are not available: validate the verification token with /validate",
+    ("POST", f"{PREFIX}/sessions/<operation>"): "sessions are not available: validate tokens with /validate",
+    ("POST", f"{PREFIX}/sessions/user/revoke"): "sessions are not available: this service issues no session",
+}
+
+
+def _unsupported(why: str) -> Callable[..., Response]:
+    def refuse(**_: str) -> Response:
+        caller()
+        raise InvalidRequestError(why)
+
+    return refuse
+
+
+for (_method, _rule), _why in UNSUPPORTED.items():
+    app.route(_method, _rule)(_unsupported(_why))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

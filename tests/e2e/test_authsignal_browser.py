@@ -100,7 +100,7 @@ def test_a_new_user_enrolls_a_number_in_the_browser(api: Api, page: Any, shop: t
     # answers the success token, which the app's server validates once
     wrong = f"{(int(right) + 1) % 10 ** len(right):0{len(right)}d}"
     missed = page.evaluate(VERIFY, wrong)
-    assert missed == {"data": {"isVerified": False, "failureReason": missed["data"]["failureReason"]}}, missed
+    assert missed == {"data": {"isVerified": False, "failureReason": "CODE_INVALID_OR_EXPIRED"}}, missed
     verified = page.evaluate(VERIFY, right)["data"]
     assert verified["isVerified"] is True
     assert verified["userAuthenticator"]["verificationMethod"] == "SMS"
@@ -133,7 +133,8 @@ def test_an_enrolled_user_is_challenged_in_the_browser(api: Api, page: Any, shop
     action = server(api, key).get_action(user_id=user, action="signIn", idempotency_key=tracked["idempotency_key"])
     assert action["state"] == "CHALLENGE_SUCCEEDED"
     again = page.evaluate(VERIFY, code_of(api, phone))
-    assert again.get("data", {}).get("isVerified") is not True, again
+    assert again == {"data": {"isVerified": False, "failureReason": again["data"]["failureReason"]}}, again
+    assert again["data"]["failureReason"] in ("CODE_INVALID_OR_EXPIRED", "MAX_ATTEMPTS_EXCEEDED"), again
     assert server(api, key).validate_challenge({"token": verified["token"]})["is_valid"] is True
 
 
@@ -154,7 +155,7 @@ def test_an_invalid_token_takes_the_sdk_s_expired_token_path(
     assert api.outbox(phone) == []  # nothing was sent
 
 
-def test_another_app_s_token_cannot_be_used_from_this_app_s_page(
+def test_this_app_s_page_cannot_read_answers_to_another_app_s_token(
     api: Api,
     page: Any,
     shop: tuple[str, str],
@@ -167,5 +168,28 @@ def test_another_app_s_token_cannot_be_used_from_this_app_s_page(
     start(api, page, app_id, token)
 
     # When this app's page uses it, the browser cannot read the answer: the SDK's fetch fails
-    failed = page.evaluate("() => window.sdk.sms.challenge().then(() => 'answered', (error) => error.name)")
-    assert failed == "TypeError"
+    call = "() => window.sdk.sms.challenge().then((answer) => answer, (error) => error.name)"
+    assert page.evaluate(call) == "TypeError"
+
+    # While the same page reads the answer to this app's own token (the user has no number: a 409)
+    start(api, page, app_id, server(api, shop[1]).track(user_id=f"e2e-{uuid.uuid4()}", action="signIn")["token"])
+    own = page.evaluate(call)
+    assert own["errorCode"] == "conflict" and own["errorDescription"], own
+
+
+def test_the_sdk_s_other_factors_answer_a_400_that_names_the_factor(api: Api, page: Any, shop: tuple[str, str]) -> None:
+    app_id, key = shop
+    start(api, page, app_id, server(api, key).track(user_id=f"e2e-{uuid.uuid4()}", action="signIn")["token"])
+    calls = {
+        "() => window.sdk.totp.enroll()": "AUTHENTICATOR_APP",
+        "() => window.sdk.totp.verify({code: '123456'})": "AUTHENTICATOR_APP",
+        "() => window.sdk.email.enroll({email: 'a@example.com'})": "EMAIL_OTP",
+        "() => window.sdk.email.challenge()": "EMAIL_OTP",
+        "() => window.sdk.whatsapp.challenge()": "WHATSAPP",
+        "() => window.sdk.push.challenge({action: 'signIn'})": "PUSH",
+    }
+    for call, factor in calls.items():
+        answer = page.evaluate(call)
+        assert answer["errorCode"] == "invalid_request", (call, answer)
+        assert factor in answer["errorDescription"], (call, answer)
+    assert page.evaluate("window.expired") == 0  # a 400, not an expired token

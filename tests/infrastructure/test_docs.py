@@ -38,6 +38,8 @@ AUTHSIGNAL_SERVER = (
     " verify, claim)"
 )
 AUTHSIGNAL_CLIENT = "(`/client/user-authenticators/sms`, `/client/challenge/sms`, `/client/verify/sms`) with `Bearer"
+# The routes of the SDKs' methods this service does not have (sessions, queries, other factors) answer its errors.
+AUTHSIGNAL_ERRORS = 'exactly `Content-Type: application/json`; errors `{"error", "errorCode", "errorDescription"}`'
 PROSE_ROUTES = {
     ("GET", "/v1/hosted/challenge"): "`<base>/v1/hosted/challenge#token=<client token>`",
     ("GET", "/v1/hosted/challenge.js"): "the hosted page's static routes are public",
@@ -69,6 +71,19 @@ PROSE_ROUTES = {
     ("OPTIONS", "/authsignal/v1/client/challenge/sms"): AUTHSIGNAL_CLIENT,
     ("POST", "/authsignal/v1/client/verify/sms"): AUTHSIGNAL_CLIENT,
     ("OPTIONS", "/authsignal/v1/client/verify/sms"): AUTHSIGNAL_CLIENT,
+    ("GET", "/authsignal/v1/users"): AUTHSIGNAL_ERRORS,
+    ("GET", "/authsignal/v1/users/{userId}/actions"): AUTHSIGNAL_ERRORS,
+    ("GET", "/authsignal/v1/challenges"): AUTHSIGNAL_ERRORS,
+    ("POST", "/authsignal/v1/sessions"): AUTHSIGNAL_ERRORS,
+    ("POST", "/authsignal/v1/sessions/{operation}"): AUTHSIGNAL_ERRORS,
+    ("POST", "/authsignal/v1/sessions/user/revoke"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/challenge"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/challenge/{factor}"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/user-authenticators/{factor}"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/user-authenticators/{factor}/{step}"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/user-authenticators/{factor}/{step}/{platform}"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/verify/{factor}"): AUTHSIGNAL_ERRORS,
+    ("ANY", "/authsignal/v1/client/verify/{factor}/{step}"): AUTHSIGNAL_ERRORS,
 }
 
 
@@ -194,6 +209,8 @@ def test_prose_names_a_route_only_while_its_text_is_there():
         + AUTHSIGNAL_SERVER
         + " and the client routes "
         + AUTHSIGNAL_CLIENT
+        + ", with "
+        + AUTHSIGNAL_ERRORS
     )
     assert documented(text) == set(PROSE_ROUTES)
     assert documented("the hosted page") == set()

@@ -267,6 +267,31 @@ def test_router_prefers_literal_segments_over_parameters() -> None:
     assert match.route.function_id == "Health"
 
 
+def test_router_walks_the_path_a_segment_at_a_time_as_api_gateway_does() -> None:
+    # Given routes that could each match some of the same paths, listed least specific first
+    router = Router(
+        [
+            Route("ANY", "/a/{proxy+}", "Greedy", None),
+            Route("ANY", "/a/client/{proxy+}", "ClientGreedy", None),
+            Route("POST", "/a/{x}/b", "ParamThenLiteral", None),
+            Route("POST", "/a/client/{factor}", "ClientFactor", None),
+            Route("POST", "/a/client/sms", "ClientSms", None),
+        ]
+    )
+
+    def served(path: str) -> str | None:
+        match = router.match("POST", path)
+        return None if match is None else match.route.function_id
+
+    # Then at each segment a literal beats {x}, and {x} beats {x+}
+    assert served("/a/client/sms") == "ClientSms"
+    assert served("/a/client/totp") == "ClientFactor"
+    assert served("/a/client/b") == "ClientFactor"  # /a/client/{factor}: "client" is literal at the second segment
+    assert served("/a/other/b") == "ParamThenLiteral"
+    assert served("/a/client/totp/web") == "ClientGreedy"
+    assert served("/a/other/c/d") == "Greedy"
+
+
 def test_router_rejects_unknown_paths_and_other_methods(template: Template) -> None:
     router = Router(template.routes)
     assert router.match("GET", "/v1/nope") is None

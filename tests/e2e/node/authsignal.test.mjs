@@ -21,9 +21,13 @@ function required(name) {
   return value;
 }
 
-/** What a migrating app changes: apiUrl points at the stack's facade; the secret is an app's API key. */
+const clients = new Map();
+
+/** What a migrating app changes: apiUrl points at the stack's facade; the secret is an app's API key. One client
+ * per key, as an app holds one (each new client adds its retry interceptor to the shared axios). */
 function sdk(apiSecretKey = required("API_KEY")) {
-  return new Authsignal({ apiSecretKey, apiUrl: API_URL });
+  if (!clients.has(apiSecretKey)) clients.set(apiSecretKey, new Authsignal({ apiSecretKey, apiUrl: API_URL }));
+  return clients.get(apiSecretKey);
 }
 
 function newPhone() {
@@ -449,5 +453,26 @@ describe("the sign-in trio: challenge, verify, claimChallenge", () => {
       "unauthorized",
     );
     await refused(() => stranger.validateChallenge({ token: "x" }), 401, "unauthorized");
+  });
+
+  it("the SDK's methods of features this service does not have answer a 400 that says so", async () => {
+    const authsignal = sdk();
+    const userId = newUser();
+    const calls = {
+      queryUsers: () => authsignal.queryUsers({ phoneNumber: "+14155552671", limit: 10 }),
+      queryUserActions: () => authsignal.queryUserActions({ userId, actionCodes: ["signIn"] }),
+      getChallenge: () => authsignal.getChallenge({ userId, action: "signIn", verificationMethod: "SMS" }),
+      createSession: () => authsignal.createSession({ clientId: "web", token: "x" }),
+      validateSession: () => authsignal.validateSession({ accessToken: "x" }),
+      refreshSession: () => authsignal.refreshSession({ refreshToken: "x" }),
+      revokeSession: () => authsignal.revokeSession({ accessToken: "x" }),
+      revokeUserSessions: () => authsignal.revokeUserSessions({ userId }),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      const error = await refused(call, 400, "invalid_request");
+      assert.match(error.errorDescription, /not available/, name);
+    }
+    // The key is checked first: a stranger's call is a 401 there too
+    await refused(() => sdk("sk_not-a-key").queryUsers({ limit: 1 }), 401, "unauthorized");
   });
 });
