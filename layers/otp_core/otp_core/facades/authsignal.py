@@ -794,8 +794,9 @@ def verify(caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def claim(caller: Caller, body: Mapping[str, Any]) -> dict[str, Any]:
     """``POST /claim`` ``{"challengeId", "userId"}``: the native claim, and the token ``/validate`` then accepts
-    once. A verified challenge issues one token: claiming it again (the same user) is a 409 here, since a second
-    token would let one code validate twice."""
+    once. A challenge is claimed here once, in one conditional write (a second claim, the same user's too, is a
+    409): one claim, one token. Validation does not rely on it: ``/validate`` spends the challenge with the token,
+    so of all the tokens a challenge produced (a claim's, a native verify's, a client verify's) one validates."""
     from otp_core.models import ClaimChallengeRequest
 
     if body.get("skipVerificationCheck") not in (None, False):
