@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import importlib
@@ -11,6 +12,7 @@ import os
 import re
 import sys
 import threading
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -55,13 +57,19 @@ def load_event(function: str) -> dict[str, Any]:
 class Request:
     """How one request differs from its function's events/ file.
 
-    ``body`` replaces the JSON body (None: no body); ``token`` is the authorizer's ``authorizationToken``.
+    ``body`` replaces the JSON body (None: no body), ``form`` replaces it with a form-encoded one; ``token`` is the
+    authorizer's ``authorizationToken``; ``event`` names the events/ file when it is not the function's;
+    ``resource`` and ``path_parameters`` move the request to another route of the function.
     """
 
     body: Any = _DEFAULT
     challenge_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     token: str | None = None
+    event: str | None = None
+    form: dict[str, str] | None = None
+    resource: str | None = None
+    path_parameters: dict[str, str] | None = None
 
 
 def build_event(template_event: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -73,9 +81,17 @@ def build_event(template_event: dict[str, Any], request: Request) -> dict[str, A
         return event
     if request.body is not _DEFAULT:
         event["body"] = None if request.body is None else json.dumps(request.body)
+    if request.form is not None:
+        event["body"] = urllib.parse.urlencode(request.form)
     if request.challenge_id is not None:
         event["pathParameters"] = {"challengeId": request.challenge_id}
         event["path"] = event["resource"].replace("{challengeId}", request.challenge_id)
+    if request.resource is not None or request.path_parameters is not None:
+        event["resource"] = request.resource or event["resource"]
+        parameters = request.path_parameters if request.path_parameters is not None else event["pathParameters"]
+        event["pathParameters"] = parameters or None
+        event["path"] = re.sub(r"\{([^}]+)\}", lambda match: (parameters or {})[match.group(1)], event["resource"])
+        event["requestContext"].update(resourcePath=event["resource"], path=f"/api{event['path']}")
     if request.headers:
         event["headers"] = {**(event.get("headers") or {}), **request.headers}
         event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
@@ -178,7 +194,8 @@ class Lab:
     def invoke(self, function: str, request: Request | None = None, *, fresh: bool = False) -> Reply:
         """Run a handler with its events/ file changed as ``request`` says."""
         module = self.module(function, fresh=fresh)
-        event = build_event(load_event(function), request or Request())
+        request = request or Request()
+        event = build_event(load_event(request.event or function), request)
         spec = self.template.find_function(function)
         context = LambdaContext(
             function_name=f"bench-{spec.logical_id}",
@@ -335,6 +352,46 @@ def _claim(lab: Lab) -> Request:
     return Request(body={"userId": CLAIM_USER}, challenge_id=lab.verified().challenge_id)
 
 
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _twilio(lab: Lab, resource: str, form: dict[str, str]) -> Request:
+    """A twilio-python request to the bench app's Verify Service (its SIDs from the app record, its key)."""
+    from otp_core.apps import DEFAULT_APP
+
+    sid = runtime.app_admin().get(DEFAULT_APP).sid
+    return Request(
+        event="twilio_verify_create",
+        form=form,
+        resource=f"/twilio/v2/Services/{{ServiceSid}}/{resource}",
+        path_parameters={"ServiceSid": f"VA{sid}"},
+        headers=_basic(f"AC{sid}", API_KEY),
+    )
+
+
+def _twilio_create(lab: Lab) -> Request:
+    return _twilio(lab, "Verifications", {"To": lab.new_phone(), "Channel": "sms"})
+
+
+def _twilio_check(lab: Lab) -> Request:
+    """A VerificationCheck with the right code of a verification the facade just started."""
+    phone = lab.new_phone()
+    started = lab.invoke("twilio_verify", _twilio(lab, "Verifications", {"To": phone, "Channel": "sms"}))
+    if started.status != "201":
+        raise RuntimeError(f"starting a Twilio verification answered {started.status}: {started.body}")
+    return _twilio(lab, "VerificationCheck", {"To": phone, "Code": lab.sms_code(phone)})
+
+
+def _authsignal_claim(lab: Lab) -> Request:
+    return Request(
+        body={"challengeId": lab.verified().challenge_id, "userId": CLAIM_USER},
+        resource="/authsignal/v1/claim",
+        path_parameters={},
+        headers=_basic(API_KEY, ""),
+    )
+
+
 def scenarios() -> list[Scenario]:
     """The requests measured, with the targets their warm requests must meet."""
     one_write = Limit("writes", 1, exactly=True)
@@ -383,6 +440,20 @@ def scenarios() -> list[Scenario]:
             Target(),
             lambda lab: _pair(lambda: Request(token=f"Bearer {API_KEY}")),
         ),
+        # The facades: their requests next to the native ones they map to (the create's send target holds too).
+        Scenario(
+            "Twilio Verify create",
+            "twilio_verify",
+            Target((one_write, Limit("sns_publishes", 1, exactly=True))),
+            lambda lab: _pair(lambda: _twilio_create(lab)),
+        ),
+        Scenario(
+            "Twilio Verify check, right code",
+            "twilio_verify",
+            Target((Limit("writes", 2),)),
+            lambda lab: _pair(lambda: _twilio_check(lab)),
+        ),
+        Scenario("Authsignal claim", "authsignal_server", Target(), lambda lab: _pair(lambda: _authsignal_claim(lab))),
     ]
 
 
