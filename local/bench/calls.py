@@ -358,7 +358,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 def _twilio(lab: Lab, resource: str, form: dict[str, str]) -> Request:
     """A twilio-python request to the bench app's Verify Service (its SIDs from the app record, its key)."""
-    from otp_core.apps import DEFAULT_APP
+    from otp_core.records import DEFAULT_APP
 
     sid = runtime.app_admin().get(DEFAULT_APP).sid
     return Request(
