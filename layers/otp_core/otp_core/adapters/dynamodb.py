@@ -691,28 +691,19 @@ class DynamoChallengeRepository(ChallengeRepository):
     @tracer.capture_method(capture_response=False)
     def cancel(self, challenge_id: str, now: int) -> Challenge | None:
         mine, app_value = self._app_condition()
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=challenge_key(challenge_id),
-                UpdateExpression="SET #state = :expired, expiresAt = :now, canceledAt = :now",
-                ConditionExpression=f"{mine} AND #state = :pending AND attempts < maxAttempts AND expiresAt > :now",
-                ExpressionAttributeNames={"#state": "state", "#app": "app"},
-                ExpressionAttributeValues={
-                    **app_value,
-                    ":expired": _s(ChallengeState.EXPIRED.value),
-                    ":pending": _s(ChallengeState.PENDING.value),
-                    ":now": _n(now),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise DependencyError("the challenge store is unavailable; retry later") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("the challenge store is unavailable; retry later") from exc
-        return from_item(response["Attributes"])
+        item = self._update_if(
+            Key=challenge_key(challenge_id),
+            UpdateExpression="SET #state = :expired, expiresAt = :now, canceledAt = :now",
+            ConditionExpression=f"{mine} AND #state = :pending AND attempts < maxAttempts AND expiresAt > :now",
+            ExpressionAttributeNames={"#state": "state", "#app": "app"},
+            ExpressionAttributeValues={
+                **app_value,
+                ":expired": _s(ChallengeState.EXPIRED.value),
+                ":pending": _s(ChallengeState.PENDING.value),
+                ":now": _n(now),
+            },
+        )
+        return None if item is None else from_item(item)
 
     # -- claim --------------------------------------------------------------------------------------------
 
@@ -723,29 +714,35 @@ class DynamoChallengeRepository(ChallengeRepository):
         claimable = "#state = :verified AND claimableUntil > :now AND (attribute_not_exists(userId) OR userId = :user)"
         if again:
             claimable = f"({claimable}) OR (#state = :claimed AND claimedBy = :user)"
+        item = self._update_if(
+            Key=challenge_key(challenge_id),
+            UpdateExpression="SET #state = :claimed, claimedBy = :user, claimedAt = if_not_exists(claimedAt, :now)",
+            ConditionExpression=f"{mine} AND ({claimable})",
+            ExpressionAttributeNames={"#state": "state", "#app": "app"},
+            ExpressionAttributeValues={
+                **app_value,
+                ":claimed": _s(ChallengeState.CLAIMED.value),
+                ":verified": _s(ChallengeState.VERIFIED.value),
+                ":user": _s(user_id),
+                ":now": _n(now),
+            },
+        )
+        if item is None:
+            raise ConflictError("this challenge is not verified or is already claimed")
+        return from_item(item)
+
+    def _update_if(self, **request: Any) -> Item | None:
+        """One conditional ``UpdateItem`` of the table: the item as written, or None when its condition failed."""
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=challenge_key(challenge_id),
-                UpdateExpression="SET #state = :claimed, claimedBy = :user, claimedAt = if_not_exists(claimedAt, :now)",
-                ConditionExpression=f"{mine} AND ({claimable})",
-                ExpressionAttributeNames={"#state": "state", "#app": "app"},
-                ExpressionAttributeValues={
-                    **app_value,
-                    ":claimed": _s(ChallengeState.CLAIMED.value),
-                    ":verified": _s(ChallengeState.VERIFIED.value),
-                    ":user": _s(user_id),
-                    ":now": _n(now),
-                },
-                ReturnValues="ALL_NEW",
-            )
+            response = self._client.update_item(TableName=self._table, ReturnValues="ALL_NEW", **request)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConflictError("this challenge is not verified or is already claimed") from exc
+                return None
             raise DependencyError("the challenge store is unavailable; retry later") from exc
         except BotoCoreError as exc:
             raise DependencyError("the challenge store is unavailable; retry later") from exc
-        return from_item(response["Attributes"])
+        attributes: Item = response["Attributes"]
+        return attributes
 
     # -- building blocks ----------------------------------------------------------------------------------
 
