@@ -36,7 +36,6 @@ from otp_core.facades.twilio import (
     TwilioCredentials,
     TwilioError,
     TwilioVerify,
-    basic_credentials,
     parse_form,
     send_times,
     serve,
@@ -44,6 +43,7 @@ from otp_core.facades.twilio import (
     verification_sid,
 )
 from otp_core.fraud import Block, Reason, parse_bucket
+from otp_core.http import basic_credentials
 from otp_core.records import ChallengeState
 from otp_core.settings import Settings
 from tests.fakes import FakeClock

@@ -379,6 +379,19 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(user name, password) of an HTTP Basic ``Authorization`` header, or None."""
+    scheme, _, encoded = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
+
+
 def source_ip(app: Router) -> str | None:
     """The caller's IP as API Gateway saw it, for the per-IP send cap of end-user endpoints."""
     return app.current_event.request_context.identity.source_ip or None

@@ -370,18 +370,10 @@ def basic_key(authorization: str | None) -> str:
     UnauthorizedError
         No Basic header, or one that does not decode to a user name and an empty password.
     """
-    scheme, _, encoded = (authorization or "").strip().partition(" ")
-    refused = UnauthorizedError("use HTTP Basic with the app's API key as user name and an empty password")
-    if scheme.lower() != "basic" or not encoded.strip():
-        raise refused
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise refused from None
-    key, colon, password = decoded.partition(":")
-    if not colon or password or not key:
-        raise refused
-    return key
+    credentials = http.basic_credentials(authorization)
+    if credentials is None or credentials[1] or not credentials[0]:
+        raise UnauthorizedError("use HTTP Basic with the app's API key as user name and an empty password")
+    return credentials[0]
 
 
 def server_caller(authorization: str | None) -> Caller:

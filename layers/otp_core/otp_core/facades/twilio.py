@@ -23,8 +23,6 @@ as unknown fields are.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -54,6 +52,7 @@ from otp_core.errors import (
     UnsupportedCountryError,
     UnsupportedNumberTypeError,
 )
+from otp_core.http import basic_credentials
 from otp_core.messages import app_template, check_app_name, check_template
 from otp_core.observability import logger
 from otp_core.ports import IdentityRepository
@@ -216,19 +215,6 @@ def parse_form(body: str | None, content_type: str | None) -> dict[str, str]:
             raise invalid(name if name in _KNOWN_FIELDS else "body", "given more than once")
         form[name] = value
     return form
-
-
-def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """(user name, password) of an HTTP Basic ``Authorization`` header, or None."""
-    scheme, _, encoded = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip():
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    user, colon, password = decoded.partition(":")
-    return (user, password) if colon else None
 
 
 def _sid_digits(sid: str, prefix: str) -> str | None:
